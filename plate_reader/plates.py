@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "PROVINCES",
     "LETTERS",
+    "AUTHORITY",
     "DIGITS",
     "ALNUM",
     "SUFFIXES",
@@ -35,6 +36,9 @@ __all__ = [
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # I and O are never issued: they would be confused with 1 and 0.
 LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+# The issuing-authority letter may also be O: GA 36 reserves it for police/government fleets (粤O, 京O), and
+# such plates are on the road (two in the EasyPR set). Serial characters never use I or O.
+AUTHORITY = LETTERS + "O"
 DIGITS = "0123456789"
 ALNUM = LETTERS + DIGITS
 SUFFIXES = "学挂警港澳领使"
@@ -122,16 +126,16 @@ def _t(kind: str, *slots: str) -> Template:
 
 
 TEMPLATES: tuple[Template, ...] = (
-    _t("ordinary", PROVINCES, LETTERS, ALNUM, ALNUM, ALNUM, ALNUM, ALNUM),
-    _t("new_energy_small", PROVINCES, LETTERS, POWERTRAIN_SMALL, ALNUM, DIGITS, DIGITS, DIGITS, DIGITS),
-    _t("new_energy_large", PROVINCES, LETTERS, DIGITS, DIGITS, DIGITS, DIGITS, DIGITS, POWERTRAIN_LARGE),
-    _t("trailer", PROVINCES, LETTERS, ALNUM, ALNUM, ALNUM, ALNUM, "挂"),
-    _t("learner", PROVINCES, LETTERS, ALNUM, ALNUM, ALNUM, ALNUM, "学"),
-    _t("police", PROVINCES, LETTERS, ALNUM, ALNUM, ALNUM, ALNUM, "警"),
+    _t("ordinary", PROVINCES, AUTHORITY, ALNUM, ALNUM, ALNUM, ALNUM, ALNUM),
+    _t("new_energy_small", PROVINCES, AUTHORITY, POWERTRAIN_SMALL, ALNUM, DIGITS, DIGITS, DIGITS, DIGITS),
+    _t("new_energy_large", PROVINCES, AUTHORITY, DIGITS, DIGITS, DIGITS, DIGITS, DIGITS, POWERTRAIN_LARGE),
+    _t("trailer", PROVINCES, AUTHORITY, ALNUM, ALNUM, ALNUM, ALNUM, "挂"),
+    _t("learner", PROVINCES, AUTHORITY, ALNUM, ALNUM, ALNUM, ALNUM, "学"),
+    _t("police", PROVINCES, AUTHORITY, ALNUM, ALNUM, ALNUM, ALNUM, "警"),
     # Hong Kong / Macau cross-border vehicles are registered in Guangdong under 粤Z.
     _t("hongkong", "粤", "Z", ALNUM, ALNUM, ALNUM, ALNUM, "港"),
     _t("macau", "粤", "Z", ALNUM, ALNUM, ALNUM, ALNUM, "澳"),
-    _t("consulate", PROVINCES, LETTERS, ALNUM, ALNUM, ALNUM, ALNUM, "领"),
+    _t("consulate", PROVINCES, AUTHORITY, ALNUM, ALNUM, ALNUM, ALNUM, "领"),
     # Embassy plates: 使 + 3-digit mission code + 3-digit serial (old style), or the code first and 使 last.
     _t("embassy", "使", DIGITS, DIGITS, DIGITS, DIGITS, DIGITS, DIGITS),
     _t("embassy", DIGITS, DIGITS, DIGITS, DIGITS, DIGITS, DIGITS, "使"),
@@ -166,9 +170,9 @@ def _explain(text: str) -> str:
         return f"使馆车牌应为 使+6位数字 / embassy plate must be 使 plus 6 digits: {text!r}"
     if text[0] not in PROVINCES:
         return f"首字符不是省份简称 / first character {text[0]!r} is not one of the 31 province abbreviations"
-    if len(text) < 2 or text[1] not in LETTERS:
+    if len(text) < 2 or text[1] not in AUTHORITY:
         got = text[1] if len(text) > 1 else "nothing"
-        return f"第二位应为发牌机关字母（无 I/O） / second character must be a letter A-Z without I/O, got {got!r}"
+        return f"第二位应为发牌机关字母（无 I） / second character must be a letter A-Z other than I, got {got!r}"
     if len(text) not in (7, 8):
         return f"车牌应为7位或8位（新能源） / plate must have 7 characters (8 for new energy), got {len(text)}"
     bad = [c for c in text[2:] if c not in ALNUM and c not in SUFFIXES]

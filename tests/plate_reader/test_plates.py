@@ -113,3 +113,8 @@ def test_repair(raw, fixed):
 def test_repair_respects_kinds():
     assert repair("晋L12345D", kinds=["new_energy_small"]) is None
     assert repair("晋L12345D", kinds=["new_energy_large"]) == "晋L12345D"
+
+
+def test_authority_o_is_allowed_but_not_in_serial():
+    assert parse("粤OA2160").authority == "O"
+    assert not is_valid("粤AO2160")

@@ -1,0 +1,194 @@
+"""The plate reader: locate → rectify → colour → constrained recognition, with a PP-OCR det fallback."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import plates
+from .color import classify_color
+from .consensus import consensus
+from .image import ImageError, as_bgr, decode_image
+from .locate import Candidate, find_candidates, rectify
+
+__all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus"]
+
+
+@dataclass
+class PlateRead:
+    plate: str | None
+    color: str
+    confidence: float
+    box: tuple[int, int, int, int] | None  # x, y, w, h in frame pixels
+    crop: np.ndarray | None = None  # rectified plate crop (BGR) for snapshots
+    char_probs: list[float] | None = None
+    kind: str | None = None
+
+
+# Plate kinds each background colour may carry; a read of another kind must beat these by a margin.
+_KINDS_BY_COLOR = {c: plates.kind_for_color(c) for c in plates.COLORS}
+_COLOR_MISMATCH_PENALTY = 0.08  # in mean log-probability per CTC frame
+# Below this (calibrated) confidence the colour/edge candidates are not trusted and PP-OCR det is tried too.
+FALLBACK_BELOW = 0.55
+
+
+def _calibrate(min_prob: float, score: float) -> float:
+    """Map raw evidence to 0–1: the weakest character's probability, discounted by a poor overall alignment."""
+    return float(min(1.0, max(0.0, min_prob * math.exp(min(0.0, score + 0.05) * 2.0))))
+
+
+@dataclass
+class _Attempt:
+    cand: Candidate
+    crop: np.ndarray
+    color: str
+    double: bool
+    parts: tuple[int, ...]  # indices into the batch of crops sent to the recogniser
+
+
+class PlateReader:
+    """Reusable and thread-safe: sessions are created once; each ``read`` keeps its state on the stack."""
+
+    def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
+                 fallback: bool = True, stretch: float = 1.6, max_candidates: int = 6) -> None:
+        if engine == "onnx":
+            from .recognize import Recognizer
+
+            self.recognizer = Recognizer(threads)
+        elif engine == "paddle":
+            from .paddle_engine import PaddleRecognizer
+
+            self.recognizer = PaddleRecognizer(threads)
+        else:
+            raise ValueError(f"unknown engine {engine!r}: use 'onnx' or 'paddle'")
+        self.engine = engine
+        self.threads = threads
+        self.province_prior = province_prior
+        self.fallback = fallback
+        self.stretch = stretch
+        self.max_candidates = max_candidates
+        self._detector = None
+        self._det_lock = threading.Lock()
+
+    @property
+    def detector(self):
+        with self._det_lock:
+            if self._detector is None:
+                if self.engine == "paddle":
+                    from .paddle_engine import PaddleDetector
+
+                    self._detector = PaddleDetector(self.threads)
+                else:
+                    from .detect import Detector
+
+                    self._detector = Detector(self.threads)
+            return self._detector
+
+    # -- public --------------------------------------------------------------------------------------------
+    def read(self, image: np.ndarray | bytes) -> PlateRead:
+        frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        best = self._read_candidates(frame, find_candidates(frame, self.max_candidates))
+        if self.fallback and (best is None or best.confidence < FALLBACK_BELOW):
+            other = self._read_candidates(frame, self.detector.find(frame))
+            if other is not None and (best is None or other.confidence > best.confidence):
+                best = other
+        if best is None:
+            return PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
+        return best
+
+    def read_crop(self, crop: np.ndarray) -> PlateRead:
+        """Read an already cut-out plate (e.g. a camera's own plate thumbnail)."""
+        crop = as_bgr(crop)
+        h, w = crop.shape[:2]
+        quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
+        cand = Candidate(quad, "crop", 1.0, w / max(h, 1))
+        r = self._read_candidates(crop, [cand], pad=False)
+        return r or PlateRead(plate=None, color=classify_color(crop), confidence=0.0, box=None)
+
+    # -- internals -----------------------------------------------------------------------------------------
+    def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True) -> PlateRead | None:
+        if not cands:
+            return None
+        images: list[np.ndarray] = []
+        attempts: list[_Attempt] = []
+        for cand in cands:
+            if pad:
+                crop = rectify(frame, cand.quad, out_h=64)
+            else:
+                crop = frame
+            color = classify_color(crop)
+            images.append(crop)
+            attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
+            # Rear truck plates: two rows, province+letter above five characters.
+            if cand.aspect < 2.6 and color in ("yellow", "unknown", "white", "green", "yellow-green"):
+                tall = rectify(frame, cand.quad, out_h=128, pad_y=0.06) if pad else frame
+                th = tall.shape[0]
+                top = tall[: int(th * 0.42)]
+                bottom = tall[int(th * 0.34) :]
+                # The top row's two characters sit in the middle of the plate.
+                tw = top.shape[1]
+                top = top[:, int(tw * 0.18) : int(tw * 0.82)]
+                images += [top, bottom]
+                attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
+        probs = self.recognizer.probs(images, stretch=self.stretch)
+        best: PlateRead | None = None
+        for att in attempts:
+            read = self._decode(att, probs)
+            if read is not None and (best is None or read.confidence > best.confidence):
+                best = read
+        return best
+
+    def _kinds_ok(self, kind: str, color: str) -> bool:
+        return color == "unknown" or kind in _KINDS_BY_COLOR.get(color, ())
+
+    def _decode(self, att: _Attempt, probs: list[np.ndarray]) -> PlateRead | None:
+        rec = self.recognizer
+        best = None  # (adjusted score, text, char_probs, kind, raw score)
+        if att.double:
+            p_top, p_bottom = probs[att.parts[0]], probs[att.parts[1]]
+            seen: set[tuple[str, ...]] = set()
+            for t in plates.TEMPLATES:
+                if len(t) != 7 or t.kind == "embassy" or t.slots in seen:
+                    continue
+                seen.add(t.slots)
+                top = rec.constrained(p_top, t.slots[:2])
+                bot = rec.constrained(p_bottom, t.slots[2:])
+                if top is None or bot is None:
+                    continue
+                score = (top.score + bot.score) / 2
+                adj = score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
+                if best is None or adj > best[0]:
+                    best = (adj, top.text + bot.text, top.char_probs + bot.char_probs, t.kind, score)
+        else:
+            p = probs[att.parts[0]]
+            if self.province_prior:
+                for t in plates.TEMPLATES:
+                    r = rec.constrained(p, t.slots)
+                    if r is None:
+                        continue
+                    adj = r.score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
+                    if best is None or adj > best[0]:
+                        best = (adj, r.text, r.char_probs, t.kind, r.score)
+            else:
+                # Stock-style decoding (argmax over the whole dictionary) plus position repair: for comparison.
+                g = rec.greedy(p)
+                fixed = plates.repair(g.text)
+                if fixed is not None and len(g.char_probs) == len(fixed):
+                    best = (g.score, fixed, g.char_probs, plates.parse(fixed).kind, g.score)
+        if best is None:
+            return None
+        _, text, char_probs, kind, score = best
+        conf = _calibrate(min(char_probs), score)
+        return PlateRead(
+            plate=text,
+            color=att.color,
+            confidence=round(conf, 4),
+            box=att.cand.box,
+            crop=att.crop,
+            char_probs=[round(c, 4) for c in char_probs],
+            kind=kind,
+        )

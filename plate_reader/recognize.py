@@ -1,0 +1,176 @@
+"""PP-OCRv4 text recognition on rectified plate crops, with grammar-constrained CTC decoding.
+
+The stock decoder takes the argmax over the whole 6,623-character dictionary at every step; on plates its main
+error is the province character. Here each plate template (see ``plates.TEMPLATES``) restricts every position to
+the characters it may hold (31 provinces first, no I/O, digits where only digits are issued) and a Viterbi
+alignment over the CTC output picks the best plate of each template.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import plates
+from .models import REC_FILE, make_session, model_path
+
+REC_HEIGHT = 48
+# Characters the model emits for the separator dot, bolts and frame edges: not plate characters.
+_JUNK = " ·•.。-_:：'\"`,，|!()[]/\\~"
+
+
+@dataclass
+class TextRead:
+    text: str
+    char_probs: list[float]
+    score: float  # mean log-probability per frame of the chosen path (higher is better)
+    kind: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        return float(min(self.char_probs)) if self.char_probs else 0.0
+
+
+class Recognizer:
+    """One onnxruntime session; ``run`` is serialised by a lock so one object may serve several threads."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.session = make_session(model_path(REC_FILE), threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # CTC layout of PaddleOCR: index 0 is blank, then the dictionary, then a space.
+        self.chars: list[str] = ["<blank>"] + meta["character"].splitlines() + [" "]
+        self.index = {c: i for i, c in enumerate(self.chars) if i > 0}
+        self._input = self.session.get_inputs()[0].name
+        self._lock = threading.Lock()
+        self._slot_cache: dict[str, np.ndarray] = {}
+        self.junk_idx = np.array([0] + [self.index[c] for c in _JUNK if c in self.index], dtype=np.int64)
+
+    # -- model -------------------------------------------------------------------------------------------
+    def _prep(self, img: np.ndarray, width: int) -> np.ndarray:
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        resized = cv2.resize(img, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+        x = resized.astype(np.float32).transpose(2, 0, 1)
+        return x * (2.0 / 255.0) - 1.0
+
+    def probs(self, crops: Sequence[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
+        """Softmax outputs (T×C) for each crop; crops are resized to height 48 and batched by width."""
+        if not crops:
+            return []
+        widths = []
+        for c in crops:
+            h, w = c.shape[:2]
+            # Stretching wide gives CTC more steps per character: repeated digits (88888) need a blank between.
+            widths.append(int(np.clip(round(REC_HEIGHT * w / max(h, 1) * stretch / 8) * 8, 64, 640)))
+        out: list[np.ndarray | None] = [None] * len(crops)
+        order = np.argsort(widths)
+        # Batch crops of similar width; pad with the value 0 (mid-grey after normalisation) like PaddleOCR.
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and widths[order[j + 1]] <= widths[order[i]] * 1.25 and j + 1 - i < 7:
+                j += 1
+            idx = order[i : j + 1]
+            wmax = max(widths[k] for k in idx)
+            batch = np.zeros((len(idx), 3, REC_HEIGHT, wmax), dtype=np.float32)
+            for b, k in enumerate(idx):
+                batch[b, :, :, : widths[k]] = self._prep(crops[k], widths[k])
+            with self._lock:
+                pred = self.session.run(None, {self._input: batch})[0]
+            for b, k in enumerate(idx):
+                steps = int(np.ceil(widths[k] / 8))
+                out[k] = pred[b, :steps]
+            i = j + 1
+        return out  # type: ignore[return-value]
+
+    # -- decoding ----------------------------------------------------------------------------------------
+    def greedy(self, p: np.ndarray) -> TextRead:
+        """Stock CTC decoding (argmax over the whole dictionary), junk characters dropped."""
+        best = p.argmax(1)
+        text, probs, prev = [], [], 0
+        for t, k in enumerate(best):
+            if k != prev and k != 0:
+                ch = self.chars[k]
+                if ch not in _JUNK:
+                    text.append(ch)
+                    probs.append(float(p[t, k]))
+            prev = k
+        mean = float(np.log(p[np.arange(len(best)), best] + 1e-9).mean()) if len(best) else -99.0
+        return TextRead(plates.normalize("".join(text)), probs, mean)
+
+    def _slot_idx(self, allowed: str) -> np.ndarray:
+        idx = self._slot_cache.get(allowed)
+        if idx is None:
+            idx = np.array([self.index[c] for c in allowed if c in self.index], dtype=np.int64)
+            self._slot_cache[allowed] = idx
+        return idx
+
+    def constrained(self, p: np.ndarray, slots: Sequence[str]) -> TextRead | None:
+        """Best alignment of the CTC output to exactly len(slots) characters, each from its slot's set.
+
+        States alternate blank/char (blank_0, c_1, blank_1, …, c_L, blank_L). A char state emits the best
+        allowed character of its slot at that frame; a blank state also absorbs separator dots and junk.
+        """
+        T, L = p.shape[0], len(slots)
+        if T < L:
+            return None
+        logp = np.log(p + 1e-9)
+        S = 2 * L + 1
+        emit = np.empty((T, S), dtype=np.float32)
+        emit[:, 0::2] = logp[:, self.junk_idx].max(1, keepdims=True)
+        slot_idx = [self._slot_idx(s) for s in slots]
+        for k, idx in enumerate(slot_idx):
+            emit[:, 2 * k + 1] = logp[:, idx].max(1)
+        neg = np.float32(-1e9)
+        score = np.full(S, neg, dtype=np.float32)
+        score[0], score[1] = emit[0, 0], emit[0, 1]
+        back = np.zeros((T, S), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+        char_state = np.zeros(S, dtype=bool)
+        char_state[1::2] = True
+        for t in range(1, T):
+            stay = score
+            step1 = np.concatenate(([neg], score[:-1]))
+            step2 = np.concatenate(([neg, neg], score[:-2]))
+            # Skipping the blank between two characters is only a move into a char state.
+            step2 = np.where(char_state, step2, neg)
+            cand = np.stack([stay, step1, step2])
+            arg = cand.argmax(0)
+            score = cand[arg, np.arange(S)] + emit[t]
+            back[t] = arg
+        end = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+        total = float(score[end])
+        if total < -1e8:
+            return None
+        # Trace back: which frames belong to each character.
+        frames: list[list[int]] = [[] for _ in range(L)]
+        s = end
+        for t in range(T - 1, -1, -1):
+            if s % 2 == 1:
+                frames[s // 2].append(t)
+            s -= int(back[t, s])
+        text, probs = [], []
+        for k, idx in enumerate(slot_idx):
+            fr = frames[k]
+            if not fr:
+                return None
+            seg = logp[fr][:, idx].sum(0)
+            best = int(idx[int(seg.argmax())])
+            text.append(self.chars[best])
+            probs.append(float(p[fr, best].max()))
+        return TextRead("".join(text), probs, total / T)
+
+    def read_plate(self, p: np.ndarray, kinds: Sequence[str] | None = None) -> TextRead | None:
+        """Best grammar-valid plate among the templates of the given kinds (all when None)."""
+        best: TextRead | None = None
+        for template in plates.TEMPLATES:
+            if kinds is not None and template.kind not in kinds:
+                continue
+            r = self.constrained(p, template.slots)
+            if r is not None and (best is None or r.score > best.score):
+                r.kind = template.kind
+                best = r
+        return best
