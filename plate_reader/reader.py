@@ -32,6 +32,13 @@ class PlateRead:
 # Plate kinds each background colour may carry; a read of another kind must beat these by a margin.
 _KINDS_BY_COLOR = {c: plates.kind_for_color(c) for c in plates.COLORS}
 _COLOR_MISMATCH_PENALTY = 0.08  # in mean log-probability per CTC frame
+# Decoding templates: the six 7-character suffix kinds share one template whose last slot takes any suffix,
+# which cuts the Viterbi work; the result is re-parsed to name its kind (and drop e.g. 港 without 粤Z).
+_SUFFIX7 = plates.Template("suffixed", (plates.PROVINCES, plates.AUTHORITY) + (plates.ALNUM,) * 4 + ("挂学警港澳领",))
+DECODE_TEMPLATES = tuple(t for t in plates.TEMPLATES if t.kind in ("ordinary", "new_energy_small",
+                                                                   "new_energy_large", "embassy")) + (_SUFFIX7,)
+# A read this confident ends the search: later (lower-scored) candidates are not recognised at all.
+STOP_AT = 0.8
 # Below this (calibrated) confidence the colour/edge candidates are not trusted and PP-OCR det is tried too.
 FALLBACK_BELOW = 0.55
 
@@ -111,8 +118,17 @@ class PlateReader:
 
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True) -> PlateRead | None:
-        if not cands:
-            return None
+        best: PlateRead | None = None
+        # Recognise the best-scored candidates first, two at a time, and stop once one reads confidently.
+        for i in range(0, len(cands), 2):
+            read = self._read_batch(frame, cands[i : i + 2], pad)
+            if read is not None and (best is None or read.confidence > best.confidence):
+                best = read
+            if best is not None and best.confidence >= STOP_AT:
+                break
+        return best
+
+    def _read_batch(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool) -> PlateRead | None:
         images: list[np.ndarray] = []
         attempts: list[_Attempt] = []
         for cand in cands:
@@ -143,6 +159,8 @@ class PlateReader:
         return best
 
     def _kinds_ok(self, kind: str, color: str) -> bool:
+        if kind == "suffixed":  # trailer/learner are yellow, police white, 港澳领 black
+            return color in ("unknown", "yellow", "white", "black")
         return color == "unknown" or kind in _KINDS_BY_COLOR.get(color, ())
 
     def _decode(self, att: _Attempt, probs: list[np.ndarray]) -> PlateRead | None:
@@ -151,7 +169,7 @@ class PlateReader:
         if att.double:
             p_top, p_bottom = probs[att.parts[0]], probs[att.parts[1]]
             seen: set[tuple[str, ...]] = set()
-            for t in plates.TEMPLATES:
+            for t in DECODE_TEMPLATES:
                 if len(t) != 7 or t.kind == "embassy" or t.slots in seen:
                     continue
                 seen.add(t.slots)
@@ -165,8 +183,11 @@ class PlateReader:
                     best = (adj, top.text + bot.text, top.char_probs + bot.char_probs, t.kind, score)
         else:
             p = probs[att.parts[0]]
+            g = rec.greedy(p)
+            if not 4 <= len(g.text) <= 11:
+                return None  # not text of plate length: skip the Viterbi work
             if self.province_prior:
-                for t in plates.TEMPLATES:
+                for t in DECODE_TEMPLATES:
                     r = rec.constrained(p, t.slots)
                     if r is None:
                         continue
@@ -175,13 +196,16 @@ class PlateReader:
                         best = (adj, r.text, r.char_probs, t.kind, r.score)
             else:
                 # Stock-style decoding (argmax over the whole dictionary) plus position repair: for comparison.
-                g = rec.greedy(p)
                 fixed = plates.repair(g.text)
                 if fixed is not None and len(g.char_probs) == len(fixed):
                     best = (g.score, fixed, g.char_probs, plates.parse(fixed).kind, g.score)
         if best is None:
             return None
         _, text, char_probs, kind, score = best
+        try:
+            kind = plates.parse(text).kind
+        except plates.InvalidPlate:
+            return None
         conf = _calibrate(min(char_probs), score)
         return PlateRead(
             plate=text,

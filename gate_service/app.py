@@ -1,0 +1,54 @@
+"""The aiohttp application: wiring of database, auth, errors and the endpoint modules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gate_service import keys
+from gate_service.auth import auth_middleware
+from gate_service.config import Settings
+from gate_service.db import open_database
+from gate_service.errors import error_middleware
+from gate_service.logs import access_log_middleware
+from gate_service.metrics import ServiceMetrics
+from gate_service.web import Api
+
+log = logging.getLogger(__name__)
+
+
+def build_api() -> Api:
+    from gate_service import health
+    from gate_service.registry import routes as registry
+
+    api = Api()
+    for module in (health, registry):
+        api.extend(module.api.endpoints)
+    return api
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app[keys.SETTINGS]
+    db = await open_database(settings)
+    app[keys.DB] = db
+    app[keys.POOL] = db.pool
+    log.info("database ready (%s)", "embedded" if db.embedded else "external")
+    yield
+    await db.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[access_log_middleware, error_middleware, auth_middleware],
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.MAX_BODY] = settings.max_body_bytes
+    app[keys.METRICS] = ServiceMetrics()
+    api = build_api()
+    app[keys.API] = api
+    app.cleanup_ctx.append(_database)
+    api.mount(app)
+    return app

@@ -1,0 +1,147 @@
+"""Bearer tokens, stored hashed, each bound to one role (and a gate or an enterprise where the role needs it)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gate_service import keys
+from gate_service.errors import ApiError
+
+ROLES = ("admin", "kiosk", "police", "ecology", "enterprise")
+_PREFIX = "cg_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    role: str
+    name: str
+    gate_id: str | None = None
+    enterprise_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.name or f"{self.role}#{self.token_id}"
+
+
+def hash_token(token: str) -> bytes:
+    # Tokens carry 256 random bits, so a plain SHA-256 is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def create_token(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    role: str,
+    *,
+    gate_id: str | None = None,
+    enterprise_id: str | None = None,
+    name: str = "",
+) -> tuple[int, str]:
+    """Create a token; return (id, secret). The secret is shown once and never stored."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if (role == "kiosk") != (gate_id is not None):
+        raise ValueError("a kiosk token needs --gate, and only a kiosk token takes one")
+    if (role == "enterprise") != (enterprise_id is not None):
+        raise ValueError("an enterprise token needs --enterprise, and only an enterprise token takes one")
+    if gate_id is not None and not await conn.fetchval("SELECT 1 FROM gates WHERE id = $1", gate_id):
+        raise ValueError(f"no gate {gate_id!r}: register it first (PUT /api/v1/gates/{gate_id})")
+    if enterprise_id is not None and not await conn.fetchval("SELECT 1 FROM enterprises WHERE id = $1", enterprise_id):
+        raise ValueError(f"no enterprise {enterprise_id!r}: register it first")
+    secret = _PREFIX + secrets.token_urlsafe(32)
+    token_id = await conn.fetchval(
+        """INSERT INTO api_tokens (token_hash, prefix, role, gate_id, enterprise_id, name)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+        hash_token(secret),
+        secret[:8],
+        role,
+        gate_id,
+        enterprise_id,
+        name,
+    )
+    return token_id, secret
+
+
+async def revoke_token(conn: asyncpg.Connection | asyncpg.Pool, token_id: int) -> bool:
+    status = await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
+    )
+    return status.endswith(" 1")
+
+
+async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, prefix, role, gate_id, enterprise_id, name, created_at, revoked_at FROM api_tokens ORDER BY id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
+    # Looked up on every request so that a revocation takes effect at once.
+    row = await pool.fetchrow(
+        """SELECT id, role, name, gate_id, enterprise_id FROM api_tokens
+           WHERE token_hash = $1 AND revoked_at IS NULL""",
+        hash_token(token),
+    )
+    if row is None:
+        return None
+    return Principal(row["id"], row["role"], row["name"], row["gate_id"], row["enterprise_id"])
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "invalid_token", "令牌格式应为 Bearer <token> / expected 'Bearer <token>'")
+        principal = await resolve(request.app[keys.POOL], token.strip())
+        if principal is None:
+            raise ApiError(401, "invalid_token", "令牌无效或已吊销 / token unknown or revoked")
+        request[keys.PRINCIPAL] = principal
+    return await handler(request)
+
+
+def require_gate(request: web.Request, gate_id: str) -> Principal:
+    """Kiosks act only for their own gate; admins for any."""
+    principal: Principal = request[keys.PRINCIPAL]
+    if principal.role == "kiosk" and principal.gate_id != gate_id:
+        raise ApiError(403, "forbidden_gate", f"该终端只能用于门岗 {principal.gate_id} / this kiosk is bound to another gate")
+    return principal
+
+
+def enterprise_scope(request: web.Request, enterprise_id: str | None) -> str | None:
+    """The enterprise whose data may be read: an enterprise token sees only its own."""
+    principal: Principal = request[keys.PRINCIPAL]
+    if principal.role != "enterprise":
+        return enterprise_id
+    if enterprise_id is not None and enterprise_id != principal.enterprise_id:
+        raise ApiError(403, "forbidden_enterprise", "企业只能查看本企业数据 / an enterprise sees only its own data")
+    return principal.enterprise_id
+
+
+async def audit(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    request: web.Request,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    principal: Principal = request[keys.PRINCIPAL]
+    await conn.execute(
+        """INSERT INTO audit_log (token_id, actor, role, action, target, detail, remote)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        principal.token_id,
+        principal.actor,
+        principal.role,
+        action,
+        target,
+        detail or {},
+        request.remote,
+    )

@@ -1,0 +1,60 @@
+"""Settings from the environment, overridable by command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    # None means: start the embedded PostgreSQL inside data_dir.
+    database_url: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    pool_min: int = 1
+    pool_max: int = 10
+    log_level: str = "INFO"
+    # Plan files beyond the bundled ones (next winter's plan is a new file, not new code).
+    policy_paths: tuple[Path, ...] = field(default_factory=tuple)
+    # The plan's minimums (三(一)3); configurable upward only, enforced in retention.
+    video_retention_days: int = 183
+    ledger_retention_months: int = 24
+    run_scheduler: bool = True
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        policy = os.environ.get("CLEANGATE_POLICY_PATHS", "")
+        return cls(
+            host=os.environ.get("CLEANGATE_HOST", cls.host),
+            port=_env_int("CLEANGATE_PORT", cls.port),
+            data_dir=Path(os.environ.get("CLEANGATE_DATA_DIR", str(cls.data_dir))),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            max_body_bytes=_env_int("CLEANGATE_MAX_BODY_BYTES", cls.max_body_bytes),
+            pool_min=_env_int("CLEANGATE_POOL_MIN", cls.pool_min),
+            pool_max=_env_int("CLEANGATE_POOL_MAX", cls.pool_max),
+            log_level=os.environ.get("CLEANGATE_LOG_LEVEL", cls.log_level),
+            policy_paths=tuple(Path(p) for p in policy.split(os.pathsep) if p),
+            video_retention_days=max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183)),
+            ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        clean = {k: v for k, v in changes.items() if v is not None}
+        if "data_dir" in clean:
+            clean["data_dir"] = Path(str(clean["data_dir"]))
+        return replace(self, **clean)

@@ -1,0 +1,48 @@
+"""Liveness, the OpenAPI description and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from gate_service import keys
+from gate_service.web import Api, json_response, openapi
+
+api = Api()
+
+
+def service_version() -> str:
+    try:
+        return version("cleangate")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@api.route("GET", "/healthz", roles=(), summary="Service and database health (no token needed)", tag="health")
+async def healthz(request: web.Request) -> web.Response:
+    pool = request.app[keys.POOL]
+    try:
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=2)
+        database = "ok"
+    except Exception:  # noqa: BLE001 - any failure to answer is "unavailable" to a monitor
+        database = "unavailable"
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "embedded_database": request.app[keys.SETTINGS].database_url is None,
+        "version": service_version(),
+    }
+    return json_response(body, status=200 if database == "ok" else 503)
+
+
+@api.route("GET", "/api/v1/openapi.json", roles=("admin", "kiosk", "police", "ecology", "enterprise"),
+           summary="This API's OpenAPI 3 description", tag="health")
+async def openapi_json(request: web.Request) -> web.Response:
+    return json_response(openapi(request.app[keys.API], title="cleangate", version=service_version()))
+
+
+@api.route("GET", "/metrics", roles=("admin",), summary="Prometheus metrics", tag="health", produces=("text/plain",))
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[keys.METRICS].registry.render(), content_type="text/plain")

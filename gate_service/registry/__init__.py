@@ -1,0 +1,1 @@
+"""The registry: enterprises, gates and vehicles — who may pass is judged from these."""

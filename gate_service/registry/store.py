@@ -1,0 +1,136 @@
+"""SQL for the registry tables."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+ENTERPRISE_COLUMNS = "id, name, industry, county, zone_id, retrofit_completed_on, grade, created_at, updated_at"
+GATE_COLUMNS = "id, name, enterprise_id, zone_id, created_at, updated_at"
+VEHICLE_COLUMNS = (
+    "plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class, registered_on, haulier, extra, "
+    "created_at, updated_at"
+)
+
+
+def _date(value: str | date | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+async def upsert_enterprise(conn: asyncpg.Connection | asyncpg.Pool, ident: str, body: dict[str, Any]) -> tuple[dict, bool]:
+    row = await conn.fetchrow(
+        f"""INSERT INTO enterprises (id, name, industry, county, zone_id, retrofit_completed_on, grade)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, industry = EXCLUDED.industry,
+                county = EXCLUDED.county, zone_id = EXCLUDED.zone_id,
+                retrofit_completed_on = EXCLUDED.retrofit_completed_on, grade = EXCLUDED.grade, updated_at = now()
+            RETURNING {ENTERPRISE_COLUMNS}, (xmax = 0) AS created""",
+        ident,
+        body["name"],
+        body["industry"],
+        body.get("county"),
+        body.get("zone_id"),
+        _date(body.get("retrofit_completed_on")),
+        body.get("grade"),
+    )
+    data = dict(row)
+    return data, data.pop("created")
+
+
+async def get_enterprise(conn: asyncpg.Connection | asyncpg.Pool, ident: str) -> dict | None:
+    row = await conn.fetchrow(f"SELECT {ENTERPRISE_COLUMNS} FROM enterprises WHERE id = $1", ident)
+    return dict(row) if row else None
+
+
+async def list_enterprises(conn: asyncpg.Connection | asyncpg.Pool, **filters: Any) -> list[dict]:
+    rows = await conn.fetch(
+        f"""SELECT {ENTERPRISE_COLUMNS} FROM enterprises
+            WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR zone_id = $2)
+              AND ($3::text IS NULL OR industry = $3) AND ($4::text IS NULL OR county = $4)
+            ORDER BY id""",
+        filters.get("id"),
+        filters.get("zone_id"),
+        filters.get("industry"),
+        filters.get("county"),
+    )
+    return [dict(r) for r in rows]
+
+
+async def upsert_gate(conn: asyncpg.Connection | asyncpg.Pool, ident: str, body: dict[str, Any]) -> tuple[dict, bool]:
+    row = await conn.fetchrow(
+        f"""INSERT INTO gates (id, name, enterprise_id, zone_id) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, enterprise_id = EXCLUDED.enterprise_id,
+                zone_id = EXCLUDED.zone_id, updated_at = now()
+            RETURNING {GATE_COLUMNS}, (xmax = 0) AS created""",
+        ident,
+        body["name"],
+        body.get("enterprise_id"),
+        body["zone_id"],
+    )
+    data = dict(row)
+    return data, data.pop("created")
+
+
+async def get_gate(conn: asyncpg.Connection | asyncpg.Pool, ident: str) -> dict | None:
+    row = await conn.fetchrow(f"SELECT {GATE_COLUMNS} FROM gates WHERE id = $1", ident)
+    return dict(row) if row else None
+
+
+async def list_gates(conn: asyncpg.Connection | asyncpg.Pool, enterprise_id: str | None = None) -> list[dict]:
+    rows = await conn.fetch(
+        f"SELECT {GATE_COLUMNS} FROM gates WHERE ($1::text IS NULL OR enterprise_id = $1) ORDER BY id", enterprise_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def upsert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any]) -> tuple[dict, bool]:
+    row = await conn.fetchrow(
+        f"""INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
+                                  registered_on, haulier, extra)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (plate) DO UPDATE SET plate_color = EXCLUDED.plate_color, vin = EXCLUDED.vin,
+                engine_no = EXCLUDED.engine_no, emission_stage = EXCLUDED.emission_stage,
+                fuel_type = EXCLUDED.fuel_type, vehicle_class = EXCLUDED.vehicle_class,
+                registered_on = EXCLUDED.registered_on, haulier = EXCLUDED.haulier,
+                extra = vehicles.extra || EXCLUDED.extra, updated_at = now()
+            RETURNING {VEHICLE_COLUMNS}, (xmax = 0) AS created""",
+        plate,
+        fields.get("plate_color"),
+        (fields.get("vin") or None) and fields["vin"].upper(),
+        fields.get("engine_no"),
+        fields.get("emission_stage"),
+        fields.get("fuel_type"),
+        fields.get("vehicle_class"),
+        _date(fields.get("registered_on")),
+        fields.get("haulier"),
+        fields.get("extra") or {},
+    )
+    data = dict(row)
+    return data, data.pop("created")
+
+
+async def get_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str) -> dict | None:
+    row = await conn.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicles WHERE plate = $1", plate)
+    return dict(row) if row else None
+
+
+async def list_vehicles(
+    conn: asyncpg.Connection | asyncpg.Pool, *, fuel_type: str | None, vehicle_class: str | None,
+    haulier: str | None, limit: int, after: str | None,
+) -> list[dict]:
+    rows = await conn.fetch(
+        f"""SELECT {VEHICLE_COLUMNS} FROM vehicles
+            WHERE ($1::text IS NULL OR fuel_type = $1) AND ($2::text IS NULL OR vehicle_class = $2)
+              AND ($3::text IS NULL OR haulier = $3) AND ($4::text IS NULL OR plate > $4)
+            ORDER BY plate LIMIT $5""",
+        fuel_type,
+        vehicle_class,
+        haulier,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
