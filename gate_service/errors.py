@@ -76,7 +76,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             503, "database_unavailable", "数据库暂不可用,请稍后重试 / database unavailable, retry later",
             headers={"Retry-After": "5"},
         )
-    except Exception:  # noqa: BLE001 - the last line of defence: no traceback ever reaches a client
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback ever reaches a client
+        # Domain packages (blacklist) raise their own errors carrying http_status/code/message,
+        # so they need not import the service.
+        status, code = getattr(exc, "http_status", None), getattr(exc, "code", None)
+        if isinstance(status, int) and 400 <= status < 600 and isinstance(code, str):
+            return error_response(status, code, str(getattr(exc, "message", exc)), field=getattr(exc, "field", None))
         incident = uuid.uuid4().hex[:12]
         log.exception("unhandled error, incident %s", incident)
         return error_response(
