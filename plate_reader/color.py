@@ -34,6 +34,34 @@ def _left_right(crop: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
     return float(m[:, :half].mean()), float(m[:, -half:].mean())
 
 
+def background_hsv(crop: np.ndarray) -> tuple[float, float, float]:
+    """Median H, S, V of the plate background: the larger of the two brightness classes (characters are the
+    smaller one, bright on blue/black plates, dark on yellow/green/white ones)."""
+    h, w = crop.shape[:2]
+    inner = crop[int(h * 0.15) : max(int(h * 0.85), 1), int(w * 0.05) : max(int(w * 0.95), 1)]
+    if inner.size == 0:
+        inner = crop
+    hsv = cv2.cvtColor(inner, cv2.COLOR_BGR2HSV).reshape(-1, 3)
+    v = hsv[:, 2]
+    t, _ = cv2.threshold(v.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = v > t
+    bg = hsv[bright] if bright.mean() >= 0.5 else hsv[~bright]
+    if len(bg) == 0:
+        bg = hsv
+    med = np.median(bg, axis=0)
+    return float(med[0]), float(med[1]), float(med[2])
+
+
+def _hue_color(hue: float) -> str:
+    if 8 <= hue < 34:
+        return "yellow"
+    if 34 <= hue < 88:
+        return "green"
+    if 88 <= hue <= 140:
+        return "blue"
+    return "unknown"
+
+
 def classify_color(crop: np.ndarray | None) -> str:
     """blue / yellow / green / yellow-green / white / black / unknown."""
     if crop is None or crop.size == 0:
@@ -45,14 +73,27 @@ def classify_color(crop: np.ndarray | None) -> str:
         g_left, g_right = _left_right(crop, 35, 94)
         if y_left > y_right + 0.1 and g_right > g_left + 0.1:
             return "yellow-green"
-    chroma = max(("blue", "yellow", "green"), key=f.__getitem__)
-    if f[chroma] >= 0.22:
-        return chroma
-    # Small new-energy plates fade from white at the top to green at the bottom.
-    if f["green"] >= 0.12 and f["green"] + f["white"] >= 0.45:
-        return "green"
-    if f["white"] >= 0.40 and f["black"] >= 0.05:
+    hue, sat, val = background_hsv(crop)
+    # Faded and dusk plates keep their hue long after their saturation is gone.
+    if sat >= 28 or (sat >= 14 and val >= 60):
+        c = _hue_color(hue)
+        if c != "unknown":
+            return c
+    if val >= 150:
         return "white"
-    if f["black"] >= 0.45 and f["white"] >= 0.05:
+    if val < 80:
         return "black"
     return "unknown"
+
+
+def reconcile(color: str, kind: str | None, crop: np.ndarray | None) -> str:
+    """Use the read's kind to settle a borderline hue: green plates always carry 8 characters (GA 36), so a
+    7-character read on a cyan or lime background is a blue or yellow plate under a colour cast."""
+    if crop is None or kind is None:
+        return color
+    if color == "green" and kind not in ("new_energy_small", "new_energy_large"):
+        hue, _, _ = background_hsv(crop)
+        return "yellow" if hue < 50 else "blue"
+    if color == "unknown" and kind == "new_energy_small":
+        return "green"
+    return color

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plates
-from .color import classify_color
+from .color import classify_color, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
 from .locate import Candidate, find_candidates, rectify
@@ -61,7 +61,7 @@ class PlateReader:
     """Reusable and thread-safe: sessions are created once; each ``read`` keeps its state on the stack."""
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
-                 fallback: bool = True, stretch: float = 1.6, max_candidates: int = 6) -> None:
+                 fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
@@ -209,7 +209,7 @@ class PlateReader:
         conf = _calibrate(min(char_probs), score)
         return PlateRead(
             plate=text,
-            color=att.color,
+            color=reconcile(att.color, kind, att.crop),
             confidence=round(conf, 4),
             box=att.cand.box,
             crop=att.crop,
