@@ -10,7 +10,6 @@ import pytest
 from gate_service.policy import (
     PLANS_DIR,
     PolicyError,
-    PolicySet,
     check_policy_file,
     default_policy_set,
     format_problems,
