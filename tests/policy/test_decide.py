@@ -280,9 +280,8 @@ def test_registered_fuel_unknown_uses_plate(plan):
 
 
 def test_setting_switches_blacklist_at_enterprise_gates(plan):
-    import tomllib
-
     from gate_service.policy import PLANS_DIR
+    from gate_service.policy.loader import tomllib
 
     data = tomllib.loads((PLANS_DIR / "linfen-2024-25.toml").read_text("utf-8"))
     data["settings"]["blacklist_applies_at_enterprise_gates"] = False
