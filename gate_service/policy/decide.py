@@ -83,6 +83,8 @@ def gather_facts(
     policy: Policy,
     observed_plate_color: str | None = None,
 ) -> Facts:
+    if alert_level == "none":  # the ledger's spelling of "no alert"
+        alert_level = None
     if alert_level is not None and alert_level not in ALERT_LEVELS:
         raise ValueError(f"alert_level must be None or one of {ALERT_LEVELS}, not {alert_level!r}")
     day = policy.local_day(moment)
@@ -151,7 +153,8 @@ def decide(
     """Judge one passage under ``policy``; every rule that applies is a reason, in file order.
 
     ``vehicle=None`` or ``registered=False`` is an unregistered vehicle; pass ``Vehicle(plate, colour,
-    registered=False)`` when the plate was read, so the plate's own evidence can be used.
+    registered=False)`` when the plate was read, so the plate's own evidence can be used; for an
+    unregistered vehicle only its plate and colour are used (any fuel/class/stage given is ignored).
     ``enterprise`` is the gate's enterprise (None at a city checkpoint). ``blacklist_entry`` is the
     unrevoked entry for this plate, if any; its ``valid_until`` is checked here against the local day.
     ``alert_level`` is the heavy-pollution alert in force at ``moment`` (None = no alert).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .model import ALERT_LEVELS, FUEL_TYPES, GRADES, PLATE_COLORS, VEHICLE_CLASSES
+from .model import ALERT_LEVELS, FUEL_TYPES, GRADES, LINFEN_COUNTIES, PLATE_COLORS, VEHICLE_CLASSES
 
 if TYPE_CHECKING:
     from .decide import Facts
@@ -93,12 +93,10 @@ def _industries(value: Any, ctx: ParseContext) -> frozenset[str]:
     return got
 
 
-def _counties(value: Any, _ctx: ParseContext) -> frozenset[str]:
-    from .model import LINFEN_COUNTIES
-
+def _counties(value: Any, ctx: ParseContext) -> frozenset[str]:
     got = _str_list(value, None, "county")
     for v in sorted(got - set(LINFEN_COUNTIES)):
-        _ctx.warnings.append(f"county {v!r} is not a county of Linfen")
+        ctx.warnings.append(f"county {v!r} is not a county of Linfen")
     return got
 
 
