@@ -139,9 +139,18 @@ class PlateReader:
             color = classify_color(crop)
             images.append(crop)
             attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
+            double_quad = None
             # Rear truck plates: two rows, province+letter above five characters.
             if cand.aspect < 2.6 and color in ("yellow", "unknown", "white", "green", "yellow-green"):
-                tall = rectify(frame, cand.quad, out_h=128, pad_y=0.06) if pad else frame
+                double_quad = cand.quad
+            elif pad and 3.4 <= cand.aspect <= 5.8 and color == "yellow":
+                # On a yellow-ish truck the colour mask fails and the edge blob is only the big bottom row:
+                # the smaller top row sits about 0.8 of that row's height above it.
+                tl, tr, br, bl = cand.quad
+                up = (bl - tl) * 0.8
+                double_quad = np.array([tl - up, tr - up, br, bl], dtype=np.float32)
+            if double_quad is not None:
+                tall = rectify(frame, double_quad, out_h=128, pad_y=0.06) if pad else frame
                 th = tall.shape[0]
                 top = tall[: int(th * 0.42)]
                 bottom = tall[int(th * 0.34) :]
