@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from gate_service.db import open_database
 from gate_service.errors import error_middleware
 from gate_service.logs import access_log_middleware
 from gate_service.metrics import ServiceMetrics
+from gate_service.policy import load_policy_set
 from gate_service.web import Api
 
 log = logging.getLogger(__name__)
@@ -21,10 +23,11 @@ log = logging.getLogger(__name__)
 
 def build_api() -> Api:
     from gate_service import health
+    from gate_service.passages import routes as passages
     from gate_service.registry import routes as registry
 
     api = Api()
-    for module in (health, registry):
+    for module in (health, registry, passages):
         api.extend(module.api.endpoints)
     return api
 
@@ -39,6 +42,27 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _judge(app: web.Application) -> AsyncIterator[None]:
+    from gate_service.ledger.store import ensure_partitions_ahead
+    from gate_service.passages.judge import Judge
+    from gate_service.policy.model import SHANGHAI
+
+    pool = app[keys.POOL]
+    await ensure_partitions_ahead(pool, datetime.now(SHANGHAI).date())
+    blacklist = _blacklist_service(app)
+    app[keys.JUDGE] = Judge(pool, app[keys.POLICIES], blacklist, app[keys.METRICS])
+    yield
+
+
+def _blacklist_service(app: web.Application) -> object | None:
+    try:
+        import blacklist
+    except ImportError:
+        return None
+    key = getattr(blacklist, "APP_KEY", None)
+    return app.get(key) if key is not None else None
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -49,6 +73,9 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
+    app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
     app.cleanup_ctx.append(_database)
+    # Last, so that it sees every service the other contexts started.
+    app.cleanup_ctx.append(_judge)
     api.mount(app)
     return app

@@ -32,3 +32,6 @@ def _request_key(name: str) -> Any:
 PRINCIPAL = _request_key("principal")
 BODY = _request_key("body")
 ENDPOINT = _request_key("endpoint")
+
+JUDGE: web.AppKey[Any] = web.AppKey("judge", object)
+POLICIES: web.AppKey[Any] = web.AppKey("policies", object)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from gate_service.errors import ApiError
 
@@ -67,6 +68,11 @@ def validate(value: Any, schema: dict[str, Any], field: str = "body") -> Any:
                 date.fromisoformat(value)
             except ValueError:
                 raise _fail(field, "应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD") from None
+        elif fmt == "uuid":
+            try:
+                UUID(value)
+            except ValueError:
+                raise _fail(field, "应为 UUID / expected a UUID") from None
         elif fmt == "date-time":
             parsed = parse_datetime(value, field)
             if parsed.tzinfo is None:

@@ -1,0 +1,1 @@
+"""The electronic ledger: hash-chained, append-only passages, month partitions, verification."""
