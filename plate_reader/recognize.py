@@ -19,6 +19,9 @@ from . import plates
 from .models import REC_FILE, make_session, model_path
 
 REC_HEIGHT = 48
+# Log-priors for characters that a slot allows but that are rare on the road: the authority letter O
+# (police/government fleets) is far rarer than Q or D, which the model confuses with it.
+_RARE = {(plates.AUTHORITY, "O"): float(np.log(0.05))}
 # Characters the model emits for the separator dot, bolts and frame edges: not plate characters.
 _JUNK = " ·•.。-_:：'\"`,，|!()[]/\\~"
 
@@ -109,6 +112,14 @@ class Recognizer:
             self._slot_cache[allowed] = idx
         return idx
 
+    def _slot_prior(self, allowed: str) -> np.ndarray:
+        key = "prior:" + allowed
+        pr = self._slot_cache.get(key)
+        if pr is None:
+            pr = np.array([_RARE.get((allowed, c), 0.0) for c in allowed if c in self.index], dtype=np.float32)
+            self._slot_cache[key] = pr
+        return pr
+
     def constrained(self, p: np.ndarray, slots: Sequence[str]) -> TextRead | None:
         """Best alignment of the CTC output to exactly len(slots) characters, each from its slot's set.
 
@@ -123,8 +134,9 @@ class Recognizer:
         emit = np.empty((T, S), dtype=np.float32)
         emit[:, 0::2] = logp[:, self.junk_idx].max(1, keepdims=True)
         slot_idx = [self._slot_idx(s) for s in slots]
+        slot_prior = [self._slot_prior(s) for s in slots]
         for k, idx in enumerate(slot_idx):
-            emit[:, 2 * k + 1] = logp[:, idx].max(1)
+            emit[:, 2 * k + 1] = (logp[:, idx] + slot_prior[k]).max(1)
         neg = np.float32(-1e9)
         score = np.full(S, neg, dtype=np.float32)
         score[0], score[1] = emit[0, 0], emit[0, 1]
@@ -157,7 +169,7 @@ class Recognizer:
             fr = frames[k]
             if not fr:
                 return None
-            seg = logp[fr][:, idx].sum(0)
+            seg = logp[fr][:, idx].sum(0) + slot_prior[k]
             best = int(idx[int(seg.argmax())])
             text.append(self.chars[best])
             probs.append(float(p[fr, best].max()))
