@@ -61,15 +61,15 @@ class PlateReader:
     """Reusable and thread-safe: sessions are created once; each ``read`` keeps its state on the stack."""
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
-                 fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6) -> None:
+                 fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
+                 det_side: int = 960) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
             self.recognizer = Recognizer(threads)
         elif engine == "paddle":
-            from .paddle_engine import PaddleRecognizer
-
-            self.recognizer = PaddleRecognizer(threads)
+            # The paddleocr 3.x backend (behind the [paddle] extra) is not built yet: say so plainly.
+            raise NotImplementedError("engine='paddle' is not available yet; use engine='onnx'")
         else:
             raise ValueError(f"unknown engine {engine!r}: use 'onnx' or 'paddle'")
         self.engine = engine
@@ -78,6 +78,7 @@ class PlateReader:
         self.fallback = fallback
         self.stretch = stretch
         self.max_candidates = max_candidates
+        self.det_side = det_side
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -85,14 +86,9 @@ class PlateReader:
     def detector(self):
         with self._det_lock:
             if self._detector is None:
-                if self.engine == "paddle":
-                    from .paddle_engine import PaddleDetector
+                from .detect import Detector
 
-                    self._detector = PaddleDetector(self.threads)
-                else:
-                    from .detect import Detector
-
-                    self._detector = Detector(self.threads)
+                self._detector = Detector(self.threads, side=self.det_side)
             return self._detector
 
     # -- public --------------------------------------------------------------------------------------------
