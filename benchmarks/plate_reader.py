@@ -136,7 +136,7 @@ def main() -> int:
             for _, fn in pipelines:
                 fn(frames[0])
             results = [run(name, fn, frames, truth) for name, fn in pipelines]
-            what = "tuned on" if half == "dev" else "reporting half, never tuned on"
+            what = "tuned on" if half == "dev" else "reporting half, not for tuning"
             report(f"EasyPR {half} half ({len(samples)} photos; {what})", results,
                    show_misses=half == "dev" or args.show_report_misses)
     else:
