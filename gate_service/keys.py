@@ -35,3 +35,8 @@ ENDPOINT = _request_key("endpoint")
 
 JUDGE: web.AppKey[Any] = web.AppKey("judge", object)
 POLICIES: web.AppKey[Any] = web.AppKey("policies", object)
+
+# Video and housekeeping (gate_service.video, gate_service.jobs).
+MEDIA_STORE: web.AppKey[Any] = web.AppKey("media_store", object)  # a gate_service.video.storage.BlobStore
+VIDEO_RECORDER: web.AppKey[Any] = web.AppKey("video_recorder", object)  # gate_service.video.recorder.VideoRecorder
+SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)  # gate_service.jobs.Scheduler

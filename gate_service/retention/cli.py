@@ -1,0 +1,71 @@
+"""`gate-service retention plan|run` (API.md "Commands")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from typing import Any
+
+from gate_service.cli import _with_db, extension
+from gate_service.config import Settings
+
+
+def _as_of(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+async def plan_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Print what retention would delete on --as-of (default today), deleting nothing."""
+    from gate_service.jobs import local_today
+    from gate_service.retention.apply import make_plan
+    from gate_service.retention.plan import as_json, describe
+
+    as_of = args.as_of or local_today()
+
+    async def work(db: Any) -> int:
+        result = await make_plan(db.pool, as_of, settings)
+        if args.json:
+            print(json.dumps(as_json(result), ensure_ascii=False, indent=2))
+        else:
+            print("\n".join(describe(result, verbose=args.verbose)))
+        return 0
+
+    return await _with_db(settings, work)
+
+
+async def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply today's plan now, as the daily job does (and under its lock)."""
+    from gate_service.jobs import JobContext, run_job
+    from gate_service.web import dumps
+
+    async def work(db: Any) -> int:
+        outcome = await run_job("retention", JobContext(db.pool, settings))
+        if not outcome.ran:
+            print("another replica is running retention right now; nothing done", file=sys.stderr)
+            return 1
+        if not outcome.ok:
+            print(f"error: {outcome.error}", file=sys.stderr)
+            return 1
+        print(dumps(outcome.result))
+        return 0
+
+    return await _with_db(settings, work)
+
+
+@extension
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    retention = sub.add_parser("retention", help="what retention deletes (video >= 6 months, ledger >= 24 months)")
+    retention_sub = retention.add_subparsers(dest="retention_cmd", required=True)
+    plan = retention_sub.add_parser("plan", parents=[common], help="list what would be deleted on a day, "
+                                                                   "without deleting")
+    plan.add_argument("--as-of", type=_as_of, help="the day (YYYY-MM-DD, Asia/Shanghai); default today")
+    plan.add_argument("--json", action="store_true", help="machine-readable, every segment listed")
+    plan.add_argument("--verbose", "-v", action="store_true", help="list every segment, not per gate and day")
+    plan.set_defaults(func=plan_command)
+    run = retention_sub.add_parser("run", parents=[common], help="apply today's plan now (as the daily job)")
+    run.set_defaults(func=run_command)
