@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def build_api() -> Api:
+    import blacklist
     from gate_service import health
     from gate_service.passages import routes as passages
     from gate_service.registry import routes as registry
@@ -29,6 +30,7 @@ def build_api() -> Api:
     api = Api()
     for module in (health, registry, passages):
         api.extend(module.api.endpoints)
+    api.extend(blacklist.endpoints())
     return api
 
 
@@ -40,6 +42,19 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     log.info("database ready (%s)", "embedded" if db.embedded else "external")
     yield
     await db.close()
+
+
+async def _blacklist(app: web.Application) -> AsyncIterator[None]:
+    # After the database (migrations applied), before the judge, which reads the blacklist's in-memory copy.
+    import blacklist
+
+    bl = blacklist.Blacklist(
+        app[keys.POOL], principal_of=lambda r: r[keys.PRINCIPAL], body_of=lambda r: r[keys.BODY]
+    )
+    app[blacklist.APP_KEY] = bl
+    await bl.start()
+    yield
+    await bl.stop()
 
 
 async def _judge(app: web.Application) -> AsyncIterator[None]:
@@ -75,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.API] = api
     app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_blacklist)
     # Last, so that it sees every service the other contexts started.
     app.cleanup_ctx.append(_judge)
     api.mount(app)
