@@ -1,0 +1,315 @@
+"""Clean-transport figures, targets and the projection: pure functions over counts the store hands in.
+
+No database, no clock: ``now`` is a parameter, so a report can be reproduced from its inputs.
+
+Readings of issue 7 made here (each is stated in the API answer too, where a user can see it):
+- Non-road tonnes are reported per calendar month. A month only partly inside the report period counts pro rata
+  by days (a one-week report does not get a whole month of rail), rounded to 0.1 t.
+- ``met`` and the projection judge the tonnage ratio; where no tonnage at all was recorded (no cargo tonnes on any
+  allowed passage and no non-road tonnes) they judge the trip ratio instead. ``basis`` names which.
+- The projection assumes the period keeps its current pace (figures so far / time elapsed) and that clean trips
+  still needed *replace* fuel trips among those expected, rather than being added on top.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from gate_service.policy.model import SHANGHAI
+
+ZERO = Decimal(0)
+TENTH = Decimal("0.1")
+NON_ROAD_MODES = ("rail", "waterway", "pipeline", "conveyor")
+RATIO_DIGITS = 4
+
+TargetLookup = Callable[[str, "str | None", date, date], "float | None"]
+
+
+def tonnes(value: Decimal | float | int) -> Decimal:
+    return Decimal(str(value)).quantize(TENTH, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class RoadCounts:
+    """Sums of the daily roll-up over some days."""
+
+    trips: int = 0
+    clean_trips: int = 0
+    tonnes: Decimal = ZERO
+    clean_tonnes: Decimal = ZERO
+
+    def __add__(self, other: RoadCounts) -> RoadCounts:
+        return RoadCounts(self.trips + other.trips, self.clean_trips + other.clean_trips,
+                          self.tonnes + other.tonnes, self.clean_tonnes + other.clean_tonnes)
+
+
+@dataclass(frozen=True)
+class Volumes:
+    """One month's non-road tonnes as the enterprise reported them."""
+
+    rail: Decimal = ZERO
+    waterway: Decimal = ZERO
+    pipeline: Decimal = ZERO
+    conveyor: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.rail + self.waterway + self.pipeline + self.conveyor
+
+    def scaled(self, share: Decimal) -> Volumes:
+        return Volumes(*(tonnes(v * share) for v in (self.rail, self.waterway, self.pipeline, self.conveyor)))
+
+    def __add__(self, other: Volumes) -> Volumes:
+        return Volumes(self.rail + other.rail, self.waterway + other.waterway,
+                       self.pipeline + other.pipeline, self.conveyor + other.conveyor)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything a report line says about one stretch of days."""
+
+    first: date
+    last: date
+    road: RoadCounts = field(default_factory=RoadCounts)
+    non_road: Volumes = field(default_factory=Volumes)
+    target: float | None = None
+
+    @property
+    def trips(self) -> int:
+        return self.road.trips
+
+    @property
+    def clean_trips(self) -> int:
+        return self.road.clean_trips
+
+    @property
+    def tonnes(self) -> Decimal:
+        return self.road.tonnes + self.non_road.total
+
+    @property
+    def clean_tonnes(self) -> Decimal:
+        # Every non-road mode is clean (rail, waterway, pipeline, tubular belt conveyor).
+        return self.road.clean_tonnes + self.non_road.total
+
+    @property
+    def basis(self) -> str:
+        return "tonnes" if self.tonnes > 0 else "trips"
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        clean, total = ((self.clean_tonnes, self.tonnes) if self.basis == "tonnes"
+                        else (Decimal(self.clean_trips), Decimal(self.trips)))
+        if total == 0:
+            return None
+        # Exact comparison: 0.6 of 10 trips is met by 6, whatever float rounding says.
+        return clean >= Decimal(str(self.target)) * total
+
+    def to_json(self) -> dict[str, Any]:
+        ratio_trips = ratio(self.clean_trips, self.trips)
+        ratio_tonnes = ratio(self.clean_tonnes, self.tonnes)
+        return {
+            "from": self.first.isoformat(),
+            "to": self.last.isoformat(),
+            "trips": self.trips,
+            "clean_trips": self.clean_trips,
+            "ratio_trips": ratio_trips,
+            "tonnes": float(self.tonnes),
+            "clean_tonnes": float(self.clean_tonnes),
+            "ratio_tonnes": ratio_tonnes,
+            "road_tonnes": float(self.road.tonnes),
+            "clean_road_tonnes": float(self.road.clean_tonnes),
+            "non_road_tonnes": float(self.non_road.total),
+            "rail_tonnes": float(self.non_road.rail),
+            "waterway_tonnes": float(self.non_road.waterway),
+            "pipeline_tonnes": float(self.non_road.pipeline),
+            "conveyor_tonnes": float(self.non_road.conveyor),
+            "basis": self.basis,
+            "ratio": ratio_tonnes if self.basis == "tonnes" else ratio_trips,
+            "target": self.target,
+            "met": self.met,
+        }
+
+
+def ratio(part: Decimal | int, whole: Decimal | int) -> float | None:
+    if not whole:
+        return None
+    return round(float(Decimal(part) / Decimal(whole)), RATIO_DIGITS)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def months_between(first: date, last: date) -> list[date]:
+    """First days of the calendar months that the local days first..last touch."""
+    out, m = [], month_start(first)
+    while m <= last:
+        out.append(m)
+        m = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+    return out
+
+
+def month_end(m: date) -> date:
+    return m.replace(day=calendar.monthrange(m.year, m.month)[1])
+
+
+def month_share(m: date, first: date, last: date) -> tuple[date, date, Decimal]:
+    """The part of month ``m`` inside first..last, and its share of the month's days."""
+    lo, hi = max(m, first), min(month_end(m), last)
+    days_in_month = calendar.monthrange(m.year, m.month)[1]
+    return lo, hi, Decimal((hi - lo).days + 1) / Decimal(days_in_month)
+
+
+def enterprise_figures(
+    enterprise: Mapping[str, Any],
+    first: date,
+    last: date,
+    road_by_month: Mapping[date, RoadCounts],
+    volumes_by_month: Mapping[date, Volumes],
+    target_for: TargetLookup,
+) -> tuple[Figures, list[Figures]]:
+    """The whole period and each month of it for one enterprise (months clipped to the period)."""
+    industry, county = enterprise.get("industry") or "", enterprise.get("county")
+    months = []
+    for m in months_between(first, last):
+        lo, hi, share = month_share(m, first, last)
+        vol = volumes_by_month.get(m, Volumes())
+        months.append(Figures(lo, hi, road_by_month.get(m, RoadCounts()),
+                              vol if share == 1 else vol.scaled(share), target_for(industry, county, lo, hi)))
+    road = sum((f.road for f in months), RoadCounts())
+    non_road = sum((f.non_road for f in months), Volumes())
+    return Figures(first, last, road, non_road, target_for(industry, county, first, last)), months
+
+
+def period_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(first, time.min, SHANGHAI)
+    return start, start + timedelta(days=(last - first).days + 1)
+
+
+def projection(total: Figures, now: datetime) -> dict[str, Any]:
+    """Where the period ends at the current pace, and the clean trips still needed to reach the target."""
+    start, end = period_bounds(total.first, total.last)
+    days_total = (total.last - total.first).days + 1
+    if now <= start:
+        status, elapsed = "not_started", 0.0
+    elif now >= end:
+        status, elapsed = "finished", float(days_total)
+    else:
+        status, elapsed = "running", (now - start).total_seconds() / 86400
+    out: dict[str, Any] = {
+        "as_of": now.astimezone(SHANGHAI).isoformat(timespec="seconds"),
+        "status": status,
+        "days_total": days_total,
+        "days_elapsed": round(elapsed, 2),
+        "days_remaining": round(days_total - elapsed, 2),
+        "trips": None, "clean_trips": None, "tonnes": None, "clean_tonnes": None,
+        "ratio_trips": None, "ratio_tonnes": None, "basis": total.basis, "ratio": None, "target": total.target,
+        "met": None, "clean_trips_needed": None, "clean_tonnes_needed": None,
+        "clean_trips_needed_per_day": None, "remaining_trips_expected": None,
+        "clean_share_of_remaining_needed": None, "reachable": None,
+    }
+    if elapsed <= 0:
+        return out  # no pace yet
+    scale = Decimal(days_total) / Decimal(repr(elapsed))
+    proj_trips = Decimal(total.trips) * scale
+    proj_clean = Decimal(total.clean_trips) * scale
+    proj_tonnes = total.tonnes * scale
+    proj_clean_tonnes = total.clean_tonnes * scale
+    out.update({
+        "trips": round(float(proj_trips), 1),
+        "clean_trips": round(float(proj_clean), 1),
+        "tonnes": float(tonnes(proj_tonnes)),
+        "clean_tonnes": float(tonnes(proj_clean_tonnes)),
+        "ratio_trips": ratio(total.clean_trips, total.trips),  # a pace keeps the ratio; shown for charts
+        "ratio_tonnes": ratio(total.clean_tonnes, total.tonnes),
+    })
+    out["ratio"] = out["ratio_tonnes"] if total.basis == "tonnes" else out["ratio_trips"]
+    out["met"] = total.met
+    if total.target is None:
+        return out
+    target = Decimal(str(total.target))
+    remaining_trips = max(ZERO, proj_trips - total.trips)
+    if total.basis == "trips":
+        required = math.ceil(target * proj_trips - Decimal("1e-9"))
+        needed: int | None = max(0, required - total.clean_trips)
+    else:
+        tonnes_needed = max(ZERO, target * proj_tonnes - total.clean_tonnes)
+        out["clean_tonnes_needed"] = float(tonnes(tonnes_needed))
+        # Tonnes a trip moves on average (goods in and out per entry): converts tonnes into trips.
+        per_trip = total.road.tonnes / total.trips if total.trips else ZERO
+        needed = math.ceil(tonnes_needed / per_trip - Decimal("1e-9")) if per_trip > 0 else None
+        if needed is not None:
+            needed = max(0, needed)
+    out["clean_trips_needed"] = needed
+    out["remaining_trips_expected"] = round(float(remaining_trips), 1)
+    days_left = Decimal(days_total) - Decimal(repr(elapsed))
+    if needed is not None:
+        out["clean_trips_needed_per_day"] = round(float(needed / days_left), 1) if days_left > 0 else None
+        if remaining_trips > 0:
+            out["clean_share_of_remaining_needed"] = round(float(needed / remaining_trips), RATIO_DIGITS)
+        out["reachable"] = needed == 0 or (status == "running" and needed <= remaining_trips)
+    return out
+
+
+def enterprise_report(
+    enterprise: Mapping[str, Any],
+    first: date,
+    last: date,
+    road_by_month: Mapping[date, RoadCounts],
+    volumes_by_month: Mapping[date, Volumes],
+    target_for: TargetLookup,
+    now: datetime,
+) -> dict[str, Any]:
+    """The API answer for one enterprise (see API.md "Clean-transport reports")."""
+    total, months = enterprise_figures(enterprise, first, last, road_by_month, volumes_by_month, target_for)
+    body = total.to_json()
+    month_rows = []
+    for m in months:
+        row = m.to_json()
+        row["month"] = m.first.strftime("%Y-%m")
+        month_rows.append(row)
+    return {
+        "enterprise_id": enterprise["id"],
+        "enterprise_name": enterprise.get("name"),
+        "industry": enterprise.get("industry"),
+        "county": enterprise.get("county"),
+        "zone_id": enterprise.get("zone_id"),
+        **body,
+        "months": month_rows,
+        "projection": projection(total, now),
+    }
+
+
+def city_totals(rows: Iterable[Mapping[str, Any]], first: date, last: date) -> dict[str, Any]:
+    """Sums over the listed enterprises (the city-wide line of the bureau's table); no target applies."""
+    road, non_road = RoadCounts(), Volumes()
+    n = 0
+    for r in rows:
+        n += 1
+        road += RoadCounts(r["trips"], r["clean_trips"], tonnes(r["road_tonnes"]), tonnes(r["clean_road_tonnes"]))
+        non_road += Volumes(*(tonnes(r[f"{mode}_tonnes"]) for mode in NON_ROAD_MODES))
+    body = Figures(first, last, road, non_road, None).to_json()
+    body["enterprises"] = n
+    return body
+
+
+SORT_KEYS = ("ratio", "ratio_tonnes", "ratio_trips", "trips", "tonnes", "enterprise_id")
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str, descending: bool) -> list[dict[str, Any]]:
+    """Sort by a figure; rows without one (no trips, no tonnage) always come last."""
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    # Two stable sorts: ties stay in enterprise order whichever way the figure runs.
+    present.sort(key=lambda r: r["enterprise_id"])
+    present.sort(key=lambda r: r[key], reverse=descending)
+    missing.sort(key=lambda r: r["enterprise_id"])
+    return present + missing
