@@ -26,9 +26,10 @@ def build_api() -> Api:
     from gate_service import health
     from gate_service.passages import routes as passages
     from gate_service.registry import routes as registry
+    from gate_service.reports import routes as reports
 
     api = Api()
-    for module in (health, registry, passages):
+    for module in (health, registry, passages, reports):
         api.extend(module.api.endpoints)
     api.extend(blacklist.endpoints())
     return api
