@@ -243,9 +243,11 @@ def projection(total: Figures, now: datetime) -> dict[str, Any]:
     else:
         tonnes_needed = max(ZERO, target * proj_tonnes - total.clean_tonnes)
         out["clean_tonnes_needed"] = float(tonnes(tonnes_needed))
+        # Rail, waterway, pipeline and conveyor keep their pace too and are all clean; road covers the rest.
+        road_needed = max(ZERO, tonnes_needed - total.non_road.total * (scale - 1))
         # Tonnes a trip moves on average (goods in and out per entry): converts tonnes into trips.
         per_trip = total.road.tonnes / total.trips if total.trips else ZERO
-        needed = math.ceil(tonnes_needed / per_trip - Decimal("1e-9")) if per_trip > 0 else None
+        needed = math.ceil(road_needed / per_trip - Decimal("1e-9")) if per_trip > 0 else None
         if needed is not None:
             needed = max(0, needed)
     out["clean_trips_needed"] = needed
