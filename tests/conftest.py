@@ -34,10 +34,19 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from gate_service.db.embedded import start_embedded
+    import tempfile
 
-    # A short path: the server's Unix socket lives inside it and socket paths are limited to ~100 bytes.
-    yield start_embedded(tmp_path_factory.mktemp("pg", numbered=True))
+    from gate_service.db.embedded import embedded_server
+
+    # Outside pytest's numbered temp dirs, which a concurrent pytest session may rotate away under a
+    # running server; short, because the server's Unix socket lives inside it (~100 bytes at most).
+    root = Path(tempfile.mkdtemp(prefix="cg-pg-"))
+    server = embedded_server(root, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        root.rmdir() if root.exists() and not any(root.iterdir()) else None
 
 
 @pytest.fixture(scope="session")
