@@ -5,6 +5,7 @@ Shared by the HTTP routes and the benchmark, so the benchmark times exactly what
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +26,8 @@ async def reports(
     source: store.Source = "rollup",
 ) -> list[dict[str, Any]]:
     """One report per enterprise that matches the filters (every enterprise when none is given)."""
+    # Hundreds of enterprises share a few (industry, county, month) keys; ask the policy once for each.
+    target_for = functools.lru_cache(maxsize=None)(target_for)
     firms = await store.enterprises(conn, enterprise_id=enterprise_id, county=county, zone_id=zone_id,
                                     industry=industry)
     if not firms:
