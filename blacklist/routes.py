@@ -116,7 +116,10 @@ async def revoke_entry(request: web.Request) -> web.Response:
     except KeyError:
         raise BlacklistError(422, "missing_field", '撤销需说明原因 {"reason": "…"} / a revoke needs a reason',
                              "reason") from None
-    row = await bl.revoke(plate, body["reason"].strip(), bl.principal_of(request))
+    why = body["reason"].strip()
+    if not why:
+        raise BlacklistError(422, "missing_field", "撤销原因不能为空 / the revoke reason is empty", "reason")
+    row = await bl.revoke(plate, why, bl.principal_of(request))
     return _json(entry_json(row))
 
 
