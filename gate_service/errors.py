@@ -70,7 +70,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return error_response(413, code, message, limit_bytes=request.app.get(keys.MAX_BODY))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers=headers)
-    except (asyncpg.PostgresConnectionStatusError, asyncpg.CannotConnectNowError, ConnectionError, OSError) as exc:
+    except (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+            asyncpg.TooManyConnectionsError, ConnectionRefusedError, ConnectionResetError) as exc:
         log.error("database unavailable: %s", exc)
         return error_response(
             503, "database_unavailable", "数据库暂不可用,请稍后重试 / database unavailable, retry later",

@@ -101,7 +101,8 @@ async def app(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def client(aiohttp_client, app):  # type: ignore[no-untyped-def]
+async def client(app, aiohttp_client):  # type: ignore[no-untyped-def]
+    # `app` first: fixtures tear down in reverse, so the app shuts down before its database is dropped.
     return await aiohttp_client(app)
 
 

@@ -262,8 +262,11 @@ async def test_openapi_describes_every_route(client, admin, app):
 
     spec = await (await client.get("/api/v1/openapi.json", headers=admin)).json()
     assert spec["openapi"].startswith("3.")
+    import re
+
     for ep in app[keys.API].endpoints:
-        assert ep.method.lower() in spec["paths"][ep.path]
+        path = re.sub(r"\{([^}:]+):[^}]*\}", r"{\1}", ep.path)
+        assert ep.method.lower() in spec["paths"][path]
     assert spec["paths"]["/api/v1/enterprises/{id}"]["put"]["requestBody"]["content"]["application/json"]
 
 
