@@ -24,12 +24,14 @@ log = logging.getLogger(__name__)
 def build_api() -> Api:
     import blacklist
     from gate_service import health
+    from gate_service.gates import routes as gates
     from gate_service.passages import routes as passages
     from gate_service.registry import routes as registry
     from gate_service.reports import routes as reports
+    from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, reports):
+    for module in (health, registry, passages, gates, reports, video):
         api.extend(module.api.endpoints)
     api.extend(blacklist.endpoints())
     return api
@@ -91,8 +93,17 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.API] = api
     app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
     app.cleanup_ctx.append(_database)
+    from gate_service.video.recorder import video_context
+
+    app.cleanup_ctx.append(video_context)
     app.cleanup_ctx.append(_blacklist)
     # Last, so that it sees every service the other contexts started.
     app.cleanup_ctx.append(_judge)
+    from gate_service.gates.service import gates_context
+
+    app.cleanup_ctx.append(gates_context)
+    from gate_service.jobs import scheduler_context
+
+    app.cleanup_ctx.append(scheduler_context)
     api.mount(app)
     return app

@@ -1,0 +1,188 @@
+"""Frames in, passages out: plate reading off the event loop, stale-frame dropping, the tracker, the judge.
+
+One ``GateIngest`` per gate. Reading a frame takes tens of milliseconds of CPU, so it runs in a thread
+pool sized to the cores (onnxruntime releases the GIL). A gate that sends faster than it can be read
+keeps only its newest waiting frame: the older waiting one is answered as dropped, so memory and latency
+stay bounded whatever a kiosk does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gate_service.gates.tracker import Settled, Tracker, TrackerConfig
+from plate_reader.image import decode_image
+from plate_reader.reader import PlateRead, PlateReader
+
+log = logging.getLogger(__name__)
+
+
+class ReaderPool:
+    """One reader (model sessions created once) shared by worker threads."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="plate-reader")
+        self._reader: PlateReader | None = None
+        self._loading: asyncio.Future[PlateReader] | None = None
+
+    async def reader(self) -> PlateReader:
+        if self._reader is not None:
+            return self._reader
+        if self._loading is None:
+            loop = asyncio.get_running_loop()
+            self._loading = asyncio.ensure_future(loop.run_in_executor(self.executor, lambda: PlateReader(threads=1)))
+        self._reader = await self._loading
+        return self._reader
+
+    async def read(self, data: bytes) -> tuple[np.ndarray, PlateRead]:
+        reader = await self.reader()
+
+        def work() -> tuple[np.ndarray, PlateRead]:
+            image = decode_image(data)
+            return image, reader.read(image)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class FrameResult:
+    read: PlateRead | None = None
+    passages: list[dict[str, Any]] = field(default_factory=list)
+    dropped: bool = False
+    duplicate: bool = False
+    ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        read = None
+        if self.read is not None:
+            read = {"plate": self.read.plate, "color": self.read.color,
+                    "confidence": round(self.read.confidence, 4),
+                    "box": list(self.read.box) if self.read.box else None}
+        return {
+            "read": read,
+            "passage": self.passages[-1] if self.passages else None,
+            "passages": self.passages,
+            "dropped": self.dropped,
+            "duplicate": self.duplicate,
+            "ms": round(self.ms, 1),
+        }
+
+
+OnSettled = Callable[[str, Settled, str], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class _Pending:
+    data: bytes
+    at: datetime
+    direction: str
+    future: asyncio.Future[FrameResult]
+
+
+class GateIngest:
+    def __init__(self, gate_id: str, pool: ReaderPool, on_settled: OnSettled, *, metrics: Any = None,
+                 recorder: Any = None, tracker_config: TrackerConfig | None = None) -> None:
+        self.gate_id = gate_id
+        self.pool = pool
+        self.on_settled = on_settled
+        self.metrics = metrics
+        self.recorder = recorder
+        self.tracker = Tracker(tracker_config)
+        self._busy = False
+        self._pending: _Pending | None = None
+        self._last_digest: bytes | None = None
+        self._lock = asyncio.Lock()
+        self.listeners: set[Callable[[dict[str, Any]], Awaitable[None]]] = set()
+        self.direction = "in"
+
+    async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
+        at = at or datetime.now(timezone.utc)
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest == self._last_digest:
+            # A kiosk re-sending the same picture: nothing new to read, and the video must not stutter.
+            return FrameResult(duplicate=True)
+        self._last_digest = digest
+        self.direction = direction
+        future: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
+        if self._pending is not None:
+            stale = self._pending
+            stale.future.set_result(FrameResult(dropped=True))
+            self._count_drop()
+        self._pending = _Pending(data, at, direction, future)
+        self._set_depth()
+        if not self._busy:
+            self._busy = True
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending is not None:
+                item, self._pending = self._pending, None
+                self._set_depth()
+                try:
+                    result = await self._process(item)
+                except Exception as exc:  # noqa: BLE001 - a bad frame is answered, the gate goes on
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                else:
+                    if not item.future.done():
+                        item.future.set_result(result)
+        finally:
+            self._busy = False
+
+    async def _process(self, item: _Pending) -> FrameResult:
+        started = time.perf_counter()
+        image, read = await self.pool.read(item.data)
+        if self.metrics is not None:
+            self.metrics.frames_read.inc(gate=self.gate_id)
+            self.metrics.frame_seconds.observe(time.perf_counter() - started)
+        video = (None, None)
+        if self.recorder is not None:
+            try:
+                video = await self.recorder.add_frame(self.gate_id, item.at, image)
+            except Exception:  # noqa: BLE001 - video trouble must not stop the gate deciding
+                log.exception("video recording failed for gate %s", self.gate_id)
+        payload = {"jpeg": item.data, "video": video}
+        async with self._lock:
+            settled = self.tracker.feed(read, item.at, payload)
+            passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
+        result = FrameResult(read=read, passages=passages, ms=(time.perf_counter() - started) * 1000)
+        return result
+
+    async def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Settle a vehicle that has left without a frame to tell us (called periodically)."""
+        async with self._lock:
+            settled = self.tracker.tick(now or datetime.now(timezone.utc))
+            return [await self.on_settled(self.gate_id, s, self.direction) for s in settled]
+
+    def _count_drop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.frames_dropped.inc(gate=self.gate_id)
+
+    def _set_depth(self) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_depth.set(1 if self._pending else 0, gate=self.gate_id)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode JPEG")
+    return buf.tobytes()

@@ -1,0 +1,100 @@
+"""Kiosk frame endpoints: one JPEG per POST, or a WebSocket stream of JPEGs with reads/passages back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from gate_service import keys
+from gate_service.auth import require_gate
+from gate_service.errors import ApiError, not_found
+from gate_service.registry import store as registry
+from gate_service.web import Api, dumps, json_response
+from plate_reader.image import ImageError
+
+log = logging.getLogger(__name__)
+api = Api()
+
+DIRECTION = {"direction": {"type": "string", "enum": ["in", "out"]}}
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+
+
+async def _gate(request: web.Request) -> str:
+    gate_id = request.match_info["gate_id"]
+    require_gate(request, gate_id)
+    if await registry.get_gate(request.app[keys.POOL], gate_id) is None:
+        raise not_found("门岗 gate", gate_id)
+    return gate_id
+
+
+def image_error(exc: ImageError) -> ApiError:
+    code = getattr(exc, "code", "image_invalid")
+    status = 413 if code == "image_too_large" else 422
+    return ApiError(status, code, f"图像无法使用 / unusable image: {exc}")
+
+
+@api.route("POST", "/api/v1/gates/{gate_id}/frames", roles=("kiosk", "admin"), content_types=IMAGE_TYPES,
+           query=DIRECTION, tag="gates",
+           summary="One camera frame (JPEG body); answers the read and, once settled, the passage")
+async def post_frame(request: web.Request) -> web.Response:
+    gate_id = await _gate(request)
+    data = await request.read()
+    if not data:
+        raise ApiError(400, "empty_body", "没有图像数据 / no image in the body")
+    hub = request.app[keys.GATES]
+    try:
+        result = await hub.ingest(gate_id).submit(data, direction=request.query.get("direction", "in"))
+    except ImageError as exc:
+        raise image_error(exc) from None
+    return json_response(result.to_json())
+
+
+@api.route("GET", "/api/v1/gates/{gate_id}/stream", roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
+           summary="WebSocket: binary JPEG frames in; JSON reads and passages out")
+async def stream(request: web.Request) -> web.StreamResponse:
+    gate_id = await _gate(request)
+    direction = request.query.get("direction", "in")
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY])
+    await ws.prepare(request)
+    ingest = request.app[keys.GATES].ingest(gate_id)
+
+    async def send(message: dict[str, Any]) -> None:
+        if not ws.closed:
+            await ws.send_str(dumps(message))
+
+    ingest.listeners.add(send)
+    try:
+        await send({"type": "hello", "gate_id": gate_id, "direction": direction})
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                try:
+                    result = await ingest.submit(msg.data, direction=direction)
+                except ImageError as exc:
+                    err = image_error(exc)
+                    await send({"type": "error", "error": {"code": err.code, "message": err.message}})
+                    continue
+                if result.dropped or result.duplicate:
+                    await send({"type": "dropped" if result.dropped else "duplicate"})
+                    continue
+                body = result.to_json()
+                # Passages also reach every listener through the hub's broadcast; here only the read.
+                await send({"type": "read", "read": body["read"], "ms": body["ms"]})
+            elif msg.type == WSMsgType.TEXT:
+                with contextlib.suppress(ValueError):
+                    command = json.loads(msg.data)
+                    if isinstance(command, dict) and command.get("direction") in ("in", "out"):
+                        direction = command["direction"]
+                        await send({"type": "direction", "direction": direction})
+                        continue
+                await send({"type": "error", "error": {"code": "bad_message",
+                                                       "message": "文本消息应为 {\"direction\": \"in\"|\"out\"} / "
+                                                                  "text messages set the direction"}})
+            elif msg.type == WSMsgType.ERROR:
+                log.warning("websocket error at gate %s: %s", gate_id, ws.exception())
+    finally:
+        ingest.listeners.discard(send)
+    return ws

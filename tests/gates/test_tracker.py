@@ -1,0 +1,95 @@
+"""The tracker on sequences of reads: noisy, alternating, two vehicles back to back, leaving."""
+
+from datetime import datetime, timedelta, timezone
+
+from gate_service.gates.tracker import Tracker, TrackerConfig, distance
+from plate_reader.reader import PlateRead
+
+T0 = datetime(2024, 11, 15, 1, 30, tzinfo=timezone.utc)
+
+
+def r(plate, conf=0.95, color="yellow"):
+    probs = [conf] * len(plate) if plate else None
+    return PlateRead(plate=plate, color=color, confidence=conf, box=(10, 10, 100, 30), char_probs=probs)
+
+
+def feed(tracker, seq, step=0.2):
+    settled = []
+    for i, read in enumerate(seq):
+        settled += tracker.feed(read, T0 + timedelta(seconds=i * step), payload=i)
+    return settled
+
+
+def test_distance():
+    assert distance("晋LA1234", "晋LA1234") == 0
+    assert distance("晋LA1234", "晋LA1284") == 1
+    assert distance("晋LA1234", "京LA123") == 2
+
+
+def test_clear_vote_settles_once_while_the_lorry_waits():
+    tracker = Tracker()
+    settled = feed(tracker, [r("晋LA1234")] * 20)
+    assert [s.plate for s in settled] == ["晋LA1234"]
+    assert settled[0].reason == "clear_vote"
+    assert settled[0].frames == 3
+    assert settled[0].first_at == T0
+
+
+def test_noisy_reads_are_outvoted_character_by_character():
+    tracker = Tracker()
+    seq = [r("晋LA1234", 0.9), r("晋LA1Z34", 0.5), r("晋LA1234", 0.92), r("皖LA1234", 0.4), r("晋LA1234", 0.93)]
+    settled = feed(tracker, seq)
+    assert [s.plate for s in settled] == ["晋LA1234"]
+
+
+def test_unreadable_frames_do_not_break_a_track():
+    tracker = Tracker()
+    seq = [r("晋LA1234"), r(None, 0.0), r("晋LA1234"), PlateRead(None, "unknown", 0.0, None), r("晋LA1234")]
+    assert [s.plate for s in feed(tracker, seq)] == ["晋LA1234"]
+
+
+def test_two_vehicles_back_to_back():
+    tracker = Tracker()
+    seq = [r("晋LA1234")] * 4 + [r("晋LB9999")] * 4
+    assert [s.plate for s in feed(tracker, seq)] == ["晋LA1234", "晋LB9999"]
+
+
+def test_a_short_glimpse_settles_when_the_vehicle_leaves():
+    tracker = Tracker()
+    assert feed(tracker, [r("晋LA1234", 0.8), r("晋LA1234", 0.8)]) == []
+    assert tracker.tick(T0 + timedelta(seconds=1)) == []
+    left = tracker.tick(T0 + timedelta(seconds=5))
+    assert [s.plate for s in left] == ["晋LA1234"]
+    assert left[0].reason == "left"
+
+
+def test_a_weak_glimpse_is_not_recorded():
+    tracker = Tracker()
+    feed(tracker, [r("晋LA1234", 0.35)])
+    assert tracker.tick(T0 + timedelta(seconds=10)) == []
+
+
+def test_alternating_plates_in_view_do_not_duplicate():
+    # Two lorries in the frame, the reader flipping between them: each is recorded once.
+    tracker = Tracker(TrackerConfig(settle_reads=2))
+    seq = [r("晋LA1234"), r("晋LA1234"), r("晋LB9999"), r("晋LB9999"), r("晋LA1234"), r("晋LB9999"),
+           r("晋LA1234")]
+    settled = feed(tracker, seq)
+    assert sorted(s.plate for s in settled) == ["晋LA1234", "晋LB9999"]
+
+
+def test_same_plate_after_the_cooldown_is_a_new_passage():
+    tracker = Tracker(TrackerConfig(cooldown=60))
+    first = feed(tracker, [r("晋LA1234")] * 3)
+    later = T0 + timedelta(minutes=10)
+    second = []
+    for i in range(3):
+        second += tracker.feed(r("晋LA1234"), later + timedelta(seconds=i * 0.2))
+    assert len(first) == 1 and len(second) == 1
+
+
+def test_best_frame_is_kept_as_payload():
+    tracker = Tracker()
+    settled = feed(tracker, [r("晋LA1234", 0.88), r("晋LA1234", 0.97), r("晋LA1234", 0.9)])
+    assert settled[0].payload == 1
+    assert settled[0].read_json()["frames"] == 3
