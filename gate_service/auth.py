@@ -97,6 +97,9 @@ async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
+    if not header and request.headers.get("Upgrade", "").lower() == "websocket" and "access_token" in request.query:
+        # Browsers cannot set headers on a WebSocket: the console passes its token in the URL, for upgrades only.
+        header = "Bearer " + request.query["access_token"]
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -110,6 +110,7 @@ class GateIngest:
         self._lock = asyncio.Lock()
         self.listeners: set[Callable[[dict[str, Any]], Awaitable[None]]] = set()
         self.direction = "in"
+        self.latest: tuple[datetime, bytes] | None = None
 
     async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
@@ -160,11 +161,22 @@ class GateIngest:
             except Exception:  # noqa: BLE001 - video trouble must not stop the gate deciding
                 log.exception("video recording failed for gate %s", self.gate_id)
         payload = {"jpeg": item.data, "video": video}
+        self.latest = (item.at, item.data)
         async with self._lock:
             settled = self.tracker.feed(read, item.at, payload)
-            passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
-        result = FrameResult(read=read, passages=passages, ms=(time.perf_counter() - started) * 1000)
+            result = FrameResult(read=read, ms=(time.perf_counter() - started) * 1000)
+            # Every watcher of the gate (the guard's screen, a second kiosk) sees each read as it happens.
+            await self.notify({"type": "read", "read": result.to_json()["read"], "ms": round(result.ms, 1),
+                               "at": item.at.isoformat(), "tracking": self.tracker.current_plate})
+            result.passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
         return result
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        for send in list(self.listeners):
+            try:
+                await send(message)
+            except Exception:  # noqa: BLE001 - a closed socket must not stop the others
+                self.listeners.discard(send)
 
     async def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Settle a vehicle that has left without a frame to tell us (called periodically)."""

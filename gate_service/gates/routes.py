@@ -53,6 +53,40 @@ async def post_frame(request: web.Request) -> web.Response:
     return json_response(result.to_json())
 
 
+@api.route("GET", "/api/v1/gates/{gate_id}/latest.jpg", roles=("kiosk", "admin", "ecology"), tag="gates",
+           produces=("image/jpeg",), summary="The gate's most recent camera frame")
+async def latest_frame(request: web.Request) -> web.Response:
+    gate_id = await _gate(request)
+    ingest = request.app[keys.GATES].gates.get(gate_id)
+    if ingest is None or ingest.latest is None:
+        raise ApiError(404, "no_frame", "该门岗尚无画面 / no frame received from this gate yet")
+    at, data = ingest.latest
+    return web.Response(body=data, content_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Frame-Time": at.isoformat()})
+
+
+@api.route("GET", "/api/v1/gates/{gate_id}/watch", roles=("kiosk", "admin", "ecology"), tag="gates",
+           summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
+async def watch(request: web.Request) -> web.StreamResponse:
+    gate_id = await _gate(request)
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    ingest = request.app[keys.GATES].ingest(gate_id)
+
+    async def send(message: dict[str, Any]) -> None:
+        if not ws.closed:
+            await ws.send_str(dumps(message))
+
+    ingest.listeners.add(send)
+    try:
+        await send({"type": "hello", "gate_id": gate_id, "watching": True})
+        async for _ in ws:
+            pass  # screens only listen
+    finally:
+        ingest.listeners.discard(send)
+    return ws
+
+
 @api.route("GET", "/api/v1/gates/{gate_id}/stream", roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
            summary="WebSocket: binary JPEG frames in; JSON reads and passages out")
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -80,9 +114,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 if result.dropped or result.duplicate:
                     await send({"type": "dropped" if result.dropped else "duplicate"})
                     continue
-                body = result.to_json()
-                # Passages also reach every listener through the hub's broadcast; here only the read.
-                await send({"type": "read", "read": body["read"], "ms": body["ms"]})
+                # Reads and passages reach every listener of the gate (this socket included) via notify().
             elif msg.type == WSMsgType.TEXT:
                 with contextlib.suppress(ValueError):
                     command = json.loads(msg.data)

@@ -81,11 +81,8 @@ class GatesHub:
 
     async def broadcast(self, gate_id: str, message: dict[str, Any]) -> None:
         gate = self.gates.get(gate_id)
-        if gate is None:
-            return
-        for send in list(gate.listeners):
-            with contextlib.suppress(Exception):
-                await send(message)
+        if gate is not None:
+            await gate.notify(message)
 
     async def _tick_forever(self) -> None:
         while True:

@@ -138,3 +138,20 @@ async def test_a_flooding_gate_drops_stale_frames(client, checkpoint, app):
     assert dropped >= 1
     assert dropped < len(bodies)
     assert app[keys.METRICS].frames_dropped.value(gate="city-1") == dropped
+
+
+async def test_browser_screens_watch_with_a_token_in_the_url(client, checkpoint):
+    token = checkpoint["Authorization"].split()[1]
+    ws = await client.ws_connect(f"/api/v1/gates/city-1/watch?access_token={token}")
+    assert (await ws.receive_json(timeout=10))["type"] == "hello"
+    resp = await client.post("/api/v1/gates/city-1/frames", data=frames(1)[0],
+                             headers={**checkpoint, "Content-Type": "image/jpeg"})
+    assert resp.status == 200
+    seen = await ws.receive_json(timeout=60)
+    assert seen["type"] == "read" and seen["read"]["plate"] == "京A88731"
+    latest = await client.get("/api/v1/gates/city-1/latest.jpg", headers=checkpoint)
+    assert latest.status == 200 and (await latest.read())[:2] == b"\xff\xd8"
+    await ws.close()
+    # The token in the URL works only for WebSocket upgrades, never for plain requests.
+    plain = await client.get(f"/api/v1/gates/city-1/latest.jpg?access_token={token}")
+    assert plain.status == 401
