@@ -102,8 +102,15 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.gates.service import gates_context
 
     app.cleanup_ctx.append(gates_context)
+    if settings.demo:
+        from gate_service.demo import demo_context
+
+        app.cleanup_ctx.append(demo_context)
     from gate_service.jobs import scheduler_context
 
     app.cleanup_ctx.append(scheduler_context)
+    from gate_service import console
+
+    console.setup(app)  # the web console's pages and helper endpoints (issue 8)
     api.mount(app)
     return app

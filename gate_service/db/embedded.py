@@ -18,7 +18,7 @@ def embedded_server(data_dir: Path, *, cleanup_mode: str | None = "stop") -> Any
         warnings.simplefilter("ignore")
         import pgserver
 
-    data_dir = data_dir.expanduser().resolve()
+    data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     return pgserver.get_server(data_dir / "pg", cleanup_mode=cleanup_mode)
 
