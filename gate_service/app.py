@@ -8,7 +8,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from gate_service import keys
+from gate_service import keys, ratelimit
 from gate_service.auth import auth_middleware
 from gate_service.config import Settings
 from gate_service.db import open_database
@@ -16,6 +16,7 @@ from gate_service.errors import error_middleware
 from gate_service.logs import access_log_middleware
 from gate_service.metrics import ServiceMetrics
 from gate_service.policy import load_policy_set
+from gate_service.proxy import proxy_middleware
 from gate_service.web import Api
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def build_api() -> Api:
     import blacklist
-    from gate_service import health
+    from gate_service import audit_routes, health
     from gate_service.gates import routes as gates
     from gate_service.passages import routes as passages
     from gate_service.registry import routes as registry
@@ -33,7 +34,8 @@ def build_api() -> Api:
     api = Api()
     for module in (health, registry, passages, gates, reports, video):
         api.extend(module.api.endpoints)
-    api.extend(blacklist.endpoints())
+    api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
+    api.extend(audit_routes.api.endpoints)
     return api
 
 
@@ -84,7 +86,8 @@ def _blacklist_service(app: web.Application) -> object | None:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[access_log_middleware, error_middleware, auth_middleware],
+        middlewares=[proxy_middleware, access_log_middleware, error_middleware, auth_middleware,
+                     ratelimit.middleware()],
     )
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes

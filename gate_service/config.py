@@ -17,6 +17,10 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -35,6 +39,10 @@ class Settings:
     ledger_retention_months: int = 24
     run_scheduler: bool = True
     demo: bool = False
+    # Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs); empty: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Per-role token buckets, "role=rate/burst,..." or "off"; empty: gate_service.ratelimit's defaults.
+    rate_limits: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +59,8 @@ class Settings:
             policy_paths=tuple(Path(p) for p in policy.split(os.pathsep) if p),
             video_retention_days=max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183)),
             ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
+            trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
+            rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
