@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -64,14 +67,39 @@ async def _blacklist(app: web.Application) -> AsyncIterator[None]:
 
 async def _judge(app: web.Application) -> AsyncIterator[None]:
     from gate_service.ledger.store import ensure_partitions_ahead
+    from gate_service.passages.facts import DB_DOWN, FactsCache
     from gate_service.passages.judge import Judge
+    from gate_service.passages.spool import Spool
     from gate_service.policy.model import SHANGHAI
 
     pool = app[keys.POOL]
+    settings = app[keys.SETTINGS]
     await ensure_partitions_ahead(pool, datetime.now(SHANGHAI).date())
-    blacklist = _blacklist_service(app)
-    app[keys.JUDGE] = Judge(pool, app[keys.POLICIES], blacklist, app[keys.METRICS])
+    facts = FactsCache()
+    await facts.load(pool)
+    spool = Spool(Path(settings.data_dir) / "spool")
+    judge = Judge(pool, app[keys.POLICIES], _blacklist_service(app), app[keys.METRICS], facts=facts, spool=spool)
+    app[keys.JUDGE] = judge
+    # Passages spooled before a crash or during an outage go to the ledger before anything new.
+    await judge.drain_spool()
+
+    async def drain_forever() -> None:
+        while True:
+            await asyncio.sleep(2)
+            app[keys.METRICS].spool_pending.set(1 if spool.has_pending() else 0)
+            if spool.has_pending():
+                try:
+                    await judge.drain_spool()
+                except DB_DOWN:
+                    continue  # still down; the next round tries again
+                except Exception:  # noqa: BLE001 - keep draining later; never lose the spool
+                    log.exception("spool drain failed")
+
+    task = asyncio.ensure_future(drain_forever())
     yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _blacklist_service(app: web.Application) -> object | None:

@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from gate_service import keys
+from gate_service.db.outage import DB_DOWN, is_db_down
 from gate_service.errors import ApiError
 
 ROLES = ("admin", "kiosk", "police", "ecology", "enterprise")
@@ -82,16 +83,30 @@ async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str,
     return [dict(r) for r in rows]
 
 
+# Tokens seen valid, by hash: used only while the database is unreachable, so gates keep working through an
+# outage. Nobody can revoke a token while the database is down, so this never outlives a revocation.
+_last_known: dict[bytes, Principal] = {}
+
+
 async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
     # Looked up on every request so that a revocation takes effect at once.
-    row = await pool.fetchrow(
-        """SELECT id, role, name, gate_id, enterprise_id FROM api_tokens
-           WHERE token_hash = $1 AND revoked_at IS NULL""",
-        hash_token(token),
-    )
+    digest = hash_token(token)
+    try:
+        row = await pool.fetchrow(
+            """SELECT id, role, name, gate_id, enterprise_id FROM api_tokens
+               WHERE token_hash = $1 AND revoked_at IS NULL""",
+            digest,
+        )
+    except DB_DOWN as exc:
+        if is_db_down(exc) and digest in _last_known:
+            return _last_known[digest]
+        raise
     if row is None:
+        _last_known.pop(digest, None)
         return None
-    return Principal(row["id"], row["role"], row["name"], row["gate_id"], row["enterprise_id"])
+    principal = Principal(row["id"], row["role"], row["name"], row["gate_id"], row["enterprise_id"])
+    _last_known[digest] = principal
+    return principal
 
 
 @web.middleware

@@ -7,10 +7,10 @@ import logging
 import uuid
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from gate_service import keys
+from gate_service.db.outage import DB_DOWN, is_db_down
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return error_response(413, code, message, limit_bytes=request.app.get(keys.MAX_BODY))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers=headers)
-    except (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-            asyncpg.TooManyConnectionsError, ConnectionRefusedError, ConnectionResetError) as exc:
+    except DB_DOWN as exc:
+        if not is_db_down(exc):
+            return _internal(exc)
         log.error("database unavailable: %s", exc)
         return error_response(
             503, "database_unavailable", "数据库暂不可用,请稍后重试 / database unavailable, retry later",
@@ -83,9 +84,13 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         status, code = getattr(exc, "http_status", None), getattr(exc, "code", None)
         if isinstance(status, int) and 400 <= status < 600 and isinstance(code, str):
             return error_response(status, code, str(getattr(exc, "message", exc)), field=getattr(exc, "field", None))
-        incident = uuid.uuid4().hex[:12]
-        log.exception("unhandled error, incident %s", incident)
-        return error_response(
-            500, "internal_error", f"服务器内部错误(编号 {incident})/ internal error (incident {incident})",
-            incident=incident,
-        )
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> web.Response:
+    incident = uuid.uuid4().hex[:12]
+    log.error("unhandled error, incident %s", incident, exc_info=exc)
+    return error_response(
+        500, "internal_error", f"服务器内部错误(编号 {incident})/ internal error (incident {incident})",
+        incident=incident,
+    )

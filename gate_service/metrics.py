@@ -125,4 +125,7 @@ class ServiceMetrics:
         self.queue_depth = r.gauge("cleangate_frame_queue_depth", "Frames waiting to be read, by gate")
         self.passages = r.counter("cleangate_passages_total", "Passages recorded, by decision")
         self.decisions_by_rule = r.counter("cleangate_decision_reasons_total", "Decision reasons, by rule and effect")
+        self.spooled = r.counter("cleangate_passages_spooled_total",
+                                 "Passages decided while the database was down, kept in the local spool")
+        self.spool_pending = r.gauge("cleangate_spool_pending", "1 while passages wait in the local spool")
         self.decision_seconds = r.histogram("cleangate_decision_seconds", "Passage decision latency", LATENCY_BUCKETS)

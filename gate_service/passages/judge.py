@@ -6,14 +6,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
+from gate_service.db.outage import DB_DOWN, is_db_down
 from gate_service.errors import ApiError, not_found
 from gate_service.ledger import store as ledger
+from gate_service.passages.facts import FactsCache
+from gate_service.passages.spool import Spool
 from gate_service.policy import BlacklistEntry, Decision, Enterprise, Gate, PolicySet, Vehicle, decide
-from gate_service.registry import store as registry
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +106,27 @@ class Judged:
             "alert_level": self.row["alert_level"],
             "blacklisted": self.row["blacklisted"],
             "vehicle": self.vehicle,
-            "seq": self.row["gate_seq"],
+            "seq": self.row.get("gate_seq"),  # None while the passage waits in the spool
             "overrides": str(self.row["overrides"]) if self.row["overrides"] else None,
         }
 
 
 class Judge:
-    """Decides and records passages. One per application; safe for concurrent use."""
+    """Decides and records passages. One per application; safe for concurrent use.
 
-    def __init__(self, pool: asyncpg.Pool, policies: PolicySet, blacklist: Any | None = None, metrics: Any = None):
+    With the database down, it decides from the remembered registry (``FactsCache``) and appends to the
+    local spool (``Spool``); ``drain_spool`` writes those rows to the ledger once the database is back.
+    While a gate has spooled rows, its new passages queue behind them, so each gate's chain keeps its order.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, policies: PolicySet, blacklist: Any | None = None, metrics: Any = None,
+                 *, facts: FactsCache | None = None, spool: Spool | None = None):
         self.pool = pool
         self.policies = policies
         self.blacklist = blacklist
         self.metrics = metrics
+        self.facts = facts or FactsCache()
+        self.spool = spool
 
     def _blacklist_entry(self, plate: str, at: datetime) -> BlacklistEntry | None:
         if self.blacklist is None:
@@ -127,6 +137,88 @@ class Judge:
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
 
     async def record(self, item: PassageInput, *, token_id: int | None, actor: str) -> Judged:
+        if item.client_ref and self.spool is not None:
+            waiting = self.spool.answer_for(item.gate_id, item.client_ref)
+            if waiting is not None:
+                return _Replayed(waiting)  # type: ignore[return-value]
+        if self.spool is not None and self.spool.has_pending(item.gate_id):
+            # Keep the gate's order: behind what already waits. Try to drain first.
+            try:
+                await self.drain_spool()
+            except DB_DOWN as exc:
+                if not is_db_down(exc):
+                    raise
+        if self.spool is None or not self.spool.has_pending(item.gate_id):
+            try:
+                return await self._record_online(item, token_id, actor)
+            except DB_DOWN as exc:
+                if self.spool is None or not is_db_down(exc):
+                    raise
+                log.warning("database unreachable (%s); passage at %s goes to the spool", exc, item.gate_id)
+        return await self._record_offline(item, token_id, actor)
+
+    async def _judge(self, conn: asyncpg.Connection | None, item: PassageInput, token_id: int | None,
+                     actor: str) -> tuple[dict[str, Any], Decision, dict | None]:
+        gate_row = await self.facts.gate(conn, item.gate_id)
+        if gate_row is None:
+            if conn is None:
+                raise ApiError(503, "database_unavailable", "数据库不可用且本门岗未缓存 / database down and gate unknown",
+                               headers={"Retry-After": "5"})
+            raise not_found("门岗 gate", item.gate_id)
+        enterprise_row = await self.facts.enterprise(conn, gate_row["enterprise_id"])
+        vehicle_row = await self.facts.vehicle(conn, item.plate)
+        alert = await self.facts.alert_level(conn, item.at)
+        vehicle, facts = vehicle_facts(vehicle_row, item.plate, item.plate_color)
+        blacklisted = self._blacklist_entry(item.plate, item.at)
+        policy = self.policies.policy_for(item.at)
+        decision = decide(
+            vehicle,
+            Gate(id=gate_row["id"], zone_id=gate_row["zone_id"], enterprise_id=gate_row["enterprise_id"]),
+            _enterprise(enterprise_row), blacklisted, alert, item.at, policy,
+            observed_plate_color=item.plate_color,
+        )
+        if item.overrides is not None:
+            decision = Decision("allow", decision.reasons, decision.policy_id, decision.policy_document)
+        row = {
+            # Chosen here, not by the database: a retried write of the same passage is recognisable.
+            "id": uuid4(),
+            "at": item.at,
+            "recorded_at": datetime.now(timezone.utc),
+            "gate_id": gate_row["id"],
+            "enterprise_id": gate_row["enterprise_id"],
+            "zone_id": gate_row["zone_id"],
+            "direction": item.direction,
+            "plate": item.plate,
+            "plate_color": item.plate_color or (vehicle_row or {}).get("plate_color"),
+            "source": item.source,
+            "read": item.read,
+            "vehicle": facts,
+            "registered": vehicle_row is not None,
+            "emission_stage": vehicle.emission_stage,
+            "fuel_type": vehicle.fuel_type,
+            "vehicle_class": vehicle.vehicle_class,
+            "cargo": item.cargo,
+            "tonnes": None if item.tonnes is None else _tonnes(item.tonnes),
+            "decision": decision.decision,
+            "reasons": [r.to_json() for r in decision.reasons],
+            "rules": list(decision.rule_ids),
+            "policy_id": decision.policy_id,
+            "alert_level": alert,
+            "blacklisted": blacklisted is not None,
+            "clean": vehicle_row is not None and policy.is_clean(vehicle.fuel_type),
+            "snapshot_ref": item.snapshot_ref,
+            "crop_ref": item.crop_ref,
+            "video_segment_id": item.video_segment_id,
+            "video_offset_ms": item.video_offset_ms,
+            "overrides": item.overrides,
+            "override_reason": item.override_reason,
+            "token_id": token_id,
+            "actor": actor,
+            "client_ref": item.client_ref,
+        }
+        return row, decision, facts
+
+    async def _record_online(self, item: PassageInput, token_id: int | None, actor: str) -> Judged:
         async with self.pool.acquire() as conn:
             if item.client_ref:
                 earlier = await conn.fetchval(
@@ -135,88 +227,73 @@ class Judge:
                 )
                 if earlier is not None:
                     return _Replayed(earlier)  # type: ignore[return-value]
-            gate_row = await registry.get_gate(conn, item.gate_id)
-            if gate_row is None:
-                raise not_found("门岗 gate", item.gate_id)
-            enterprise_row = (
-                await registry.get_enterprise(conn, gate_row["enterprise_id"]) if gate_row["enterprise_id"] else None
-            )
-            vehicle_row = await registry.get_vehicle(conn, item.plate)
-            alert = await alert_level_at(conn, item.at)
-            vehicle, facts = vehicle_facts(vehicle_row, item.plate, item.plate_color)
-            blacklisted = self._blacklist_entry(item.plate, item.at)
-            policy = self.policies.policy_for(item.at)
-            decision = decide(
-                vehicle,
-                Gate(id=gate_row["id"], zone_id=gate_row["zone_id"], enterprise_id=gate_row["enterprise_id"]),
-                _enterprise(enterprise_row), blacklisted, alert, item.at, policy,
-                observed_plate_color=item.plate_color,
-            )
-            if item.overrides is not None:
-                decision = Decision("allow", decision.reasons, decision.policy_id, decision.policy_document)
-            row = {
-                "at": item.at,
-                "gate_id": gate_row["id"],
-                "enterprise_id": gate_row["enterprise_id"],
-                "zone_id": gate_row["zone_id"],
-                "direction": item.direction,
-                "plate": item.plate,
-                "plate_color": item.plate_color or (vehicle_row or {}).get("plate_color"),
-                "source": item.source,
-                "read": item.read,
-                "vehicle": facts,
-                "registered": vehicle_row is not None,
-                "emission_stage": vehicle.emission_stage,
-                "fuel_type": vehicle.fuel_type,
-                "vehicle_class": vehicle.vehicle_class,
-                "cargo": item.cargo,
-                "tonnes": None if item.tonnes is None else _tonnes(item.tonnes),
-                "decision": decision.decision,
-                "reasons": [r.to_json() for r in decision.reasons],
-                "rules": list(decision.rule_ids),
-                "policy_id": decision.policy_id,
-                "alert_level": alert,
-                "blacklisted": blacklisted is not None,
-                "clean": vehicle_row is not None and policy.is_clean(vehicle.fuel_type),
-                "snapshot_ref": item.snapshot_ref,
-                "crop_ref": item.crop_ref,
-                "video_segment_id": item.video_segment_id,
-                "video_offset_ms": item.video_offset_ms,
-                "overrides": item.overrides,
-                "override_reason": item.override_reason,
-                "token_id": token_id,
-                "actor": actor,
-                "client_ref": item.client_ref,
-            }
+            row, decision, facts = await self._judge(conn, item, token_id, actor)
             try:
-                judged = await self._write(conn, item, row, decision, facts)
+                judged = await self._write(conn, row, decision, facts)
             except _LostRace:
                 first = await conn.fetchval(
                     "SELECT response FROM passage_refs WHERE gate_id = $1 AND client_ref = $2",
                     item.gate_id, item.client_ref,
                 )
                 return _Replayed(first)  # type: ignore[return-value]
+        self._count(item, decision)
+        return judged
+
+    async def _record_offline(self, item: PassageInput, token_id: int | None, actor: str) -> Judged:
+        assert self.spool is not None
+        row, decision, facts = await self._judge(None, item, token_id, actor)
+        judged = Judged(row, decision, facts)
+        response = {**judged.response(), "spooled": True}
+        await self.spool.append(row, response)
+        if self.metrics is not None:
+            self.metrics.spooled.inc(gate=item.gate_id)
+        self._count(item, decision)
+        return _Replayed(response, replayed=False)  # type: ignore[return-value]
+
+    def _count(self, item: PassageInput, decision: Decision) -> None:
         if self.metrics is not None:
             self.metrics.passages.inc(decision=decision.decision, gate=item.gate_id)
             for reason in decision.reasons:
                 self.metrics.decisions_by_rule.inc(rule=reason.rule, effect=reason.effect)
-        return judged
 
-    async def _write(self, conn: asyncpg.Connection, item: PassageInput, row: dict[str, Any],
-                 decision: Decision, facts: dict | None) -> Judged:
+    async def _write(self, conn: asyncpg.Connection, row: dict[str, Any], decision: Decision,
+                     facts: dict | None, response: dict[str, Any] | None = None) -> Judged:
         async with conn.transaction():
             written = await ledger.append(conn, row)
             judged = Judged(written, decision, facts)
-            if item.client_ref:
+            if row.get("client_ref"):
                 inserted = await conn.fetchval(
                     """INSERT INTO passage_refs (gate_id, client_ref, passage_id, at, response)
                        VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1""",
-                    item.gate_id, item.client_ref, written["id"], item.at, judged.response(),
+                    row["gate_id"], row["client_ref"], written["id"], row["at"], response or judged.response(),
                 )
                 if inserted is None:
                     # A concurrent retry won the race: undo ours, answer with the first.
                     raise _LostRace()
         return judged
+
+    async def drain_spool(self) -> int:
+        """Write spooled passages to the ledger, in order, each exactly once."""
+        if self.spool is None or not self.spool.has_pending():
+            return 0
+
+        async def write(row: dict[str, Any], response: dict[str, Any]) -> bool:
+            async with self.pool.acquire() as conn:
+                if await conn.fetchval("SELECT 1 FROM passages WHERE id = $1 AND at = $2", row["id"], row["at"]):
+                    return False
+                try:
+                    await self._write(conn, dict(row), _NO_DECISION, None, response)
+                except _LostRace:
+                    return False
+                return True
+
+        replayed = await self.spool.drain(write)
+        if replayed:
+            log.info("replayed %d spooled passages into the ledger", replayed)
+        return replayed
+
+
+_NO_DECISION = Decision("allow", (), "")
 
 
 class _LostRace(Exception):
@@ -224,10 +301,10 @@ class _LostRace(Exception):
 
 
 class _Replayed:
-    """The stored first answer to a retried client_ref."""
+    """An answer made before: the first answer to a retried client_ref, or a spooled passage's."""
 
-    def __init__(self, response: dict[str, Any]) -> None:
-        self._response = {**response, "replayed": True}
+    def __init__(self, response: dict[str, Any], *, replayed: bool = True) -> None:
+        self._response = {**response, "replayed": True} if replayed else response
 
     def response(self) -> dict[str, Any]:
         return self._response
