@@ -29,11 +29,19 @@ from plate_reader.reader import PlateRead, PlateReader
 log = logging.getLogger(__name__)
 
 
+class Overloaded(Exception):
+    """Every reader is busy and the backlog is full: the kiosk should retry after a moment."""
+
+
 class ReaderPool:
     """One reader (model sessions created once) shared by worker threads."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2) -> None:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # Frames being read or queued for a thread, across all gates. Beyond this the service sheds new
+        # frames at once (503) rather than let every gate's latency grow.
+        self.max_inflight = self.workers * (1 + backlog_per_worker)
+        self.inflight = 0
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="plate-reader")
         self._reader: PlateReader | None = None
         self._loading: asyncio.Future[PlateReader] | None = None
@@ -49,6 +57,13 @@ class ReaderPool:
 
     async def read(self, data: bytes) -> tuple[np.ndarray, PlateRead]:
         reader = await self.reader()
+        self.inflight += 1
+        try:
+            return await self._read(reader, data)
+        finally:
+            self.inflight -= 1
+
+    async def _read(self, reader: PlateReader, data: bytes) -> tuple[np.ndarray, PlateRead]:
 
         def work() -> tuple[np.ndarray, PlateRead]:
             image = decode_image(data)
@@ -120,6 +135,10 @@ class GateIngest:
             return FrameResult(duplicate=True)
         self._last_digest = digest
         self.direction = direction
+        if not self._busy and self.pool.inflight >= self.pool.max_inflight:
+            self._count_drop("overload")
+            self._last_digest = None
+            raise Overloaded()
         future: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
         if self._pending is not None:
             stale = self._pending
@@ -184,9 +203,9 @@ class GateIngest:
             settled = self.tracker.tick(now or datetime.now(timezone.utc))
             return [await self.on_settled(self.gate_id, s, self.direction) for s in settled]
 
-    def _count_drop(self) -> None:
+    def _count_drop(self, reason: str = "stale") -> None:
         if self.metrics is not None:
-            self.metrics.frames_dropped.inc(gate=self.gate_id)
+            self.metrics.frames_dropped.inc(gate=self.gate_id, reason=reason)
 
     def _set_depth(self) -> None:
         if self.metrics is not None:

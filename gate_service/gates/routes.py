@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 from gate_service import keys
 from gate_service.auth import require_gate
 from gate_service.errors import ApiError, not_found
+from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
 from gate_service.web import Api, dumps, json_response
 from plate_reader.image import ImageError
@@ -29,6 +30,11 @@ async def _gate(request: web.Request) -> str:
     if await registry.get_gate(request.app[keys.POOL], gate_id) is None:
         raise not_found("门岗 gate", gate_id)
     return gate_id
+
+
+def overloaded() -> ApiError:
+    return ApiError(503, "overloaded", "识别繁忙,该帧未处理,请稍后重发 / all readers busy: frame shed, retry shortly",
+                    headers={"Retry-After": "1"})
 
 
 def image_error(exc: ImageError) -> ApiError:
@@ -50,6 +56,8 @@ async def post_frame(request: web.Request) -> web.Response:
         result = await hub.ingest(gate_id).submit(data, direction=request.query.get("direction", "in"))
     except ImageError as exc:
         raise image_error(exc) from None
+    except Overloaded:
+        raise overloaded() from None
     return json_response(result.to_json())
 
 
@@ -110,6 +118,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 except ImageError as exc:
                     err = image_error(exc)
                     await send({"type": "error", "error": {"code": err.code, "message": err.message}})
+                    continue
+                except Overloaded:
+                    err = overloaded()
+                    await send({"type": "shed", "error": {"code": err.code, "message": err.message},
+                                "retry_after": 1})
                     continue
                 if result.dropped or result.duplicate:
                     await send({"type": "dropped" if result.dropped else "duplicate"})

@@ -138,7 +138,7 @@ async def test_a_flooding_gate_drops_stale_frames(client, checkpoint, app):
     dropped = sum(1 for b in bodies if b["dropped"])
     assert dropped >= 1
     assert dropped < len(bodies)
-    assert app[keys.METRICS].frames_dropped.value(gate="city-1") == dropped
+    assert app[keys.METRICS].frames_dropped.value(gate="city-1", reason="stale") == dropped
 
 
 async def test_browser_screens_watch_with_a_token_in_the_url(client, checkpoint):
@@ -156,3 +156,18 @@ async def test_browser_screens_watch_with_a_token_in_the_url(client, checkpoint)
     # The token in the URL works only for WebSocket upgrades, never for plain requests.
     plain = await client.get(f"/api/v1/gates/city-1/latest.jpg?access_token={token}")
     assert plain.status == 401
+
+
+async def test_overload_sheds_new_frames_with_503_and_retry_after(client, checkpoint, app, admin):
+    hub = app[keys.GATES]
+    hub.pool.max_inflight = 0  # as if every reader were busy with other gates
+    resp = await client.post("/api/v1/gates/city-1/frames", data=frames(1)[0],
+                             headers={**checkpoint, "Content-Type": "image/jpeg"})
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"]["code"] == "overloaded"
+    assert app[keys.METRICS].frames_dropped.value(gate="city-1", reason="overload") == 1
+    hub.pool.max_inflight = 6  # load gone: it recovers by itself
+    resp = await client.post("/api/v1/gates/city-1/frames", data=frames(1)[0],
+                             headers={**checkpoint, "Content-Type": "image/jpeg"})
+    assert resp.status == 200
