@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -109,25 +110,17 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await ws.send_str(dumps(message))
 
     ingest.listeners.add(send)
+    tasks: set[asyncio.Task[None]] = set()
     try:
         await send({"type": "hello", "gate_id": gate_id, "direction": direction})
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
-                try:
-                    result = await ingest.submit(msg.data, direction=direction)
-                except ImageError as exc:
-                    err = image_error(exc)
-                    await send({"type": "error", "error": {"code": err.code, "message": err.message}})
-                    continue
-                except Overloaded:
-                    err = overloaded()
-                    await send({"type": "shed", "error": {"code": err.code, "message": err.message},
-                                "retry_after": 1})
-                    continue
-                if result.dropped or result.duplicate:
-                    await send({"type": "dropped" if result.dropped else "duplicate"})
-                    continue
-                # Reads and passages reach every listener of the gate (this socket included) via notify().
+                # Not awaited here: the socket keeps being read while a frame is being read, so a kiosk that
+                # sends faster than the reader has its stale frames dropped by the gate's mailbox instead of
+                # piling up in the socket. At most one frame per gate is read and one waits.
+                task = asyncio.ensure_future(_frame(ingest, msg.data, direction, send))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             elif msg.type == WSMsgType.TEXT:
                 with contextlib.suppress(ValueError):
                     command = json.loads(msg.data)
@@ -141,5 +134,28 @@ async def stream(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 log.warning("websocket error at gate %s: %s", gate_id, ws.exception())
     finally:
+        # A settled passage is already in the ledger whatever happens to the socket; let the frames in
+        # flight finish so their passages are recorded too.
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         ingest.listeners.discard(send)
     return ws
+
+
+async def _frame(ingest: Any, data: bytes, direction: str, send: Any) -> None:
+    try:
+        result = await ingest.submit(data, direction=direction)
+    except ImageError as exc:
+        err = image_error(exc)
+        await send({"type": "error", "error": {"code": err.code, "message": err.message}})
+        return
+    except Overloaded:
+        err = overloaded()
+        await send({"type": "shed", "error": {"code": err.code, "message": err.message}, "retry_after": 1})
+        return
+    except Exception:  # noqa: BLE001 - answer the kiosk, keep the socket
+        log.exception("frame failed at gate %s", ingest.gate_id)
+        await send({"type": "error", "error": {"code": "internal_error", "message": "帧处理失败 / frame failed"}})
+        return
+    if result.dropped or result.duplicate:
+        await send({"type": "dropped" if result.dropped else "duplicate"})

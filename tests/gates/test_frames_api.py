@@ -171,3 +171,20 @@ async def test_overload_sheds_new_frames_with_503_and_retry_after(client, checkp
     resp = await client.post("/api/v1/gates/city-1/frames", data=frames(1)[0],
                              headers={**checkpoint, "Content-Type": "image/jpeg"})
     assert resp.status == 200
+
+
+async def test_websocket_flood_drops_stale_frames_and_closing_keeps_the_passage(client, checkpoint, app):
+    ws = await client.ws_connect("/api/v1/gates/city-1/stream", headers=checkpoint)
+    assert (await ws.receive_json(timeout=10))["type"] == "hello"
+    for data in frames(10):
+        await ws.send_bytes(data)  # far faster than 5 frames/s
+    kinds = []
+    while "passage" not in kinds or len(kinds) < 10:
+        try:
+            kinds.append((await ws.receive_json(timeout=60))["type"])
+        except TimeoutError:
+            break
+    assert "dropped" in kinds
+    assert kinds.count("read") + kinds.count("dropped") == 10
+    await ws.close()
+    assert await app[keys.POOL].fetchval("SELECT count(*) FROM passages WHERE plate = '京A88731'") == 1
