@@ -119,6 +119,8 @@ def _wrap(ep: Endpoint) -> Handler:
                 request[keys.BODY] = validate(await read_json(request), ep.body)
             elif ctype not in ep.content_types and request.can_read_body:
                 raise _unsupported(ep, ctype)
+            elif not request.can_read_body and not ep.content_types:
+                raise ApiError(400, "empty_body", "请求体为空 / the request body is empty")
         elif ep.content_types and request.can_read_body and request.content_type not in ep.content_types:
             raise _unsupported(ep, request.content_type)
         return await ep.handler(request)
