@@ -87,9 +87,9 @@
     });
     if (targetPts.length) s.append(svg("polyline", { points: targetPts.join(" "), class: "target" }));
     const legendY = H - 6;
-    s.append(svg("rect", { x: L, y: legendY - 9, width: 10, height: 10, class: "bar met" }));
+    s.append(svg("rect", { x: L, y: legendY - 9, width: 10, height: 10, class: "bar met legend" }));
     s.append(svg("text", { x: L + 14, y: legendY }, "当月达标"));
-    s.append(svg("rect", { x: L + 80, y: legendY - 9, width: 10, height: 10, class: "bar miss" }));
+    s.append(svg("rect", { x: L + 80, y: legendY - 9, width: 10, height: 10, class: "bar miss legend" }));
     s.append(svg("text", { x: L + 94, y: legendY }, "当月未达标"));
     s.append(svg("line", { x1: L + 170, x2: L + 196, y1: legendY - 4, y2: legendY - 4, class: "target" }));
     s.append(svg("text", { x: L + 200, y: legendY }, `目标 target${row.target !== null ? " " + pct(row.target) : "(无)"}`));
