@@ -1,0 +1,151 @@
+"""Benchmark: N simulated kiosks streaming real photos at 5 frames/s over WebSocket into a running service.
+
+    .venv/bin/python benchmarks/ingest.py [--kiosks 1 4 16] [--seconds 20] [--fps 5]
+
+Each kiosk has its own gate and drives "vehicles" past it: every photo of ../shared/data/plates/easypr becomes
+5 consecutive frames (re-encoded so no two are byte-identical), then 2 frames of an empty lane. Printed per N:
+frames sent, frames read by the service (from its /metrics), frames dropped as stale or shed, passages
+recorded, passages/s, and frame→decision latency p50/p99 (first frame of a vehicle sent → its passage back on
+the socket). The N=1 row is the baseline the others are compared with (ratios), since absolute times on a
+shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._service import PHOTOS, Service  # noqa: E402
+
+
+def vehicles(limit: int = 40) -> list[tuple[str, list[bytes]]]:
+    with open(PHOTOS / "labels.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:limit]
+    out = []
+    for row in rows:
+        image = cv2.imread(str(PHOTOS / row["file"]))
+        if image is None:
+            continue
+        frames = []
+        for i in range(5):
+            ok, buf = cv2.imencode(".jpg", np.roll(image, i, axis=1), [cv2.IMWRITE_JPEG_QUALITY, 90 - i])
+            frames.append(buf.tobytes())
+        out.append((row["plate"], frames))
+    return out
+
+
+def blank(i: int) -> bytes:
+    img = np.full((480, 640, 3), 90, np.uint8)
+    img[0, 0, 0] = i % 256
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+async def metric(session: aiohttp.ClientSession, url: str, headers: dict, name: str) -> float:
+    async with session.get(url + "/metrics", headers=headers) as resp:
+        text = await resp.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+async def kiosk(session, url, gate, token, cars, seconds, fps, stats):
+    async with session.ws_connect(f"{url}/api/v1/gates/{gate}/stream?access_token={token}") as ws:
+        await ws.receive_json()
+        firsts: dict[str, float] = {}
+
+        async def receive():
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = msg.json()
+                if data["type"] == "passage":
+                    plate = data["passage"]["plate"]
+                    stats["passages"] += 1
+                    if plate in firsts:
+                        stats["latency"].append(time.perf_counter() - firsts.pop(plate))
+                elif data["type"] in ("dropped", "shed"):
+                    stats[data["type"]] += 1
+
+        reader = asyncio.ensure_future(receive())
+        end = time.perf_counter() + seconds
+        i = 0
+        period = 1 / fps
+        while time.perf_counter() < end:
+            plate, frames = cars[i % len(cars)]
+            firsts[plate] = time.perf_counter()
+            for data in [*frames, blank(i), blank(i + 1)]:
+                await ws.send_bytes(data)
+                stats["sent"] += 1
+                await asyncio.sleep(period)
+            i += 1
+        await asyncio.sleep(4)  # let the last vehicle settle
+        reader.cancel()
+
+
+async def run_level(service: Service, admin: dict, tokens: list[str], n: int, cars, seconds: float, fps: float):
+    stats = {"sent": 0, "passages": 0, "dropped": 0, "shed": 0, "latency": []}
+    async with aiohttp.ClientSession() as session:
+        read0 = await metric(session, service.url, admin, "cleangate_frames_read_total")
+        started = time.perf_counter()
+        await asyncio.gather(*[kiosk(session, service.url, f"bench-{k}", tokens[k], cars[k:] + cars[:k], seconds,
+                                     fps, stats) for k in range(n)])
+        elapsed = time.perf_counter() - started
+        read = await metric(session, service.url, admin, "cleangate_frames_read_total") - read0
+    lat = sorted(stats["latency"])
+    pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000) if lat else (lambda p: float("nan"))
+    return {"n": n, "sent": stats["sent"], "read": int(read), "read_fps": read / elapsed,
+            "dropped": stats["dropped"], "shed": stats["shed"], "passages": stats["passages"],
+            "passages_s": stats["passages"] / elapsed, "p50": pct(0.5), "p99": pct(0.99),
+            "mean": statistics.fmean(lat) * 1000 if lat else float("nan")}
+
+
+async def setup(service: Service, admin: dict, cars, kiosks: int) -> list[str]:
+    async with aiohttp.ClientSession() as session:
+        for k in range(kiosks):
+            async with session.put(f"{service.url}/api/v1/gates/bench-{k}", headers=admin,
+                                   json={"name": f"压测门岗{k}", "zone_id": "city"}) as resp:
+                assert resp.status in (200, 201), await resp.text()
+        for i, (plate, _) in enumerate(cars):
+            await session.put(f"{service.url}/api/v1/vehicles/{plate}", headers=admin, json={
+                "fuel_type": ["diesel", "electric", "gas"][i % 3], "vehicle_class": "heavy_truck",
+                "emission_stage": None if i % 3 == 1 else 3 + i % 4})
+    return [service.cli("token", "create", "--role", "kiosk", "--gate", f"bench-{k}") for k in range(kiosks)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kiosks", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--fps", type=float, default=5)
+    args = parser.parse_args()
+    if not (PHOTOS / "labels.csv").exists():
+        sys.exit(f"no photos at {PHOTOS}")
+    cars = vehicles()
+    service = Service()
+    try:
+        print(f"service up in {service.start():.1f} s; {len(cars)} vehicles from {PHOTOS}")
+        admin = {"Authorization": "Bearer " + service.cli("token", "create", "--role", "admin")}
+        tokens = asyncio.run(setup(service, admin, cars, max(args.kiosks)))
+        rows = [asyncio.run(run_level(service, admin, tokens, n, cars, args.seconds, args.fps)) for n in args.kiosks]
+    finally:
+        service.close()
+    base = rows[0]
+    print(f"\n{'N':>3} {'sent':>6} {'read':>6} {'read/s':>7} {'dropped':>8} {'shed':>5} {'passages':>9} "
+          f"{'pass/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50 vs N=1':>10}")
+    for r in rows:
+        print(f"{r['n']:>3} {r['sent']:>6} {r['read']:>6} {r['read_fps']:>7.1f} {r['dropped']:>8} {r['shed']:>5} "
+              f"{r['passages']:>9} {r['passages_s']:>7.2f} {r['p50']:>8.0f} {r['p99']:>8.0f} "
+              f"{r['p50'] / base['p50']:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
