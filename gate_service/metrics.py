@@ -121,6 +121,8 @@ class ServiceMetrics:
         self.request_seconds = r.histogram("cleangate_http_request_seconds", "HTTP latency", LATENCY_BUCKETS)
         self.frames_read = r.counter("cleangate_frames_read_total", "Frames read by the plate reader, by gate")
         self.frames_dropped = r.counter("cleangate_frames_dropped_total", "Frames dropped as stale or shed, by gate")
+        self.frames_still = r.counter("cleangate_frames_still_total",
+                                      "Frames not read: no motion on an empty lane, by gate")
         self.frame_seconds = r.histogram("cleangate_frame_read_seconds", "Plate reading time per frame", LATENCY_BUCKETS)
         self.queue_depth = r.gauge("cleangate_frame_queue_depth", "Frames waiting to be read, by gate")
         self.passages = r.counter("cleangate_passages_total", "Passages recorded, by decision")

@@ -55,19 +55,26 @@ class ReaderPool:
         self._reader = await self._loading
         return self._reader
 
-    async def read(self, data: bytes) -> tuple[np.ndarray, PlateRead]:
+    async def read(self, data: bytes, still_since: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
+        """Decode and read a frame; (image, thumbnail, read). The read is None when ``still_since`` is given and
+        the frame shows no motion against it: an empty lane is not read again and again."""
         reader = await self.reader()
         self.inflight += 1
         try:
-            return await self._read(reader, data)
+            return await self._read(reader, data, still_since)
         finally:
             self.inflight -= 1
 
-    async def _read(self, reader: PlateReader, data: bytes) -> tuple[np.ndarray, PlateRead]:
+    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
 
-        def work() -> tuple[np.ndarray, PlateRead]:
+        def work() -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
             image = decode_image(data)
-            return image, reader.read(image)
+            thumb = thumbnail(image)
+            if still_since is not None and not moved(still_since, thumb):
+                return image, thumb, None
+            return image, thumb, reader.read(image)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
@@ -81,6 +88,7 @@ class FrameResult:
     passages: list[dict[str, Any]] = field(default_factory=list)
     dropped: bool = False
     duplicate: bool = False
+    still: bool = False  # no motion on an empty lane: not read
     ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -95,6 +103,7 @@ class FrameResult:
             "passages": self.passages,
             "dropped": self.dropped,
             "duplicate": self.duplicate,
+            "still": self.still,
             "ms": round(self.ms, 1),
         }
 
@@ -126,6 +135,7 @@ class GateIngest:
         self.listeners: set[Callable[[dict[str, Any]], Awaitable[None]]] = set()
         self.direction = "in"
         self.latest: tuple[datetime, bytes] | None = None
+        self._empty_thumb: np.ndarray | None = None
 
     async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
@@ -169,7 +179,18 @@ class GateIngest:
 
     async def _process(self, item: _Pending) -> FrameResult:
         started = time.perf_counter()
-        image, read = await self.pool.read(item.data)
+        # Like a camera NVR, read only when something moved since the last frame that showed no plate.
+        image, thumb, read = await self.pool.read(item.data, self._empty_thumb)
+        if read is None:
+            if self.metrics is not None:
+                self.metrics.frames_still.inc(gate=self.gate_id)
+            self.latest = (item.at, item.data)
+            async with self._lock:
+                settled = self.tracker.tick(item.at)
+                passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
+            return FrameResult(read=PlateRead(None, "unknown", 0.0, None), passages=passages, still=True,
+                               ms=(time.perf_counter() - started) * 1000)
+        self._empty_thumb = thumb if not read.plate else None
         if self.metrics is not None:
             self.metrics.frames_read.inc(gate=self.gate_id)
             self.metrics.frame_seconds.observe(time.perf_counter() - started)
@@ -210,6 +231,20 @@ class GateIngest:
     def _set_depth(self) -> None:
         if self.metrics is not None:
             self.metrics.queue_depth.set(1 if self._pending else 0, gate=self.gate_id)
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
+
+
+# Mean absolute grey-level change on the thumbnail that counts as motion: sensor noise and JPEG artefacts
+# stay well below it, a vehicle entering the picture goes far above it.
+MOTION_THRESHOLD = 3.0
+
+
+def moved(before: np.ndarray, after: np.ndarray) -> bool:
+    return float(np.mean(np.abs(after - before))) >= MOTION_THRESHOLD
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:

@@ -188,3 +188,22 @@ async def test_websocket_flood_drops_stale_frames_and_closing_keeps_the_passage(
     assert kinds.count("read") + kinds.count("dropped") == 10
     await ws.close()
     assert await app[keys.POOL].fetchval("SELECT count(*) FROM passages WHERE plate = '京A88731'") == 1
+
+
+async def test_an_empty_lane_is_not_read_again_until_something_moves(client, checkpoint, app):
+    lane = np.full((480, 640, 3), 100, np.uint8)
+
+    async def post(image, quality):
+        data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+        resp = await client.post("/api/v1/gates/city-1/frames", data=data,
+                                 headers={**checkpoint, "Content-Type": "image/jpeg"})
+        return await resp.json()
+
+    first = await post(lane, 90)
+    assert first["still"] is False and first["read"]["plate"] is None
+    second = await post(lane, 89)  # same scene, other bytes
+    assert second["still"] is True
+    assert app[keys.METRICS].frames_still.value(gate="city-1") == 1
+    car = cv2.imread(str(PHOTO))
+    moving = await post(cv2.resize(car, (640, 480)), 90)
+    assert moving["still"] is False
