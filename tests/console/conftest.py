@@ -153,9 +153,10 @@ def browser(downloads: Path) -> Iterator[Any]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--disable-extensions", "--disable-default-apps",
-                "--no-default-browser-check", "--window-size=1400,1800", f"--user-data-dir={profile}"):
+                "--no-default-browser-check", "--window-size=1400,1000", "--lang=zh-CN", f"--user-data-dir={profile}"):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {
+        "intl.accept_languages": "zh-CN,zh",
         "download.default_directory": str(downloads), "download.prompt_for_download": False,
         "safebrowsing.enabled": False,
     })
@@ -238,18 +239,21 @@ class Page:
         return self.wait(lambda: needle in self.text(css) and self.text(css), timeout, f"{needle!r} in {css}")
 
     def screenshot(self, name: str) -> Path:
+        """The whole page, beyond the window (Chromium's own full-page capture)."""
+        import base64
+
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / name
-        # The whole page, not just the window: set the window to the document's height first.
-        height = self.d.execute_script("return Math.max(document.body.scrollHeight, 900)")
-        self.d.set_window_size(1400, min(int(height) + 40, 4000))
-        self.d.save_screenshot(str(path))
+        size = self.d.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = self.d.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}})
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
 
 @pytest.fixture
 def page(browser: Any, live: LiveServer) -> Iterator[Page]:
-    browser.set_window_size(1400, 1800)
     yield Page(browser, live.url)
     # Leave the page first: its open WebSockets would otherwise hold up the server's shutdown.
     browser.get("about:blank")

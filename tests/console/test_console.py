@@ -92,7 +92,7 @@ def test_kiosk_registers_sees_a_camera_passage_and_overrides(live, page):
     page.screenshot("kiosk.png")
 
 
-def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page):
+def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page, downloads, tmp_path):
     admin = live.token("admin")
     live.call("PUT", "/api/v1/gates/city-1", admin, {"name": "市区检查站", "zone_id": "city"})
     # A 国6 diesel truck: nothing refuses it but the blacklist.
@@ -113,6 +113,23 @@ def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page):
     page.type("#a-plate", "not a plate")
     page.click("#add-btn")
     page.wait(lambda: "invalid_plate" in page.text("#add-msg"), what="the invalid-plate error")
+    # Import a CSV from a road-check campaign: one good row, one bad; then export the list as XLSX.
+    sheet = tmp_path / "路检名单.csv"
+    sheet.write_text("plate,reason,valid_until,note\n晋A77777,over_limit,2027-06-30,路检超标\nXX123,other,,坏行\n",
+                     encoding="utf-8")
+    page.q("#import-file").send_keys(str(sheet))
+    page.click("#import-btn")
+    page.wait_text("#import-msg", "列入 added 1")
+    assert "未导入 rejected 1" in page.text("#import-msg")
+    page.wait_text("#import-report", "未导入")
+    page.wait_text("#bl-table", "晋A77777")
+    page.click("#export-xlsx")
+    path = _wait_file(downloads, ".xlsx")
+    import openpyxl
+
+    cells = [c.value for row in openpyxl.load_workbook(io.BytesIO(path.read_bytes())).active.iter_rows() for c in row]
+    assert "晋L12345" in cells and "晋A77777" in cells
+    path.unlink()
     page.screenshot("police.png")
 
     # At the kiosk (admin, who may backfill): inside the 2024-25 campaign the blacklist refuses it (三(六)29);
@@ -133,7 +150,9 @@ def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page):
     # Back at the police page: revoke with a reason, and the plate's history shows both events.
     page.open("/police", police)
     page.wait_text("#bl-table", "晋L12345")
-    page.click("#bl-table button.danger")
+    row = page.d.find_element("xpath", "//div[@id='bl-table']//tr[contains(., '晋L12345')]")
+    row.find_element("css selector", "button.danger").click()
+    assert page.q("#rv-plate").get_attribute("value") == "晋L12345"
     page.type("#rv-reason", "已完成维修并复检合格")
     page.click("#revoke-btn")
     page.wait_text("#revoke-msg", "已撤销 晋L12345")
@@ -173,6 +192,7 @@ def test_bureau_table_chart_alert_ledger_and_xlsx(live, page, downloads):
     page.set("#f-from", "2025-01-01")
     page.set("#f-to", "2025-12-31")
     page.click("#report-btn")
+    page.wait_text("#report-totals", "2025-01-01 至 2025-12-31")
     page.wait_text("#report-table", "霍州示例煤业有限公司")
     rows = lambda: [r.text for r in page.qa("#report-table tbody tr")]  # noqa: E731
     # Default order: the lowest share first (who is behind).

@@ -16,9 +16,12 @@
              zone_id: $("f-zone").value, industry: $("f-industry").value, met: $("f-met").value };
   }
   const metTag = (m) => el("span", { class: "tag met-" + m }, m === true ? "达标" : m === false ? "未达标" : "无目标/无数据");
+  let reportSeq = 0, ledgerSeq = 0;  // a slow earlier answer must not overwrite a later one
   async function loadReport() {
+    const seq = ++reportSeq;
     await guard("report-error", async () => {
       const data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      if (seq !== reportSeq) return;
       const t = data.totals || {};
       $("report-totals").textContent = `${data.from} 至 ${data.to} · ${data.count} 家企业` +
         (t.ratio !== undefined ? ` · 全市清洁运输比例 ${pct(t.ratio)}` : "") +
@@ -75,7 +78,7 @@
       const cx = L + step * (i + 0.5);
       if (m.ratio !== null && m.ratio !== undefined) {
         const cls = m.met === true ? "bar met" : m.met === false ? "bar miss" : "bar";
-        const rect = svg("rect", { x: cx - bw / 2, y: y(m.ratio), width: bw, height: Math.max(0, y(0) - y(m.ratio)), class: cls });
+        const rect = svg("rect", { x: cx - bw / 2, y: Math.min(y(m.ratio), y(0) - 2), width: bw, height: Math.max(2, y(0) - y(m.ratio)), class: cls });
         rect.append(svg("title", {}, `${m.month}: ${pct(m.ratio)} (目标 ${pct(m.target)}) · ${m.trips} 车次`));
         s.append(rect);
         s.append(svg("text", { x: cx, y: y(m.ratio) - 3, "text-anchor": "middle" }, pct(m.ratio)));
@@ -126,8 +129,10 @@
              decision: $("l-decision").value, from: $("l-from").value, to: $("l-to").value };
   }
   async function loadLedger() {
+    const seq = ++ledgerSeq;
     await guard("ledger-error", async () => {
       const { passages, count } = await api("/api/v1/passages", { query: { ...ledgerQuery(), limit: 500 } });
+      if (seq !== ledgerSeq) return;
       $("ledger-count").textContent = `${count} 条` + (count >= 500 ? "(仅显示前 500 条,请缩小范围或下载)" : "");
       CG.sortableTable($("ledger-table"), [
         { key: "at", title: "时间", render: (r) => fmtTime(r.at) },

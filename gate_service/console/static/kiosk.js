@@ -150,7 +150,7 @@
     const vh = p.vehicle || {};
     const badge = $("v-plate");
     badge.textContent = p.plate; badge.className = "plate " + (vh.plate_color || p.plate_color || "unknown");
-    $("v-meta").textContent = p.vehicle ? `${label("color", vh.plate_color)} · VIN ${vh.vin || "—"} · ${vh.haulier || ""}` :
+    $("v-meta").textContent = p.vehicle ? [label("color", vh.plate_color), "VIN " + (vh.vin || "—"), vh.engine_no ? "发动机号 " + vh.engine_no : null, vh.haulier].filter(Boolean).join(" · ") :
       "未登记车辆 / not registered";
     $("v-stage").textContent = p.vehicle ? stage(vh.emission_stage) : "—";
     $("v-fuel").textContent = p.vehicle ? label("fuel", vh.fuel_type) : "—";
