@@ -27,6 +27,7 @@ INDUSTRIES: dict[str, str] = {
     "glass": "玻璃",
     "ceramics": "陶瓷",
     "logistics": "物流",
+    "building_materials": "建材",
     "other": "其他",
 }
 

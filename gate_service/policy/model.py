@@ -12,33 +12,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
-# Vocabularies of API.md. Kept here (not imported from the service) so the engine and the policy
-# checker stay importable on their own, e.g. by the replay tool.
-ZONES: dict[str, str] = {
-    "linfen-edz": "临汾经济开发区",
-    "hongtong": "洪洞经济技术开发区",
-    "xiangfen": "襄汾经济技术开发区",
-    "quwo": "曲沃经济技术开发区",
-    "houma": "侯马经济技术开发区",
-    "huozhou": "霍州经济技术开发区",
-    "yaodu-hitech": "尧都高新技术产业开发区",
-    "city": "市区规划区",
-    "other": "其他区域",
-}
+from gate_service import vocab
+
+# Vocabularies of API.md, from the one place that defines them (``gate_service.vocab`` imports nothing, so the
+# engine and the policy checker stay importable on their own, e.g. by the replay tool).
+ZONES: dict[str, str] = vocab.ZONES
 ZONE_KINDS = ("development_zone", "city", "other")
-FUEL_TYPES = ("diesel", "petrol", "gas", "methanol", "hybrid", "phev", "electric", "hydrogen")
-VEHICLE_CLASSES = (
-    "heavy_truck", "medium_truck", "light_truck", "concrete_mixer", "muck_truck",
-    "logistics", "bus", "car", "nonroad", "other",
-)
+FUEL_TYPES = tuple(vocab.FUEL_TYPES)
+VEHICLE_CLASSES = tuple(vocab.VEHICLE_CLASSES)
 # Industries are open-ended in API.md ("…"); unknown ones are only a warning in the checker.
-KNOWN_INDUSTRIES = (
-    "steel", "foundry_iron", "cement", "coking", "coal", "non_ferrous", "carbon",
-    "power", "chemical", "glass", "ceramics", "logistics", "building_materials", "other",
-)
-GRADES = ("A", "B", "B-", "C", "D", "leading")
-ALERT_LEVELS = ("yellow", "orange", "red")
-PLATE_COLORS = ("blue", "yellow", "green", "yellow-green", "white", "black", "unknown")
+KNOWN_INDUSTRIES = tuple(vocab.INDUSTRIES)
+GRADES = tuple(vocab.GRADES)
+ALERT_LEVELS = tuple(vocab.ALERT_LEVELS)
+PLATE_COLORS = tuple(vocab.PLATE_COLORS)
 # The 17 county-level divisions of Linfen; a county outside this list is a warning, not an error.
 LINFEN_COUNTIES = (
     "尧都区", "侯马市", "霍州市", "曲沃县", "翼城县", "襄汾县", "洪洞县", "古县", "安泽县",
