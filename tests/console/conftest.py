@@ -160,7 +160,9 @@ def browser(downloads: Path) -> Iterator[Any]:
         "download.default_directory": str(downloads), "download.prompt_for_download": False,
         "safebrowsing.enabled": False,
     })
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    # Chinese UI locale: date pickers and number formats as a guard in Linfen sees them.
+    env = {**os.environ, "LANGUAGE": "zh_CN:zh", "TZ": "Asia/Shanghai"}
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=opts)
     driver.set_page_load_timeout(30)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     try:

@@ -160,6 +160,7 @@ def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page, downloads, t
     page.click("#history-btn")
     page.wait_text("#history", "撤销")
     assert "列入" in page.text("#history") and "已完成维修并复检合格" in page.text("#history")
+    page.screenshot("police-history.png")
 
 
 def test_bureau_table_chart_alert_ledger_and_xlsx(live, page, downloads):

@@ -155,7 +155,7 @@
     $("v-stage").textContent = p.vehicle ? stage(vh.emission_stage) : "—";
     $("v-fuel").textContent = p.vehicle ? label("fuel", vh.fuel_type) : "—";
     $("v-class").textContent = p.vehicle ? label("vclass", vh.vehicle_class) : "—";
-    $("v-policy").textContent = (p.policy_document || p.policy_id || "—") + (p.alert_level ? " · " + label("level", p.alert_level) : "") +
+    $("v-policy").textContent = (p.policy_document ? `${p.policy_document} (${p.policy_id})` : (p.policy_id || "—")) + (p.alert_level ? " · " + label("level", p.alert_level) : "") +
       (p.blacklisted ? " · 黑名单车辆" : "");
     const box = $("v-reasons");
     box.textContent = "";
