@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from gate_service import keys
@@ -70,6 +71,10 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             return error_response(413, code, message, limit_bytes=request.app.get(keys.MAX_BODY))
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, message, headers=headers)
+    except asyncpg.DataError as exc:
+        # SQLSTATE class 22: the database refused a value the client sent (out of range, bad encoding...).
+        log.warning("database refused a value: %s", exc)
+        return error_response(422, "invalid_value", f"取值无效 / invalid value: {exc.__class__.__name__}")
     except DB_DOWN as exc:
         if not is_db_down(exc):
             return _internal(exc)

@@ -109,6 +109,9 @@ def _wrap(ep: Endpoint) -> Handler:
                     f"角色 {principal.role} 无权执行此操作 / role {principal.role} may not do this",
                     allowed_roles=list(ep.roles),
                 )
+        for where, values in (("path", request.match_info), ("query", request.query)):
+            if any("\x00" in v for v in values.values()):
+                raise ApiError(400, "invalid_character", f"{where} 中含有空字符 / NUL character in the {where}")
         for name, schema in ep.query.items():
             if name in request.query:
                 # Query values are always strings; the schema's enum/format/pattern still apply.
@@ -120,7 +123,9 @@ def _wrap(ep: Endpoint) -> Handler:
             elif ctype not in ep.content_types and request.can_read_body:
                 raise _unsupported(ep, ctype)
             elif not request.can_read_body and not ep.content_types:
-                raise ApiError(400, "empty_body", "请求体为空 / the request body is empty")
+                # No body at all: as an empty object, so a required field is named (422) and handlers never
+                # find the body missing.
+                request[keys.BODY] = validate({}, ep.body)
         elif ep.content_types and request.can_read_body and request.content_type not in ep.content_types:
             raise _unsupported(ep, request.content_type)
         return await ep.handler(request)
@@ -139,13 +144,26 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise ApiError(400, "empty_body", "请求体为空 / the request body is empty")
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_encoding", "请求体必须是 UTF-8 / the body must be UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, "invalid_json", f"JSON 格式错误(第 {exc.lineno} 行第 {exc.colno} 列)/ malformed JSON: {exc.msg}"
         ) from None
+    if _has_nul(value):  # PostgreSQL stores no NUL in text or jsonb
+        raise ApiError(422, "invalid_character", "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 # ---- OpenAPI -------------------------------------------------------------------------------------
