@@ -45,12 +45,18 @@ def test_kiosk_registers_sees_a_camera_passage_and_overrides(live, page):
     assert live.call("PUT", "/api/v1/gates/city-1", admin, {"name": "市区检查站", "zone_id": "city"})[0] == 201
     kiosk = live.token("kiosk", gate_id="city-1")
 
-    page.open("/kiosk", kiosk)
+    # A bad token is refused with the API's message, not a blank page; then the kiosk's own token.
+    page.open("/kiosk")
+    page.type("#token-input", "cg_not-a-real-token")
+    page.click("#login-btn")
+    page.wait_text("#login-error", "invalid_token")
+    page.type("#token-input", kiosk)
+    page.click("#login-btn")
     page.wait_text("#who", "门岗终端")
+    assert not page.q("#login-error").is_displayed()
     page.wait(lambda: page.q("body").get_attribute("data-watching") == "1", what="the watch WebSocket")
     page.wait_text("#policy-title", "常态管控")
 
-    # A bad token is refused with the API's message, not a blank page.
     # The guard registers the lorry: a 国3 diesel heavy truck (retired: refused on any day), with its 行驶证 photo.
     page.type("#r-plate", "京A88731")
     page.select("#r-color", "blue")
@@ -88,6 +94,9 @@ def test_kiosk_registers_sees_a_camera_passage_and_overrides(live, page):
     status, ledger = live.call("GET", "/api/v1/passages?gate_id=city-1", admin)
     sources = sorted(p["source"] for p in ledger["passages"])
     assert sources == ["camera", "override"]
+    camera = next(p for p in ledger["passages"] if p["source"] == "camera")
+    status, jpeg = live.call("GET", f"/api/v1/console/passages/{camera['id']}/snapshot.jpg", kiosk)
+    assert status == 200 and jpeg[:2] == b"\xff\xd8"  # what the bureau's ledger detail shows
     assert page.errors() == ""
     page.screenshot("kiosk.png")
 
