@@ -15,7 +15,7 @@ import logging
 import socket
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -32,6 +32,24 @@ log = logging.getLogger(__name__)
 LOCK_CLASS = 0x63676A62  # "cgjb"
 
 
+class Runner:
+    """This process's side of running jobs: one job at a time, and a job already running here is skipped.
+
+    One at a time because each run holds a pool connection for its lock and needs another for its work: a
+    burst of runs (the catch-up after a restart) must not take every connection and wait on itself.
+    """
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+
 @dataclass
 class JobContext:
     """What a job may use: the pool, the settings, the media store, and the app when running in one."""
@@ -39,6 +57,7 @@ class JobContext:
     pool: asyncpg.Pool
     settings: Settings
     app: Mapping[Any, Any] | None = None
+    runner: Runner = field(default_factory=Runner)
 
     @property
     def store(self) -> Any:
@@ -51,7 +70,8 @@ class JobContext:
 
     @classmethod
     def of_app(cls, app: Mapping[Any, Any]) -> JobContext:
-        return cls(app[keys.POOL], app[keys.SETTINGS], app)
+        runner = app.get(keys.JOB_RUNNER)
+        return cls(app[keys.POOL], app[keys.SETTINGS], app, runner if runner is not None else Runner())
 
 
 JobFunc = Callable[[JobContext, date], Awaitable[Any]]
@@ -125,6 +145,20 @@ async def run_job(name: str, ctx: JobContext, today: date | None = None) -> RunR
     if entry is None:
         raise KeyError(f"no job {name!r}; jobs: {', '.join(sorted(_JOBS))}")
     today = today or local_today()
+    runner = ctx.runner
+    if name in runner.running:
+        log.info("job %s: already running here; skipped", name)
+        return RunResult(name, ran=False)
+    runner.running.add(name)
+    try:
+        async with runner.lock:
+            return await _run_locked(entry, ctx, today)
+    finally:
+        runner.running.discard(name)
+
+
+async def _run_locked(entry: Job, ctx: JobContext, today: date) -> RunResult:
+    name = entry.name
     # A session lock on a connection of its own, held for the whole run; asyncpg's pool resets (and so unlocks)
     # a connection when it goes back, so even a crash in here cannot leave the lock taken.
     async with ctx.pool.acquire() as lock_conn:
@@ -234,6 +268,7 @@ class Scheduler:
     async def stop(self, timeout: float = 30.0) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
         if self._running:
             # Let a run in progress finish (it holds the lock and writes its job_runs row), within reason.
             _, pending = await asyncio.wait(self._running, timeout=timeout)
@@ -249,7 +284,8 @@ class Scheduler:
         task = asyncio.create_task(run_now(name, self.app), name=f"job-{name}")
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        await task
+        # Shielded: apscheduler cancels its pending runs at shutdown; stop() lets a run finish instead.
+        await asyncio.shield(task)
 
     async def _last_success(self) -> dict[str, datetime]:
         rows = await self.app[keys.POOL].fetch(
@@ -260,6 +296,8 @@ class Scheduler:
 async def scheduler_context(app: web.Application) -> AsyncIterator[None]:
     """App cleanup context: the scheduler, when settings.run_scheduler is on."""
     settings: Settings = app[keys.SETTINGS]
+    # Shared by the scheduler and run_now() on this app, so they never run the same job twice at once.
+    app[keys.JOB_RUNNER] = Runner()
     if not settings.run_scheduler:
         yield
         return

@@ -40,4 +40,5 @@ POLICIES: web.AppKey[Any] = web.AppKey("policies", object)
 MEDIA_STORE: web.AppKey[Any] = web.AppKey("media_store", object)  # a gate_service.video.storage.BlobStore
 VIDEO_RECORDER: web.AppKey[Any] = web.AppKey("video_recorder", object)  # gate_service.video.recorder.VideoRecorder
 SCHEDULER: web.AppKey[Any] = web.AppKey("scheduler", object)  # gate_service.jobs.Scheduler
+JOB_RUNNER: web.AppKey[Any] = web.AppKey("job_runner", object)  # gate_service.jobs.Runner
 GATES: web.AppKey[Any] = web.AppKey("gates", object)  # gate_service.gates.service.GatesHub

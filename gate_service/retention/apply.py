@@ -45,13 +45,20 @@ async def load_partitions(conn: asyncpg.Connection) -> list[Partition]:
     return found
 
 
-async def load_segments(conn: asyncpg.Connection | asyncpg.Pool, ended_by: datetime) -> list[Segment]:
+async def load_segments(conn: asyncpg.Connection | asyncpg.Pool, ended_by: datetime,
+                        now: datetime | None = None) -> list[Segment]:
+    """Segments that ended by ``ended_by``; an abandoned one (see ABANDONED_AFTER) counts as ended when it
+    started, as the job's sweep will record, so that the printed plan is what the job does."""
+    abandoned = (now or datetime.now(timezone.utc)) - ABANDONED_AFTER
     rows = await conn.fetch(
-        """SELECT id, gate_id, started_at, ended_at, storage_key, bytes, legal_hold, hold_case_ref,
-                  deleted_at IS NOT NULL AS deleted
-           FROM video_segments WHERE deleted_at IS NULL AND ended_at IS NOT NULL AND ended_at <= $1
+        """SELECT * FROM (
+               SELECT id, gate_id, started_at, storage_key, bytes, legal_hold, hold_case_ref,
+                      coalesce(ended_at, CASE WHEN started_at < $2 THEN started_at END) AS ended_at,
+                      deleted_at IS NOT NULL AS deleted
+               FROM video_segments WHERE deleted_at IS NULL) s
+           WHERE ended_at IS NOT NULL AND ended_at <= $1
            ORDER BY ended_at, id""",
-        ended_by,
+        ended_by, abandoned,
     )
     return [Segment.from_row(dict(r)) for r in rows]
 
@@ -64,11 +71,12 @@ async def make_plan(pool: asyncpg.Pool, as_of: date, settings: Settings, *, coun
         segments = await load_segments(conn, video_cutoff)
         result = plan(as_of, partitions, segments, settings)
         if count_rows and result.partitions:
-            counted = tuple(
-                Partition(p.name, p.start, p.end, await conn.fetchval(f'SELECT count(*) FROM "{_checked(p.name)}"'))
-                for p in result.partitions)
-            result = RetentionPlan(result.as_of, result.limits, result.ledger_cutoff, result.video_cutoff, counted,
-                                   result.segments, result.held, result.notes)
+            counted = []
+            for part in result.partitions:
+                rows = await conn.fetchval(f'SELECT count(*) FROM "{_checked(part.name)}"')
+                counted.append(Partition(part.name, part.start, part.end, rows))
+            result = RetentionPlan(result.as_of, result.limits, result.ledger_cutoff, result.video_cutoff,
+                                   tuple(counted), result.segments, result.held, result.notes)
     return result
 
 

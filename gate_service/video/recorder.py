@@ -49,7 +49,8 @@ class _Segment:
     shape: tuple[int, ...]
     spool: Path
     fps: float
-    queue: asyncio.Queue[tuple[int, np.ndarray] | None]
+    # (slot, image); image None pads up to the slot with the last picture (at close).
+    queue: asyncio.Queue[tuple[int, np.ndarray | None] | None]
     last_at: datetime
     last_seen: float
     next_slot: int = 0
@@ -261,6 +262,9 @@ class VideoRecorder:
 
     async def _finish(self, seg: _Segment) -> ClosedSegment | None:
         try:
+            if seg.next_slot > 0:
+                # Frames left out at the end still count as time: the video lasts as long as the slots taken.
+                await seg.queue.put((seg.next_slot - 1, None))
             await seg.queue.put(None)
             if seg.task is not None:
                 await seg.task
@@ -338,7 +342,7 @@ class VideoRecorder:
         return recovered
 
 
-def _encode(seg: _Segment, batch: list[tuple[int, np.ndarray]]) -> int:
+def _encode(seg: _Segment, batch: list[tuple[int, np.ndarray | None]]) -> int:
     if seg.failed is not None:
         return 0
     if seg.writer is None:
@@ -351,6 +355,11 @@ def _encode(seg: _Segment, batch: list[tuple[int, np.ndarray]]) -> int:
         seg.writer = writer
     before = seg.written
     for slot, image in batch:
+        if image is None:
+            while seg.last_image is not None and seg.written <= slot:
+                seg.writer.write(seg.last_image)
+                seg.written += 1
+            continue
         frame = _bgr(image)
         # Slots skipped by a pause or left out under load show the previous picture: time stays true.
         filler = seg.last_image if seg.last_image is not None else frame

@@ -150,3 +150,12 @@ async def test_segment_rows_are_evidence(pool, make_recorder, frames):
     await pool.execute("UPDATE video_segments SET legal_hold = true, hold_reason = 'case' WHERE id = $1", seg)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await pool.execute("UPDATE video_segments SET deleted_at = now() WHERE id = $1", seg)
+
+
+async def test_a_burst_beyond_the_queue_is_left_out_but_time_stays_true(make_recorder, frames, pool):
+    recorder = make_recorder(queue_frames=4)
+    for i in range(20):  # no await in between that yields: the encoder cannot keep up
+        seg, _ = await recorder.add_frame("g1", at(i * 0.2), frames[i % len(frames)])
+    closed = await recorder.close_gate("g1")
+    assert recorder.frames_left_out >= 10
+    assert closed.frames == 20 and closed.ended_at == at(4.0)
