@@ -45,6 +45,9 @@ def test_kiosk_registers_sees_a_camera_passage_and_overrides(live, page):
     assert live.call("PUT", "/api/v1/gates/city-1", admin, {"name": "市区检查站", "zone_id": "city"})[0] == 201
     kiosk = live.token("kiosk", gate_id="city-1")
 
+    page.open("/")
+    page.wait_text("#who", "未登录")
+    page.screenshot("index.png")
     # A bad token is refused with the API's message, not a blank page; then the kiosk's own token.
     page.open("/kiosk")
     page.type("#token-input", "cg_not-a-real-token")

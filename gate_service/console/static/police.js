@@ -109,7 +109,7 @@
         { key: "valid_until", title: "有效期至" },
         { key: "why", title: "撤销/说明" },
         { key: "actor", title: "操作人", render: (r) => `${r.actor || ""} (${r.role || ""})` },
-        { key: "source", title: "来源", render: (r) => r.source + (r.import_line ? ` 第${r.import_line}行` : "") },
+        { key: "source", title: "来源", render: (r) => ({ api: "手工录入", import: "批量导入", job: "系统" }[r.source] || r.source) + (r.import_line ? ` 第${r.import_line}行` : "") },
         { key: "case_ref", title: "案件编号" },
         { key: "note", title: "备注" },
       ], h.events, { sortKey: "at", sortDir: 1 });
