@@ -279,11 +279,20 @@ class VideoRecorder:
             note = seg.failed if status == "incomplete" else None
             if status == "incomplete" and note is None:
                 note = "no video was written"
-            await self.pool.execute(
-                """UPDATE video_segments SET ended_at = $2, frames = $3, bytes = $4, sha256 = $5, status = $6,
-                          note = $7 WHERE id = $1 AND status = 'recording'""",
-                seg.id, ended, seg.written, size, digest, status, note,
-            )
+            for attempt in range(8):
+                try:
+                    await self.pool.execute(
+                        """UPDATE video_segments SET ended_at = $2, frames = $3, bytes = $4, sha256 = $5,
+                                  status = $6, note = $7 WHERE id = $1 AND status = 'recording'""",
+                        seg.id, ended, seg.written, size, digest, status, note,
+                    )
+                    break
+                except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.CannotConnectNowError,
+                        asyncpg.InterfaceError):
+                    # The file is safe in the store; keep trying to index it through a short database outage.
+                    if attempt == 7 or self._closed:
+                        raise
+                    await asyncio.sleep(min(60.0, 2.0 ** attempt))
             self._metrics.closed(seg.gate_id, status)
             log.info("video: gate %s segment %d %s: %d frames (%d left out), %s bytes", seg.gate_id, seg.id,
                      status, seg.written, seg.dropped, size)
