@@ -94,6 +94,7 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
     for gid in gates:
         anchors = {r["seq"]: bytes(r["hash"]) for r in await conn.fetch(
             "SELECT seq, hash FROM ledger_anchors WHERE gate_id = $1", gid)}
+        dropped = await _dropped_runs(conn, gid)
         prev, expected_seq, broken = GENESIS, 1, None
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = conn.cursor(
@@ -104,6 +105,8 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
                 checked += 1
                 row = dict(rec)
                 ident = str(row["id"])
+                # Rows retention dropped with their month: bridge the gap with what it recorded at the time.
+                prev, expected_seq = _bridge(dropped, prev, expected_seq, row["gate_seq"])
                 if row["gate_seq"] != expected_seq:
                     problem = (f"row(s) missing before seq {row['gate_seq']} (expected {expected_seq})"
                                if row["gate_seq"] > expected_seq else f"duplicate seq {row['gate_seq']}")
@@ -121,6 +124,8 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
                 prev, expected_seq = bytes(row["hash"]), expected_seq + 1
             if broken is None:
                 head = await conn.fetchrow("SELECT seq, hash FROM gate_chain_heads WHERE gate_id = $1", gid)
+                if head is not None:
+                    prev, expected_seq = _bridge(dropped, prev, expected_seq, head["seq"] + 1)
                 last = expected_seq - 1
                 if head is not None and (head["seq"] != last or bytes(head["hash"]) != prev):
                     broken = Break(gid, last + 1 if head["seq"] > last else last, None,
@@ -131,6 +136,30 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
         if broken is not None:
             breaks.append(broken)
     return checked, breaks
+
+
+async def _dropped_runs(conn: asyncpg.Connection, gate_id: str) -> dict[int, tuple[int, bytes, bytes]]:
+    """first_seq -> (last_seq, first_prev_hash, last_hash) of the runs of this gate's rows retention dropped."""
+    exists = await conn.fetchval("SELECT to_regclass('ledger_dropped_runs') IS NOT NULL")
+    if not exists:
+        return {}
+    rows = await conn.fetch(
+        "SELECT first_seq, last_seq, first_prev_hash, last_hash FROM ledger_dropped_runs WHERE gate_id = $1", gate_id)
+    return {r["first_seq"]: (r["last_seq"], bytes(r["first_prev_hash"]), bytes(r["last_hash"])) for r in rows}
+
+
+def _bridge(dropped: dict[int, tuple[int, bytes, bytes]], prev: bytes, expected: int, upto: int) -> tuple[bytes, int]:
+    """Skip over dropped runs that start exactly where the chain stands and link to it; stop before ``upto``.
+
+    A run only bridges when its recorded first_prev_hash is the hash the chain has reached, so a row deleted
+    by hand (with no run recorded for it) still breaks the chain.
+    """
+    while expected < upto and expected in dropped:
+        last_seq, first_prev, last_hash = dropped[expected]
+        if first_prev != prev or last_seq >= upto:
+            break
+        prev, expected = last_hash, last_seq + 1
+    return prev, expected
 
 
 async def record_anchors(conn: asyncpg.Connection, day: date) -> int:

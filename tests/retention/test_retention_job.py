@@ -119,6 +119,18 @@ async def test_retention_job_removes_exactly_what_was_planned(client, app):
     remaining = {r["gate_seq"]: bytes(r["prev_hash"]) for r in await pool.fetch(
         "SELECT gate_seq, prev_hash FROM passages")}
     assert remaining[4] == bytes(runs[2]["last_hash"]) and remaining[6] == bytes(runs[3]["last_hash"])
+    # ... and the verifier does bridge them: the chain is intact after retention,
+    from gate_service.ledger import store as ledger
+
+    async with pool.acquire() as conn:
+        checked, breaks = await ledger.verify(conn)
+        assert (checked, breaks) == (2, [])
+        # while a row deleted by hand, with no run recorded for it, still breaks it.
+        await conn.execute("ALTER TABLE passages DISABLE TRIGGER passages_append_only")
+        await conn.execute("DELETE FROM passages WHERE gate_seq = 4")
+        _, breaks = await ledger.verify(conn)
+        assert breaks and "missing" in breaks[0].problem
+        await conn.execute("ALTER TABLE passages ENABLE TRIGGER passages_append_only")
 
     # Idempotent: a second run (a restart, another replica later) finds nothing more.
     again = await jobs.run_now("retention", app, today=AS_OF)
