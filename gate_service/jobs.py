@@ -225,6 +225,18 @@ async def _blacklist_expiry(ctx: JobContext, today: date) -> dict[str, Any]:
     return {"expired": await expire(today)}
 
 
+@job("transport_rollups", hour=2, minute=0,
+     description="recompute the last 7 days of clean-transport roll-ups from the ledger")
+async def _transport_rollups(ctx: JobContext, today: date) -> dict[str, Any]:
+    # The roll-ups are kept by a trigger as passages are written; this nightly pass repairs anything that
+    # bypassed it (rows restored into a partition directly, a late spool replay across midnight).
+    from gate_service.reports.store import rebuild
+
+    first, last = today - timedelta(days=7), today - timedelta(days=1)
+    async with ctx.pool.acquire() as conn:
+        return {"from": first, "to": last, "rows": await rebuild(conn, first, last)}
+
+
 @job("retention", hour=3, minute=30, description="drop ledger months and video segments past retention")
 async def _retention(ctx: JobContext, today: date) -> Any:
     from gate_service.retention.apply import run_retention

@@ -127,3 +127,27 @@ async def test_app_starts_the_scheduler_only_when_configured(aiohttp_client, set
     on = create_app(settings.with_overrides(run_scheduler=True))
     await aiohttp_client(on)
     assert on[keys.SCHEDULER].scheduler.running
+
+
+async def test_transport_rollups_job_repairs_the_last_week(client, app, admin):
+    from datetime import date, datetime, timedelta
+
+    from gate_service.policy.model import SHANGHAI
+
+    await client.put("/api/v1/enterprises/e1", json={"name": "某煤矿", "industry": "coal", "county": "霍州市"},
+                     headers=admin)
+    await client.put("/api/v1/gates/g1", json={"name": "1号门", "enterprise_id": "e1", "zone_id": "other"},
+                     headers=admin)
+    await client.put("/api/v1/vehicles/晋LD12345", json={"fuel_type": "electric", "vehicle_class": "heavy_truck"},
+                     headers=admin)
+    day = date.today() - timedelta(days=2)
+    at = datetime.combine(day, datetime.min.time(), SHANGHAI).replace(hour=10).isoformat()
+    resp = await client.post("/api/v1/gates/g1/passages", headers=admin,
+                             json={"plate": "晋LD12345", "direction": "in", "at": at, "tonnes": 30})
+    assert resp.status == 201
+    pool = app[keys.POOL]
+    await pool.execute("DELETE FROM transport_daily")  # as if the trigger had been bypassed
+    outcome = await jobs.run_now("transport_rollups", app, today=date.today())
+    assert outcome.ok, outcome.error
+    row = await pool.fetchrow("SELECT trips, clean_trips, tonnes FROM transport_daily WHERE enterprise_id = 'e1'")
+    assert (row["trips"], row["clean_trips"], float(row["tonnes"])) == (1, 1, 30.0)
