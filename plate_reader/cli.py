@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rd = sub.add_parser("read", help="read the plate in each image file; one JSON line per file")
     rd.add_argument("files", nargs="+", metavar="FILE", help="image files (JPEG, PNG, BMP, WebP); - for stdin")
-    rd.add_argument("--engine", choices=("onnx",), default="onnx")
+    rd.add_argument("--engine", choices=("onnx", "paddle"), default="onnx")
     rd.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     rd.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse images declaring more pixels")
     args = parser.parse_args(argv)

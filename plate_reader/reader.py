@@ -13,7 +13,7 @@ from . import plates
 from .color import classify_color, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
-from .locate import Candidate, find_candidates, rectify
+from .locate import Candidate, find_candidates, rectify, refine_quad
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus"]
 
@@ -62,14 +62,18 @@ class PlateReader:
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
-                 det_side: int = 960) -> None:
+                 det_side: int = 960, refine: str = "add") -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
             self.recognizer = Recognizer(threads)
+            self.paddle = None
         elif engine == "paddle":
-            # The paddleocr 3.x backend (behind the [paddle] extra) is not built yet: say so plainly.
-            raise NotImplementedError("engine='paddle' is not available yet; use engine='onnx'")
+            # PaddleOCR 3.x on the same shipped ONNX files (the [paddle] extra); text + score, no per-char probs.
+            from .paddle_backend import PaddleEngine
+
+            self.paddle = PaddleEngine(threads)
+            self.recognizer = None
         else:
             raise ValueError(f"unknown engine {engine!r}: use 'onnx' or 'paddle'")
         self.engine = engine
@@ -79,6 +83,7 @@ class PlateReader:
         self.stretch = stretch
         self.max_candidates = max_candidates
         self.det_side = det_side
+        self.refine = refine
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -96,7 +101,8 @@ class PlateReader:
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates))
         if self.fallback and (best is None or best.confidence < FALLBACK_BELOW):
-            other = self._read_candidates(frame, self.detector.find(frame))
+            other = self._paddle_frame(frame) if self.paddle is not None else \
+                self._read_candidates(frame, self.detector.find(frame))
             if other is not None and (best is None or other.confidence > best.confidence):
                 best = other
         if best is None:
@@ -133,6 +139,15 @@ class PlateReader:
             else:
                 crop = frame
             color = classify_color(crop)
+            rq = refine_quad(frame, cand.quad) if pad and self.refine != "off" and cand.aspect >= 1.5 else None
+            if rq is not None:
+                rcrop = rectify(frame, rq, pad_x=0.03, pad_y=0.06, out_h=64)
+                rcand = Candidate(rq, cand.source, cand.score, cand.aspect)
+                if self.refine == "replace":
+                    crop, cand = rcrop, rcand
+                else:
+                    images.append(rcrop)
+                    attempts.append(_Attempt(rcand, rcrop, color, False, (len(images) - 1,)))
             images.append(crop)
             attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
             double_quad = None
@@ -153,12 +168,27 @@ class PlateReader:
                 # The top row's two characters sit in the middle of the plate.
                 tw = top.shape[1]
                 top = top[:, int(tw * 0.18) : int(tw * 0.82)]
-                images += [top, bottom]
-                attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
-        probs = self.recognizer.probs(images, stretch=self.stretch)
+                if self.paddle is not None:
+                    # PaddleOCR's decoder drops characters of the short top row; stitched to the left of the
+                    # bottom row at the same height, the two rows read as one single-row plate.
+                    import cv2
+
+                    bh = bottom.shape[0]
+                    top = cv2.resize(top, (max(8, round(top.shape[1] * bh / max(top.shape[0], 1))), bh))
+                    images.append(np.hstack([top, bottom]))
+                    attempts.append(_Attempt(cand, tall, color, True, (len(images) - 1,)))
+                else:
+                    images += [top, bottom]
+                    attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
+        if self.paddle is not None:
+            texts = self.paddle.recognize(images)
+            decode = self._decode_text
+        else:
+            texts = self.recognizer.probs(images, stretch=self.stretch)
+            decode = self._decode
         best: PlateRead | None = None
         for att in attempts:
-            read = self._decode(att, probs)
+            read = decode(att, texts)
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
         return best
@@ -167,6 +197,54 @@ class PlateReader:
         if kind == "suffixed":  # trailer/learner are yellow, police white, 港澳领 black
             return color in ("unknown", "yellow", "white", "black")
         return color == "unknown" or kind in _KINDS_BY_COLOR.get(color, ())
+
+    # -- paddle engine: text + one score per crop ---------------------------------------------------------
+    def _repair(self, text: str, color: str) -> tuple[str, int] | None:
+        """Grammar repair, preferring the kinds the plate's colour allows; returns (plate, substitutions)."""
+        text = plates.normalize(text)
+        for kinds in ((_KINDS_BY_COLOR.get(color) if color != "unknown" else None), None):
+            fixed = plates.repair(text, kinds=kinds)
+            if fixed is not None:
+                fixes = sum(a != b for a, b in zip(fixed, text, strict=False))
+                return fixed, fixes + (0 if kinds is not None or color == "unknown" else 1)
+        return None
+
+    def _decode_text(self, att: _Attempt, texts: list[tuple[str, float]]) -> PlateRead | None:
+        text, score = texts[att.parts[0]]  # double-row plates arrive as one stitched line
+        return self._text_read(text, score, att.color, att.cand.box, att.crop)
+
+    def _text_read(self, text: str, score: float, color: str, box, crop) -> PlateRead | None:
+        got = self._repair(text, color)
+        if got is None:
+            return None
+        plate, fixes = got
+        kind = plates.parse(plate).kind
+        # Each grammar substitution is evidence the model was unsure: discount the line score for it.
+        conf = float(min(1.0, max(0.0, score))) * (0.85 ** fixes)
+        return PlateRead(plate=plate, color=reconcile(color, kind, crop) if crop is not None else color,
+                         confidence=round(conf, 4), box=box, crop=crop,
+                         char_probs=[round(float(score), 4)] * len(plate), kind=kind)
+
+    def _paddle_frame(self, frame: np.ndarray) -> PlateRead | None:
+        """Whole-frame PaddleOCR det+rec (the paddle engine's fallback), on the frame shrunk to ``det_side``."""
+        import cv2
+
+        H, W = frame.shape[:2]
+        s = min(1.0, self.det_side / max(H, W))
+        small = cv2.resize(frame, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA) if s < 1 else frame
+        best: PlateRead | None = None
+        for quad, text, score in self.paddle.ocr_frame(small):
+            if len(quad) != 4:
+                continue
+            quad = quad / s
+            crop = rectify(frame, quad, pad_x=0.0, pad_y=0.0)
+            x0, y0 = quad.min(0)
+            x1, y1 = quad.max(0)
+            box = (int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0)))
+            read = self._text_read(text, score, classify_color(crop), box, crop)
+            if read is not None and (best is None or read.confidence > best.confidence):
+                best = read
+        return best
 
     def _decode(self, att: _Attempt, probs: list[np.ndarray]) -> PlateRead | None:
         rec = self.recognizer

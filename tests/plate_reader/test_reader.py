@@ -109,8 +109,6 @@ def test_read_crop(reader):
 def test_unknown_engine():
     with pytest.raises(ValueError):
         PlateReader(engine="nope")
-    with pytest.raises(NotImplementedError):
-        PlateReader(engine="paddle")
 
 
 def _pr(plate, conf, probs=None, color="blue"):
