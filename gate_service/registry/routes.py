@@ -136,7 +136,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
                "after": {"type": "string"}, "limit": {"type": "string", "pattern": r"^[0-9]{1,5}$"}})
 async def list_vehicles(request: web.Request) -> web.Response:
     q = request.query
-    limit = min(int(q.get("limit", "500")), 5000)
+    limit = max(1, min(int(q.get("limit", "500")), 5000))
     rows = await store.list_vehicles(
         request.app[keys.POOL], fuel_type=q.get("fuel_type"), vehicle_class=q.get("vehicle_class"),
         haulier=q.get("haulier"), limit=limit, after=q.get("after"),

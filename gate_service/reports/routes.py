@@ -43,7 +43,10 @@ def _month(raw: str, field: str = "month") -> date:
     m = _MONTH.match(raw)
     if not m:
         raise ApiError(422, "bad_month", f"月份应为 YYYY-MM: {raw} / expected a month YYYY-MM", field=field)
-    return date(int(m.group(1)), int(m.group(2)), 1)
+    try:
+        return date(int(m.group(1)), int(m.group(2)), 1)
+    except ValueError:  # year 0, month 13: the pattern alone cannot rule them out
+        raise ApiError(422, "bad_month", f"月份无效: {raw} / no such month", field=field) from None
 
 
 def _today() -> date:

@@ -135,11 +135,7 @@ schema = schemathesis.openapi.from_dict(_description())
 # 500s the fuzzer found in files outside this test's owner's reach, reported to their owners. Each is tolerated
 # (and reported as a warning) only for its operation, so that the rest of that operation is still fuzzed and
 # any other failure still fails. Remove an entry when its fix lands.
-KNOWN_500: dict[tuple[str, str], str] = {
-    ("GET", "/api/v1/enterprises/{enterprise_id}/transport-volumes"):
-        "reports.routes._month: from/to=0000-01 → date(0, 1, 1) ValueError",
-    ("GET", "/api/v1/vehicles"): "registry.routes.list_vehicles: limit=0 → rows[-1] IndexError",
-}
+KNOWN_500: dict[tuple[str, str], str] = {}
 
 
 def _header(response: Any, name: str) -> str:
