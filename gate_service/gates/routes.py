@@ -62,6 +62,22 @@ async def post_frame(request: web.Request) -> web.Response:
     return json_response(result.to_json())
 
 
+@api.route("POST", "/api/v1/gates/{gate_id}/camera-events", roles=("kiosk", "admin"), tag="gates",
+           content_types=("multipart/form-data",), status=201,
+           summary="An ANPR camera's event (Hikvision EventNotificationAlert XML + pictures): one passage, "
+                   "the camera's read checked against cleangate's own")
+async def camera_event(request: web.Request) -> web.Response:
+    from gate_service.gates.camera import read_multipart, record_event
+
+    gate_id = await _gate(request)
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(415, "unsupported_media_type", "应为 multipart/form-data / expected multipart/form-data")
+    event = await read_multipart(request)
+    principal = request[keys.PRINCIPAL]
+    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id)
+    return json_response(answer, status=200 if answer.get("replayed") else 201)
+
+
 @api.route("GET", "/api/v1/gates/{gate_id}/latest.jpg", roles=("kiosk", "admin", "ecology"), tag="gates",
            produces=("image/jpeg",), summary="The gate's most recent camera frame")
 async def latest_frame(request: web.Request) -> web.Response:
