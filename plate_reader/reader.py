@@ -62,7 +62,7 @@ class PlateReader:
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
-                 det_side: int = 960, refine: str = "add") -> None:
+                 det_side: int = 960, refine: bool = True) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
@@ -126,8 +126,42 @@ class PlateReader:
             read = self._read_batch(frame, cands[i : i + 2], pad)
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
+            if pad and self.refine and (best is None or best.confidence < STOP_AT):
+                # Not confident yet: straighten and tighten these candidates (second pass) and read again.
+                read = self._read_refined(frame, cands[i : i + 2])
+                if read is not None and (best is None or read.confidence > best.confidence):
+                    best = read
             if best is not None and best.confidence >= STOP_AT:
                 break
+        return best
+
+    def _read_refined(self, frame: np.ndarray, cands: Sequence[Candidate]) -> PlateRead | None:
+        images: list[np.ndarray] = []
+        attempts: list[_Attempt] = []
+        for cand in cands:
+            rq = refine_quad(frame, cand.quad) if cand.aspect >= 1.5 else None
+            if rq is None:
+                continue
+            crop = rectify(frame, rq, pad_x=0.03, pad_y=0.06, out_h=64)
+            images.append(crop)
+            attempts.append(_Attempt(Candidate(rq, cand.source, cand.score, cand.aspect), crop,
+                                     classify_color(crop), False, (len(images) - 1,)))
+        return self._recognise(images, attempts)
+
+    def _recognise(self, images: list[np.ndarray], attempts: list[_Attempt]) -> PlateRead | None:
+        if not images:
+            return None
+        if self.paddle is not None:
+            texts = self.paddle.recognize(images)
+            decode = self._decode_text
+        else:
+            texts = self.recognizer.probs(images, stretch=self.stretch)
+            decode = self._decode
+        best: PlateRead | None = None
+        for att in attempts:
+            read = decode(att, texts)
+            if read is not None and (best is None or read.confidence > best.confidence):
+                best = read
         return best
 
     def _read_batch(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool) -> PlateRead | None:
@@ -139,15 +173,6 @@ class PlateReader:
             else:
                 crop = frame
             color = classify_color(crop)
-            rq = refine_quad(frame, cand.quad) if pad and self.refine != "off" and cand.aspect >= 1.5 else None
-            if rq is not None:
-                rcrop = rectify(frame, rq, pad_x=0.03, pad_y=0.06, out_h=64)
-                rcand = Candidate(rq, cand.source, cand.score, cand.aspect)
-                if self.refine == "replace":
-                    crop, cand = rcrop, rcand
-                else:
-                    images.append(rcrop)
-                    attempts.append(_Attempt(rcand, rcrop, color, False, (len(images) - 1,)))
             images.append(crop)
             attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
             double_quad = None
@@ -180,18 +205,7 @@ class PlateReader:
                 else:
                     images += [top, bottom]
                     attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
-        if self.paddle is not None:
-            texts = self.paddle.recognize(images)
-            decode = self._decode_text
-        else:
-            texts = self.recognizer.probs(images, stretch=self.stretch)
-            decode = self._decode
-        best: PlateRead | None = None
-        for att in attempts:
-            read = decode(att, texts)
-            if read is not None and (best is None or read.confidence > best.confidence):
-                best = read
-        return best
+        return self._recognise(images, attempts)
 
     def _kinds_ok(self, kind: str, color: str) -> bool:
         if kind == "suffixed":  # trailer/learner are yellow, police white, 港澳领 black
