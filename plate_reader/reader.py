@@ -13,7 +13,7 @@ from . import plates
 from .color import classify_color, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
-from .locate import Candidate, find_candidates, rectify, refine_quad
+from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus"]
 
@@ -41,6 +41,10 @@ DECODE_TEMPLATES = tuple(t for t in plates.TEMPLATES if t.kind in ("ordinary", "
 STOP_AT = 0.8
 # Below this (calibrated) confidence the colour/edge candidates are not trusted and PP-OCR det is tried too.
 FALLBACK_BELOW = 0.55
+# Below this confidence the winning plate is read a few more ways (margins below, the straightened crop) and the
+# reads vote per character with their pooled probability mass (the province above all).
+ENSEMBLE_BELOW = 0.9
+ENSEMBLE_MARGINS = ((0.02, 0.06), (0.12, 0.28))
 
 
 def _calibrate(min_prob: float, score: float) -> float:
@@ -55,6 +59,12 @@ class _Attempt:
     color: str
     double: bool
     parts: tuple[int, ...]  # indices into the batch of crops sent to the recogniser
+    # Set by the decoder for the per-character ensemble: per position, the slot's allowed dictionary indices and
+    # their probabilities on that position's frames (onnx engine only).
+    slot_probs: list | None = None
+
+
+_Sink = list[tuple[PlateRead, _Attempt]]
 
 
 class PlateReader:
@@ -62,7 +72,7 @@ class PlateReader:
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
-                 det_side: int = 960, refine: bool = True) -> None:
+                 det_side: int = 960, refine: bool = True, ensemble: bool = True) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
@@ -84,6 +94,7 @@ class PlateReader:
         self.max_candidates = max_candidates
         self.det_side = det_side
         self.refine = refine
+        self.ensemble = ensemble
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -121,21 +132,77 @@ class PlateReader:
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True) -> PlateRead | None:
         best: PlateRead | None = None
+        reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
+        refined = False
         # Recognise the best-scored candidates first, two at a time, and stop once one reads confidently.
         for i in range(0, len(cands), 2):
-            read = self._read_batch(frame, cands[i : i + 2], pad)
+            read = self._read_batch(frame, cands[i : i + 2], pad, reads)
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
+            refined = False
             if pad and self.refine and (best is None or best.confidence < STOP_AT):
                 # Not confident yet: straighten and tighten these candidates (second pass) and read again.
-                read = self._read_refined(frame, cands[i : i + 2])
+                refined = True
+                read = self._read_refined(frame, cands[i : i + 2], reads)
                 if read is not None and (best is None or read.confidence > best.confidence):
                     best = read
             if best is not None and best.confidence >= STOP_AT:
                 break
+        if reads is not None and best is not None and pad and best.confidence < ENSEMBLE_BELOW:
+            best = self._ensemble(frame, best, reads, refined)
         return best
 
-    def _read_refined(self, frame: np.ndarray, cands: Sequence[Candidate]) -> PlateRead | None:
+    def _ensemble(self, frame: np.ndarray, best: PlateRead, reads: _Sink, refined: bool) -> PlateRead:
+        """Read the winning plate a few more ways and vote per character, pooling probability mass."""
+        won = next((att for r, att in reads if r is best), None)
+        if won is None or won.double or not best.plate:
+            return best
+        quad = won.cand.quad
+        cand = Candidate(quad, "variant", 1.0, 4.0)
+        images, attempts = [], []
+        for px, py in ENSEMBLE_MARGINS:
+            crop = rectify(frame, quad, pad_x=px, pad_y=py, out_h=64)
+            images.append(crop)
+            attempts.append(_Attempt(cand, crop, classify_color(crop), False, (len(images) - 1,)))
+        extra: _Sink = []
+        self._recognise(images, attempts, extra)
+        if self.refine and not refined:
+            self._read_refined(frame, [Candidate(quad, "variant", 1.0, 4.0)], extra)
+        pool = [(r, att.slot_probs) for r, att in reads + extra if att.slot_probs and not att.double and r.plate
+                and len(r.plate) == len(best.plate)
+                and sum(a != b for a, b in zip(r.plate, best.plate, strict=True)) <= 2
+                and _iou(r.box, best.box) >= 0.3]
+        # The same crop may come back from several candidates: count each distinct read once.
+        pool = list({(r.plate, r.confidence, r.box): (r, sp) for r, sp in pool}.values())
+        if len(pool) < 2:
+            return best
+        chars = self.recognizer.chars
+        # Each read votes with its calibrated confidence (its weakest character), spread over its per-position
+        # probability mass, so a confident variant outvotes several shaky ones that agree.
+        weights = [max(r.confidence, 0.01) for r, _ in pool]
+        total = sum(weights)
+        text, shares = [], []
+        for i in range(len(best.plate)):
+            mass: dict[int, float] = {}
+            for (_, slot_probs), w in zip(pool, weights, strict=True):
+                idx, pr = slot_probs[i]
+                for k, v in zip(idx.tolist(), pr.tolist(), strict=True):
+                    mass[k] = mass.get(k, 0.0) + w * v
+            k = max(mass, key=mass.__getitem__)
+            text.append(chars[k])
+            shares.append(mass[k] / total)
+        plate = "".join(text)
+        if plate == best.plate or not plates.is_valid(plate):
+            return best
+        agreeing = [r for r, _ in pool if r.plate == plate]
+        base = max(agreeing, key=lambda r: r.confidence) if agreeing else best
+        conf = base.confidence if agreeing else min(best.confidence, min(shares))
+        kind = plates.parse(plate).kind
+        return PlateRead(plate=plate, color=reconcile(base.color, kind, base.crop), confidence=round(conf, 4),
+                         box=base.box, crop=base.crop, char_probs=[round(c, 4) for c in shares], kind=kind)
+
+    def _read_refined(self, frame: np.ndarray, cands: Sequence[Candidate],
+                      sink: _Sink | None = None) -> PlateRead | None:
         images: list[np.ndarray] = []
         attempts: list[_Attempt] = []
         for cand in cands:
@@ -146,9 +213,10 @@ class PlateReader:
             images.append(crop)
             attempts.append(_Attempt(Candidate(rq, cand.source, cand.score, cand.aspect), crop,
                                      classify_color(crop), False, (len(images) - 1,)))
-        return self._recognise(images, attempts)
+        return self._recognise(images, attempts, sink)
 
-    def _recognise(self, images: list[np.ndarray], attempts: list[_Attempt]) -> PlateRead | None:
+    def _recognise(self, images: list[np.ndarray], attempts: list[_Attempt],
+                   sink: _Sink | None = None) -> PlateRead | None:
         if not images:
             return None
         if self.paddle is not None:
@@ -160,11 +228,14 @@ class PlateReader:
         best: PlateRead | None = None
         for att in attempts:
             read = decode(att, texts)
+            if read is not None and sink is not None:
+                sink.append((read, att))
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
         return best
 
-    def _read_batch(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool) -> PlateRead | None:
+    def _read_batch(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool,
+                    sink: _Sink | None = None) -> PlateRead | None:
         images: list[np.ndarray] = []
         attempts: list[_Attempt] = []
         for cand in cands:
@@ -205,7 +276,7 @@ class PlateReader:
                 else:
                     images += [top, bottom]
                     attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
-        return self._recognise(images, attempts)
+        return self._recognise(images, attempts, sink)
 
     def _kinds_ok(self, kind: str, color: str) -> bool:
         if kind == "suffixed":  # trailer/learner are yellow, police white, 港澳领 black
@@ -277,7 +348,8 @@ class PlateReader:
                 score = (top.score + bot.score) / 2
                 adj = score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
                 if best is None or adj > best[0]:
-                    best = (adj, top.text + bot.text, top.char_probs + bot.char_probs, t.kind, score)
+                    best = (adj, top.text + bot.text, top.char_probs + bot.char_probs, t.kind, score,
+                            (top.slot_probs or []) + (bot.slot_probs or []))
         else:
             p = probs[att.parts[0]]
             g = rec.greedy(p)
@@ -290,20 +362,21 @@ class PlateReader:
                         continue
                     adj = r.score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
                     if best is None or adj > best[0]:
-                        best = (adj, r.text, r.char_probs, t.kind, r.score)
+                        best = (adj, r.text, r.char_probs, t.kind, r.score, r.slot_probs)
             else:
                 # Stock-style decoding (argmax over the whole dictionary) plus position repair: for comparison.
                 fixed = plates.repair(g.text)
                 if fixed is not None and len(g.char_probs) == len(fixed):
-                    best = (g.score, fixed, g.char_probs, plates.parse(fixed).kind, g.score)
+                    best = (g.score, fixed, g.char_probs, plates.parse(fixed).kind, g.score, None)
         if best is None:
             return None
-        _, text, char_probs, kind, score = best
+        _, text, char_probs, kind, score, slot_probs = best
         try:
             kind = plates.parse(text).kind
         except plates.InvalidPlate:
             return None
         conf = _calibrate(min(char_probs), score)
+        att.slot_probs = slot_probs
         return PlateRead(
             plate=text,
             color=reconcile(att.color, kind, att.crop),

@@ -32,6 +32,9 @@ class TextRead:
     char_probs: list[float]
     score: float  # mean log-probability per frame of the chosen path (higher is better)
     kind: str | None = None
+    # Per position: the slot's allowed dictionary indices and their (normalised) probability on that position's
+    # frames, so several reads of one plate can pool their probability mass per character (see reader).
+    slot_probs: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def confidence(self) -> float:
@@ -164,7 +167,7 @@ class Recognizer:
             if s % 2 == 1:
                 frames[s // 2].append(t)
             s -= int(back[t, s])
-        text, probs = [], []
+        text, probs, slot_probs = [], [], []
         for k, idx in enumerate(slot_idx):
             fr = frames[k]
             if not fr:
@@ -173,7 +176,9 @@ class Recognizer:
             best = int(idx[int(seg.argmax())])
             text.append(self.chars[best])
             probs.append(float(p[fr, best].max()))
-        return TextRead("".join(text), probs, total / T)
+            mass = p[fr][:, idx].max(0) * np.exp(slot_prior[k])
+            slot_probs.append((idx, mass / max(float(mass.sum()), 1e-9)))
+        return TextRead("".join(text), probs, total / T, slot_probs=slot_probs)
 
     def read_plate(self, p: np.ndarray, kinds: Sequence[str] | None = None) -> TextRead | None:
         """Best grammar-valid plate among the templates of the given kinds (all when None)."""

@@ -145,3 +145,27 @@ def test_consensus_disagreement_lowers_confidence():
     c = consensus([_pr("晋LA1234", 0.9), _pr("晋LA1284", 0.9)])
     assert c.confidence < 0.9
     assert plates.is_valid(c.plate)
+
+
+def test_constrained_decode_gives_per_position_mass(reader):
+    crop = render_plate("晋LA1234", "blue")
+    p = reader.recognizer.probs([cv2.resize(crop, (176, 56))], stretch=2.0)[0]
+    r = reader.recognizer.constrained(p, next(t for t in plates.TEMPLATES if t.kind == "ordinary").slots)
+    assert r is not None and r.text == "晋LA1234"
+    assert len(r.slot_probs) == 7
+    for (idx, mass), ch in zip(r.slot_probs, r.text, strict=True):
+        assert abs(float(mass.sum()) - 1.0) < 1e-4
+        assert reader.recognizer.chars[int(idx[int(mass.argmax())])] == ch
+
+
+def test_ensemble_reads_unsure_frames(reader):
+    # Blurred, small plates give reads below the ensemble threshold: the vote must still return a valid plate.
+    plain = PlateReader(threads=1, ensemble=False)
+    rng = random.Random(3)
+    for text in ("浙G70000", "粤BE609T"):
+        img = cv2.GaussianBlur(render_plate(text, "blue"), (5, 5), 0)
+        frame = place_in_frame(img, rng)
+        r, r0 = reader.read(frame), plain.read(frame)
+        assert r.plate is None or plates.is_valid(r.plate)
+        assert 0.0 <= r.confidence <= 1.0
+        assert r0.plate is None or r.plate is not None
