@@ -62,6 +62,7 @@ class _Attempt:
     # Set by the decoder for the per-character ensemble: per position, the slot's allowed dictionary indices and
     # their probabilities on that position's frames (onnx engine only).
     slot_probs: list | None = None
+    refined: bool = False  # the second-pass (straightened, tightened) crop
 
 
 _Sink = list[tuple[PlateRead, _Attempt]]
@@ -72,7 +73,8 @@ class PlateReader:
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
-                 det_side: int = 960, refine: bool = True, ensemble: bool = True) -> None:
+                 det_side: int = 960, refine: bool = True, ensemble: bool = True,
+                 fallback_below: float = FALLBACK_BELOW) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
@@ -95,6 +97,7 @@ class PlateReader:
         self.det_side = det_side
         self.refine = refine
         self.ensemble = ensemble
+        self.fallback_below = fallback_below
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -110,12 +113,16 @@ class PlateReader:
     # -- public --------------------------------------------------------------------------------------------
     def read(self, image: np.ndarray | bytes) -> PlateRead:
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
-        best = self._read_candidates(frame, find_candidates(frame, self.max_candidates))
-        if self.fallback and (best is None or best.confidence < FALLBACK_BELOW):
+        # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
+        reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
+        best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
+        if self.fallback and (best is None or best.confidence < self.fallback_below):
             other = self._paddle_frame(frame) if self.paddle is not None else \
-                self._read_candidates(frame, self.detector.find(frame))
+                self._read_candidates(frame, self.detector.find(frame), sink=reads)
             if other is not None and (best is None or other.confidence > best.confidence):
                 best = other
+        if reads is not None and best is not None and best.confidence < ENSEMBLE_BELOW:
+            best = self._ensemble(frame, best, reads)
         if best is None:
             return PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
         return best
@@ -130,29 +137,24 @@ class PlateReader:
         return r or PlateRead(plate=None, color=classify_color(crop), confidence=0.0, box=None)
 
     # -- internals -----------------------------------------------------------------------------------------
-    def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True) -> PlateRead | None:
+    def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True,
+                         sink: _Sink | None = None) -> PlateRead | None:
         best: PlateRead | None = None
-        reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
-        refined = False
         # Recognise the best-scored candidates first, two at a time, and stop once one reads confidently.
         for i in range(0, len(cands), 2):
-            read = self._read_batch(frame, cands[i : i + 2], pad, reads)
+            read = self._read_batch(frame, cands[i : i + 2], pad, sink)
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
-            refined = False
             if pad and self.refine and (best is None or best.confidence < STOP_AT):
                 # Not confident yet: straighten and tighten these candidates (second pass) and read again.
-                refined = True
-                read = self._read_refined(frame, cands[i : i + 2], reads)
+                read = self._read_refined(frame, cands[i : i + 2], sink)
                 if read is not None and (best is None or read.confidence > best.confidence):
                     best = read
             if best is not None and best.confidence >= STOP_AT:
                 break
-        if reads is not None and best is not None and pad and best.confidence < ENSEMBLE_BELOW:
-            best = self._ensemble(frame, best, reads, refined)
         return best
 
-    def _ensemble(self, frame: np.ndarray, best: PlateRead, reads: _Sink, refined: bool) -> PlateRead:
+    def _ensemble(self, frame: np.ndarray, best: PlateRead, reads: _Sink) -> PlateRead:
         """Read the winning plate a few more ways and vote per character, pooling probability mass."""
         won = next((att for r, att in reads if r is best), None)
         if won is None or won.double or not best.plate:
@@ -166,6 +168,7 @@ class PlateReader:
             attempts.append(_Attempt(cand, crop, classify_color(crop), False, (len(images) - 1,)))
         extra: _Sink = []
         self._recognise(images, attempts, extra)
+        refined = any(att.refined and _iou(r.box, best.box) >= 0.5 for r, att in reads)
         if self.refine and not refined:
             self._read_refined(frame, [Candidate(quad, "variant", 1.0, 4.0)], extra)
         pool = [(r, att.slot_probs) for r, att in reads + extra if att.slot_probs and not att.double and r.plate
@@ -212,7 +215,7 @@ class PlateReader:
             crop = rectify(frame, rq, pad_x=0.03, pad_y=0.06, out_h=64)
             images.append(crop)
             attempts.append(_Attempt(Candidate(rq, cand.source, cand.score, cand.aspect), crop,
-                                     classify_color(crop), False, (len(images) - 1,)))
+                                     classify_color(crop), False, (len(images) - 1,), refined=True))
         return self._recognise(images, attempts, sink)
 
     def _recognise(self, images: list[np.ndarray], attempts: list[_Attempt],
