@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gate_service import keys
 from gate_service.errors import ApiError
@@ -90,17 +91,24 @@ def parse_alert(xml: bytes, pictures: dict[str, bytes]) -> CameraEvent:
 
 
 async def read_multipart(request: web.Request) -> CameraEvent:
-    reader = await request.multipart()
     xml = None
     pictures: dict[str, bytes] = {}
-    async for part in reader:
-        name = part.name or part.filename or ""
-        data = await part.read(decode=False)
-        ctype = part.headers.get("Content-Type", "")
-        if xml is None and ("xml" in ctype or name.endswith(".xml") or data.lstrip()[:1] == b"<"):
-            xml = bytes(data)
-        elif data[:2] == b"\xff\xd8":
-            pictures[name] = bytes(data)
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue  # a nested multipart: no camera sends one
+            name = part.name or part.filename or ""
+            data = await part.read(decode=False)
+            ctype = part.headers.get("Content-Type", "")
+            if xml is None and ("xml" in ctype or name.endswith(".xml") or data.lstrip()[:1] == b"<"):
+                xml = bytes(data)
+            elif data[:2] == b"\xff\xd8":
+                pictures[name] = bytes(data)
+    except (ValueError, AssertionError, HttpProcessingError, web.HTTPException) as exc:
+        if isinstance(exc, web.HTTPException) and exc.status == 413:
+            raise
+        raise ApiError(422, "bad_event", f"multipart 格式错误 / malformed multipart upload: {exc}") from None
     if xml is None:
         raise ApiError(422, "bad_event", "缺少 EventNotificationAlert XML / no event XML in the upload")
     return parse_alert(xml, pictures)

@@ -72,3 +72,10 @@ async def test_hostile_or_broken_xml_is_422(client, gate, xml):
     resp = await client.post("/api/v1/gates/g-cam/camera-events", data=form, headers=gate)
     assert resp.status == 422
     assert (await resp.json())["error"]["code"] == "bad_event"
+
+
+async def test_malformed_multipart_is_422(client, gate):
+    resp = await client.post("/api/v1/gates/g-cam/camera-events", data=b"--x\r\nnonsense",
+                             headers={**gate, "Content-Type": "multipart/form-data"})
+    assert resp.status == 422
+    assert (await resp.json())["error"]["code"] == "bad_event"
