@@ -26,8 +26,13 @@ ensure_venv() {
     # Reinstall only when the project's dependencies changed: keeps the second start fast.
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" 2>&1 |
-            grep -v "^WARNING: Location" || true
+        echo "installing cleangate[$extras] into $VENV ..." >&2
+        local log="$VENV/install.log"
+        if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]" >"$log" 2>&1; then
+            cat "$log" >&2
+            echo "installation failed (log: $log)" >&2
+            return 1
+        fi
         "$VENV/bin/python" -c "import gate_service, plate_reader, blacklist, cv2, asyncpg, aiohttp" || {
             echo "installation failed" >&2
             return 1
