@@ -45,6 +45,8 @@ FALLBACK_BELOW = 0.55
 # reads vote per character with their pooled probability mass (the province above all).
 ENSEMBLE_BELOW = 0.9
 ENSEMBLE_MARGINS = ((0.02, 0.06), (0.12, 0.28))
+# …and the winning crop once more at this fraction of the usual horizontal stretch (0: not).
+ENSEMBLE_STRETCH = 0.7
 
 
 def _calibrate(min_prob: float, score: float) -> float:
@@ -74,7 +76,7 @@ class PlateReader:
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
-                 fallback_below: float = FALLBACK_BELOW) -> None:
+                 fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
@@ -98,6 +100,9 @@ class PlateReader:
         self.refine = refine
         self.ensemble = ensemble
         self.fallback_below = fallback_below
+        self.ensemble_below = ensemble_below
+        self.ensemble_margins = ENSEMBLE_MARGINS
+        self.ensemble_stretch = ENSEMBLE_STRETCH
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -121,7 +126,7 @@ class PlateReader:
                 self._read_candidates(frame, self.detector.find(frame), sink=reads)
             if other is not None and (best is None or other.confidence > best.confidence):
                 best = other
-        if reads is not None and best is not None and best.confidence < ENSEMBLE_BELOW:
+        if reads is not None and best is not None and best.confidence < self.ensemble_below:
             best = self._ensemble(frame, best, reads)
         if best is None:
             return PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
@@ -162,12 +167,18 @@ class PlateReader:
         quad = won.cand.quad
         cand = Candidate(quad, "variant", 1.0, 4.0)
         images, attempts = [], []
-        for px, py in ENSEMBLE_MARGINS:
+        for px, py in self.ensemble_margins:
             crop = rectify(frame, quad, pad_x=px, pad_y=py, out_h=64)
             images.append(crop)
             attempts.append(_Attempt(cand, crop, classify_color(crop), False, (len(images) - 1,)))
         extra: _Sink = []
         self._recognise(images, attempts, extra)
+        if self.ensemble_stretch:
+            # The winning crop again, squeezed: a different CTC alignment of the same pixels.
+            att = _Attempt(cand, won.crop, won.color, False, (0,))
+            read = self._decode(att, self.recognizer.probs([won.crop], stretch=self.stretch * self.ensemble_stretch))
+            if read is not None:
+                extra.append((read, att))
         refined = any(att.refined and _iou(r.box, best.box) >= 0.5 for r, att in reads)
         if self.refine and not refined:
             self._read_refined(frame, [Candidate(quad, "variant", 1.0, 4.0)], extra)
