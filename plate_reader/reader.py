@@ -76,11 +76,13 @@ class PlateReader:
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
-                 fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW) -> None:
+                 fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
+                 local_provinces: str = "", local_weight: float = 4.0) -> None:
         if engine == "onnx":
             from .recognize import Recognizer
 
-            self.recognizer = Recognizer(threads)
+            # local_provinces: an optional per-gate prior on the province character (onnx engine only).
+            self.recognizer = Recognizer(threads, local_provinces=local_provinces, local_weight=local_weight)
             self.paddle = None
         elif engine == "paddle":
             # PaddleOCR 3.x on the same shipped ONNX files (the [paddle] extra); text + score, no per-char probs.

@@ -44,7 +44,7 @@ class TextRead:
 class Recognizer:
     """One onnxruntime session; ``run`` is serialised by a lock so one object may serve several threads."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, local_provinces: str = "", local_weight: float = 4.0) -> None:
         self.session = make_session(model_path(REC_FILE), threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         # CTC layout of PaddleOCR: index 0 is blank, then the dictionary, then a space.
@@ -53,6 +53,12 @@ class Recognizer:
         self._input = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
         self._slot_cache: dict[str, np.ndarray] = {}
+        # Optional site prior: at a gate in Linfen most plates are 晋. Each listed province is ``local_weight``
+        # times as likely as any other a priori (off by default: no prior from any data set).
+        bad = [c for c in local_provinces if c not in plates.PROVINCES]
+        if bad or local_weight <= 0:
+            raise ValueError(f"local provinces must be among {plates.PROVINCES} and the weight positive")
+        self._local = {c: float(np.log(local_weight)) for c in local_provinces}
         self.junk_idx = np.array([0] + [self.index[c] for c in _JUNK if c in self.index], dtype=np.int64)
 
     # -- model -------------------------------------------------------------------------------------------
@@ -119,7 +125,9 @@ class Recognizer:
         key = "prior:" + allowed
         pr = self._slot_cache.get(key)
         if pr is None:
-            pr = np.array([_RARE.get((allowed, c), 0.0) for c in allowed if c in self.index], dtype=np.float32)
+            local = self._local if allowed == plates.PROVINCES else {}
+            pr = np.array([_RARE.get((allowed, c), 0.0) + local.get(c, 0.0) for c in allowed if c in self.index],
+                          dtype=np.float32)
             self._slot_cache[key] = pr
         return pr
 

@@ -169,3 +169,20 @@ def test_ensemble_reads_unsure_frames(reader):
         assert r.plate is None or plates.is_valid(r.plate)
         assert 0.0 <= r.confidence <= 1.0
         assert r0.plate is None or r.plate is not None
+
+
+def test_local_province_prior_is_optional_and_validated(reader):
+    with pytest.raises(ValueError):
+        PlateReader(threads=1, local_provinces="X")
+    assert reader.recognizer._local == {}  # the default reader has no province prior at all
+    local = PlateReader(threads=1, local_provinces="晋").recognizer
+    # A CTC output that hesitates between 浙 (0.5) and 晋 (0.4) for the first character, then reads G70000.
+    chars = local.chars
+    p = np.full((16, len(chars)), 1e-6, dtype=np.float32)
+    p[:, 0] = 0.9
+    p[1, chars.index("浙")], p[1, chars.index("晋")], p[1, 0] = 0.5, 0.4, 0.1
+    for t, ch in zip(range(3, 15, 2), "G70000", strict=True):
+        p[t, chars.index(ch)], p[t, 0] = 0.99, 0.01
+    slots = next(t for t in plates.TEMPLATES if t.kind == "ordinary").slots
+    assert reader.recognizer.constrained(p, slots).text == "浙G70000"
+    assert local.constrained(p, slots).text == "晋G70000"
