@@ -90,11 +90,8 @@ async def latest_frame(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store", "X-Frame-Time": at.isoformat()})
 
 
-@api.route("GET", "/api/v1/gates/{gate_id}/watch", roles=("kiosk", "admin", "ecology"), tag="gates",
-           summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
-async def watch(request: web.Request) -> web.StreamResponse:
-    gate_id = await _gate(request)
-    ws = web.WebSocketResponse(heartbeat=20)
+async def _open_socket(request: web.Request, gate_id: str, ws: web.WebSocketResponse) -> tuple[Any, Any, Any]:
+    """Upgrade, and subscribe the socket to the gate's reads and passages (the caller unsubscribes)."""
     await ws.prepare(request)
     ingest = request.app[keys.GATES].ingest(gate_id)
 
@@ -103,6 +100,14 @@ async def watch(request: web.Request) -> web.StreamResponse:
             await ws.send_str(dumps(message))
 
     ingest.listeners.add(send)
+    return ws, ingest, send
+
+
+@api.route("GET", "/api/v1/gates/{gate_id}/watch", roles=("kiosk", "admin", "ecology"), tag="gates",
+           summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
+async def watch(request: web.Request) -> web.StreamResponse:
+    gate_id = await _gate(request)
+    ws, ingest, send = await _open_socket(request, gate_id, web.WebSocketResponse(heartbeat=20))
     try:
         await send({"type": "hello", "gate_id": gate_id, "watching": True})
         async for _ in ws:
@@ -117,15 +122,8 @@ async def watch(request: web.Request) -> web.StreamResponse:
 async def stream(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
     direction = request.query.get("direction", "in")
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY])
-    await ws.prepare(request)
-    ingest = request.app[keys.GATES].ingest(gate_id)
-
-    async def send(message: dict[str, Any]) -> None:
-        if not ws.closed:
-            await ws.send_str(dumps(message))
-
-    ingest.listeners.add(send)
+    ws, ingest, send = await _open_socket(
+        request, gate_id, web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY]))
     tasks: set[asyncio.Task[None]] = set()
     try:
         await send({"type": "hello", "gate_id": gate_id, "direction": direction})
