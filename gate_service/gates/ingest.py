@@ -136,6 +136,7 @@ class GateIngest:
         self.direction = "in"
         self.latest: tuple[datetime, bytes] | None = None
         self._empty_thumb: np.ndarray | None = None
+        self._settled_thumb: np.ndarray | None = None
 
     async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
@@ -179,27 +180,27 @@ class GateIngest:
 
     async def _process(self, item: _Pending) -> FrameResult:
         started = time.perf_counter()
-        # Like a camera NVR, read only when something moved since the last frame that showed no plate.
-        image, thumb, read = await self.pool.read(item.data, self._empty_thumb)
+        # Like a camera NVR, read only when something moved: since the last frame of an empty lane, or since
+        # the last frame of a vehicle already recorded (a lorry waiting at the barrier is not read for minutes).
+        still_ref = self._empty_thumb if self._empty_thumb is not None else self._settled_thumb
+        image, thumb, read = await self.pool.read(item.data, still_ref)
+        video = await self._record_video(item.at, image)
         if read is None:
             if self.metrics is not None:
                 self.metrics.frames_still.inc(gate=self.gate_id)
             self.latest = (item.at, item.data)
             async with self._lock:
+                if self._settled_thumb is not None:
+                    self.tracker.hold(item.at)  # still there: the same stop, however long
                 settled = self.tracker.tick(item.at)
                 passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
             return FrameResult(read=PlateRead(None, "unknown", 0.0, None), passages=passages, still=True,
                                ms=(time.perf_counter() - started) * 1000)
         self._empty_thumb = thumb if not read.plate else None
+        self._settled_thumb = None
         if self.metrics is not None:
             self.metrics.frames_read.inc(gate=self.gate_id)
             self.metrics.frame_seconds.observe(time.perf_counter() - started)
-        video = (None, None)
-        if self.recorder is not None:
-            try:
-                video = await self.recorder.add_frame(self.gate_id, item.at, image)
-            except Exception:  # noqa: BLE001 - video trouble must not stop the gate deciding
-                log.exception("video recording failed for gate %s", self.gate_id)
         payload = {"jpeg": item.data, "video": video}
         self.latest = (item.at, item.data)
         async with self._lock:
@@ -209,7 +210,18 @@ class GateIngest:
             await self.notify({"type": "read", "read": result.to_json()["read"], "ms": round(result.ms, 1),
                                "at": item.at.isoformat(), "tracking": self.tracker.current_plate})
             result.passages = [await self.on_settled(self.gate_id, s, item.direction) for s in settled]
+            if read.plate and self.tracker.current_settled:
+                self._settled_thumb = thumb
         return result
+
+    async def _record_video(self, at: datetime, image: np.ndarray) -> tuple[int | None, int | None]:
+        if self.recorder is None:
+            return (None, None)
+        try:
+            return await self.recorder.add_frame(self.gate_id, at, image)
+        except Exception:  # noqa: BLE001 - video trouble must not stop the gate deciding
+            log.exception("video recording failed for gate %s", self.gate_id)
+            return (None, None)
 
     async def notify(self, message: dict[str, Any]) -> None:
         for send in list(self.listeners):

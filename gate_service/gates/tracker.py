@@ -105,6 +105,17 @@ class Tracker:
     def current_plate(self) -> str | None:
         return self._track.plate() if self._track else None
 
+    @property
+    def current_settled(self) -> bool:
+        return self._track is not None and self._track.settled is not None
+
+    def hold(self, at: datetime) -> None:
+        """The settled vehicle is still in view (the picture has not changed): keep its stop open."""
+        track = self._track
+        if track is not None and track.settled is not None:
+            track.last_at = at
+            self._recent[track.settled.plate] = at
+
     def feed(self, read: PlateRead, at: datetime, payload: Any = None) -> list[Settled]:
         events = self.tick(at)
         cfg = self.config

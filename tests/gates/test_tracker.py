@@ -93,3 +93,14 @@ def test_best_frame_is_kept_as_payload():
     settled = feed(tracker, [r("晋LA1234", 0.88), r("晋LA1234", 0.97), r("晋LA1234", 0.9)])
     assert settled[0].payload == 1
     assert settled[0].read_json()["frames"] == 3
+
+
+def test_a_lorry_waiting_longer_than_the_cooldown_is_still_one_stop():
+    tracker = Tracker(TrackerConfig(cooldown=60, leave_after=2.5))
+    assert len(feed(tracker, [r("晋LA1234")] * 3)) == 1
+    # Ten minutes of unchanged pictures: the ingest does not read them, it holds the stop open.
+    for second in range(1, 600):
+        tracker.hold(T0 + timedelta(seconds=second))
+        assert tracker.tick(T0 + timedelta(seconds=second)) == []
+    # It moves off: read again, still the same stop.
+    assert tracker.feed(r("晋LA1234"), T0 + timedelta(seconds=600)) == []
