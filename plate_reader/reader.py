@@ -118,12 +118,15 @@ class PlateReader:
             return self._detector
 
     # -- public --------------------------------------------------------------------------------------------
-    def read(self, image: np.ndarray | bytes) -> PlateRead:
+    def read(self, image: np.ndarray | bytes, *, fallback: bool | None = None) -> PlateRead:
+        """Read the frame's plate. ``fallback`` overrides the reader's own setting for this call: a live
+        caller that saw no plate in the last frames can skip the costly text-detection pass."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
         # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
         reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
-        if self.fallback and (best is None or best.confidence < self.fallback_below):
+        use_fallback = self.fallback if fallback is None else fallback
+        if use_fallback and (best is None or best.confidence < self.fallback_below):
             other = self._paddle_frame(frame) if self.paddle is not None else \
                 self._read_candidates(frame, self.detector.find(frame), sink=reads)
             if other is not None and (best is None or other.confidence > best.confidence):

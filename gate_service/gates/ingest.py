@@ -55,18 +55,18 @@ class ReaderPool:
         self._reader = await self._loading
         return self._reader
 
-    async def read(self, data: bytes, still_since: np.ndarray | None = None
+    async def read(self, data: bytes, still_since: np.ndarray | None = None, *, fallback: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
         """Decode and read a frame; (image, thumbnail, read). The read is None when ``still_since`` is given and
         the frame shows no motion against it: an empty lane is not read again and again."""
         reader = await self.reader()
         self.inflight += 1
         try:
-            return await self._read(reader, data, still_since)
+            return await self._read(reader, data, still_since, fallback)
         finally:
             self.inflight -= 1
 
-    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None
+    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None, fallback: bool
                     ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
 
         def work() -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
@@ -74,7 +74,7 @@ class ReaderPool:
             thumb = thumbnail(image)
             if still_since is not None and not moved(still_since, thumb):
                 return image, thumb, None
-            return image, thumb, reader.read(image)
+            return image, thumb, reader.read(image, fallback=fallback)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
@@ -137,6 +137,7 @@ class GateIngest:
         self.latest: tuple[datetime, bytes] | None = None
         self._empty_thumb: np.ndarray | None = None
         self._settled_thumb: np.ndarray | None = None
+        self._misses = 0  # consecutive read frames without a plate
 
     async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
@@ -183,7 +184,10 @@ class GateIngest:
         # Like a camera NVR, read only when something moved: since the last frame of an empty lane, or since
         # the last frame of a vehicle already recorded (a lorry waiting at the barrier is not read for minutes).
         still_ref = self._empty_thumb if self._empty_thumb is not None else self._settled_thumb
-        image, thumb, read = await self.pool.read(item.data, still_ref)
+        # The text-detection pass costs ~10x the colour search. After two frames in a row with no plate even
+        # with it (people walking, the side of a lorry), try it only on every third frame until a plate shows.
+        fallback = self._misses < 2 or (self._misses - 2) % 3 == 2
+        image, thumb, read = await self.pool.read(item.data, still_ref, fallback=fallback)
         video = await self._record_video(item.at, image)
         if read is None:
             if self.metrics is not None:
@@ -198,6 +202,7 @@ class GateIngest:
                                ms=(time.perf_counter() - started) * 1000)
         self._empty_thumb = thumb if not read.plate else None
         self._settled_thumb = None
+        self._misses = 0 if read.plate else self._misses + 1
         if self.metrics is not None:
             self.metrics.frames_read.inc(gate=self.gate_id)
             self.metrics.frame_seconds.observe(time.perf_counter() - started)

@@ -210,3 +210,26 @@ async def test_an_empty_lane_is_not_read_again_until_something_moves(client, che
     car = cv2.imread(str(PHOTO))
     moving = await post(cv2.resize(car, (640, 480)), 90)
     assert moving["still"] is False
+
+
+async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(client, checkpoint, app):
+    hub = app[keys.GATES]
+    reader = await hub.pool.reader()
+    calls = []
+    real_read = reader.read
+
+    def recording_read(image, *, fallback=None):
+        calls.append(fallback)
+        return real_read(image, fallback=fallback)  # the real model still reads every frame
+
+    reader.read = recording_read
+    try:
+        for i in range(8):  # someone walking across the lane: every frame moves, none shows a plate
+            scene = np.full((240, 320, 3), 120, np.uint8)
+            cv2.circle(scene, (30 + 35 * i, 120), 28, (40, 40, 40), -1)
+            resp = await client.post("/api/v1/gates/city-1/frames", data=cv2.imencode(".jpg", scene)[1].tobytes(),
+                                     headers={**checkpoint, "Content-Type": "image/jpeg"})
+            assert (await resp.json())["read"]["plate"] is None
+    finally:
+        reader.read = real_read
+    assert calls == [True, True, False, False, True, False, False, True]
