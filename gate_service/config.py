@@ -37,12 +37,22 @@ class Settings:
     # The plan's minimums (三(一)3); configurable upward only, enforced in retention.
     video_retention_days: int = 183
     ledger_retention_months: int = 24
+    # Provinces most plates here carry, e.g. "晋": a prior that tips close calls of the first character only.
+    local_provinces: str = ""
     run_scheduler: bool = True
     demo: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs); empty: the TCP peer is the client.
     trusted_proxies: tuple[str, ...] = ()
     # Per-role token buckets, "role=rate/burst,..." or "off"; empty: gate_service.ratelimit's defaults.
     rate_limits: str = ""
+
+    def __post_init__(self) -> None:
+        from plate_reader.plates import PROVINCES
+
+        unknown = [c for c in self.local_provinces if c not in PROVINCES]
+        if unknown:
+            raise SystemExit(f"CLEANGATE_LOCAL_PROVINCES: {''.join(unknown)!r} are not province abbreviations "
+                             f"({PROVINCES})")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,6 +69,7 @@ class Settings:
             policy_paths=tuple(Path(p) for p in policy.split(os.pathsep) if p),
             video_retention_days=max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183)),
             ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
+            local_provinces=os.environ.get("CLEANGATE_LOCAL_PROVINCES", ""),
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
         )

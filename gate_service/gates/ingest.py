@@ -36,7 +36,9 @@ class Overloaded(Exception):
 class ReaderPool:
     """One reader (model sessions created once) shared by worker threads."""
 
-    def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2) -> None:
+    def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2, local_provinces: str = "") -> None:
+        # Provinces most plates at these gates carry (晋 in Linfen): tips close calls at position 1 only.
+        self.local_provinces = local_provinces
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         # Frames being read or queued for a thread, across all gates. Beyond this the service sheds new
         # frames at once (503) rather than let every gate's latency grow.
@@ -51,7 +53,8 @@ class ReaderPool:
             return self._reader
         if self._loading is None:
             loop = asyncio.get_running_loop()
-            self._loading = asyncio.ensure_future(loop.run_in_executor(self.executor, lambda: PlateReader(threads=1)))
+            self._loading = asyncio.ensure_future(loop.run_in_executor(
+                self.executor, lambda: PlateReader(threads=1, local_provinces=self.local_provinces)))
         self._reader = await self._loading
         return self._reader
 

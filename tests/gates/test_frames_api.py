@@ -233,3 +233,11 @@ async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(
     finally:
         reader.read = real_read
     assert calls == [True, True, False, False, True, False, False, True]
+
+
+def test_local_province_setting_is_checked_at_start():
+    from gate_service.config import Settings
+
+    assert Settings(local_provinces="晋").local_provinces == "晋"
+    with pytest.raises(SystemExit):
+        Settings(local_provinces="X")
