@@ -28,12 +28,18 @@ TAG = "console"
 api = Api()
 
 
+def render_page(name: str) -> str:
+    """A page with the shared header (title, navigation, login) put in place: one copy of it for all pages."""
+    header = (STATIC / "_header.html").read_text(encoding="utf-8")
+    return (STATIC / name).read_text(encoding="utf-8").replace("<!--#include header-->", header.rstrip("\n"))
+
+
 def _page(name: str) -> web.Handler:
-    path = STATIC / name
+    body = render_page(name)  # read once: the pages are part of the installed package
 
     async def page(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8",
-                                               "Cache-Control": "no-cache"})
+        return web.Response(text=body, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
 
     page.__name__ = "console_" + name.split(".")[0]
     return page
