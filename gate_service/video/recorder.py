@@ -35,6 +35,7 @@ from gate_service.video.storage import BlobStore, media_key, open_store
 
 log = logging.getLogger(__name__)
 
+OPEN_RETRY_SECONDS = 5.0
 FOURCC = "mp4v"  # MPEG-4 Part 2 in MP4: encodes with the FFmpeg built into opencv-python, no network codecs.
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -67,6 +68,9 @@ class _Segment:
 class _Gate:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     segment: _Segment | None = None
+    # After a failed open (database down), when to try again: not on every frame, and one log line per outage.
+    retry_at: float = 0.0
+    failing: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,11 +172,19 @@ class VideoRecorder:
                 self._detach(gate)
                 seg = None
             if seg is None:
+                if time.monotonic() < gate.retry_at:
+                    return None, 0
                 try:
                     seg = gate.segment = await self._open(gate_id, at, image.shape)
                 except Exception:  # noqa: BLE001 - see docstring
-                    log.exception("video: cannot open a segment for gate %s", gate_id)
+                    if not gate.failing:
+                        log.exception("video: cannot open a segment for gate %s (retrying every %.0f s)", gate_id,
+                                      OPEN_RETRY_SECONDS)
+                    gate.failing, gate.retry_at = True, time.monotonic() + OPEN_RETRY_SECONDS
                     return None, 0
+                if gate.failing:
+                    log.warning("video: recording again at gate %s", gate_id)
+                    gate.failing = False
             seg.last_seen = time.monotonic()
             seg.last_at = max(seg.last_at, at)
             offset = max(0, int((at - seg.started_at) / timedelta(milliseconds=1)))
