@@ -9,6 +9,7 @@ memory covers vehicles that have not passed yet.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 import asyncpg
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 _SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
 
 from gate_service.db.outage import DB_DOWN, is_db_down  # noqa: E402,F401 - re-exported for callers
+
+
+def strongest_alert(levels: Iterable[str]) -> str | None:
+    """Overlapping alerts: the most severe one is in force."""
+    return max(levels, key=_SEVERITY.__getitem__, default=None)
 
 
 class FactsCache:
@@ -67,4 +73,4 @@ class FactsCache:
         if conn is not None:
             await self._load_alerts(conn)
         levels = [level for start, end, level in self.alerts if start <= at < end]
-        return max(levels, key=_SEVERITY.__getitem__, default=None)
+        return strongest_alert(levels)

@@ -13,7 +13,7 @@ import asyncpg
 from gate_service.db.outage import DB_DOWN, is_db_down
 from gate_service.errors import ApiError, not_found
 from gate_service.ledger import store as ledger
-from gate_service.passages.facts import FactsCache
+from gate_service.passages.facts import FactsCache, strongest_alert
 from gate_service.passages.spool import Spool
 from gate_service.policy import BlacklistEntry, Decision, Enterprise, Gate, PolicySet, Vehicle, decide
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 # A kiosk that was offline may send late, within this window; never from the future (clock skew aside).
 KIOSK_LATE_WINDOW = timedelta(days=7)
 CLOCK_SKEW = timedelta(minutes=2)
-_SEVERITY = {"yellow": 1, "orange": 2, "red": 3}
 
 
 @dataclass
@@ -60,7 +59,7 @@ async def alert_level_at(conn: asyncpg.Connection | asyncpg.Pool, at: datetime) 
     levels = await conn.fetch(
         "SELECT level FROM alerts WHERE starts_at <= $1 AND ends_at > $1 AND cancelled_at IS NULL", at
     )
-    return max((r["level"] for r in levels), key=_SEVERITY.__getitem__, default=None)
+    return strongest_alert(r["level"] for r in levels)
 
 
 def vehicle_facts(row: dict | None, plate: str, observed_color: str | None) -> tuple[Vehicle, dict | None]:
@@ -75,13 +74,6 @@ def vehicle_facts(row: dict | None, plate: str, observed_color: str | None) -> t
         fuel_type=row["fuel_type"], vehicle_class=row["vehicle_class"], registered=True,
     )
     return vehicle, facts
-
-
-def _enterprise(row: dict | None) -> Enterprise | None:
-    if row is None:
-        return None
-    return Enterprise(id=row["id"], industry=row["industry"], county=row["county"], zone_id=row["zone_id"],
-                      retrofit_completed_on=row["retrofit_completed_on"], grade=row["grade"])
 
 
 @dataclass
@@ -174,7 +166,7 @@ class Judge:
         decision = decide(
             vehicle,
             Gate(id=gate_row["id"], zone_id=gate_row["zone_id"], enterprise_id=gate_row["enterprise_id"]),
-            _enterprise(enterprise_row), blacklisted, alert, item.at, policy,
+            Enterprise.from_row(enterprise_row) if enterprise_row else None, blacklisted, alert, item.at, policy,
             observed_plate_color=item.plate_color,
         )
         if item.overrides is not None:

@@ -29,12 +29,8 @@ def recorded(row: dict[str, Any], enterprise: dict[str, Any] | None) -> Recorded
         plate=row["plate"], plate_color=row["plate_color"], emission_stage=row["emission_stage"],
         fuel_type=row["fuel_type"], vehicle_class=row["vehicle_class"], registered=row["registered"],
     )
-    ent = None
-    if enterprise is not None:
-        # The ledger keeps the vehicle as it was, not the enterprise: its current record stands in.
-        ent = Enterprise(id=enterprise["id"], industry=enterprise["industry"], county=enterprise["county"],
-                         zone_id=enterprise["zone_id"], retrofit_completed_on=enterprise["retrofit_completed_on"],
-                         grade=enterprise["grade"])
+    # The ledger keeps the vehicle as it was, not the enterprise: its current record stands in.
+    ent = Enterprise.from_row(enterprise) if enterprise is not None else None
     return RecordedPassage(
         vehicle=vehicle,
         gate=Gate(id=row["gate_id"], zone_id=row["zone_id"], enterprise_id=row["enterprise_id"]),

@@ -71,6 +71,12 @@ class Enterprise:
     retrofit_completed_on: date | None = None
     grade: str | None = None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Enterprise:
+        """From a registry row (or any mapping with the registry's column names)."""
+        return cls(id=row["id"], industry=row["industry"], county=row["county"], zone_id=row["zone_id"],
+                   retrofit_completed_on=row["retrofit_completed_on"], grade=row["grade"])
+
 
 @dataclass(frozen=True)
 class BlacklistEntry:
