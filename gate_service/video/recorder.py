@@ -8,17 +8,29 @@ irregularly a kiosk sends. A pause longer than ``max_gap_seconds`` starts a new 
 Encoding runs in a small thread pool, fed through a bounded per-segment queue: ``add_frame`` never waits on
 the encoder; when the encoder falls behind, frames are left out of the video (the picture before them stays
 on screen) and counted, never queued without bound.
+
+While PostgreSQL is unreachable, video is still recorded. A segment that cannot get its ``video_segments`` row
+is written to the spool under a provisional name (``p-….mp4``) beside a JSON sidecar (gate, start, fps, size,
+recorder); it rolls and closes as usual, and its finished file waits there, "pending index", until a
+background pass (riding on the idle loop, with backoff) indexes it. Indexing is exactly once whatever crashes
+in between: the segment id and storage key are chosen and written into the sidecar first, the row is inserted
+with that id (``ON CONFLICT DO NOTHING``), the file is moved into the store, and only then is the sidecar
+removed; every step can be repeated. A segment that had its row but closes during the outage leaves its
+closing values in a ``close-<id>.json`` sidecar, applied the same way. Frames recorded provisionally get
+segment id None from ``add_frame``; the clip endpoint finds their segment by gate and time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,20 +43,27 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from gate_service.video.storage import BlobStore, media_key, open_store
+from gate_service.db.outage import is_db_down
+from gate_service.video.storage import BlobStore, media_key, open_store, sha256_file
 
 log = logging.getLogger(__name__)
 
 OPEN_RETRY_SECONDS = 5.0
+# Opening a segment is two short statements: past this, record provisionally rather than stall the gate.
+OPEN_TIMEOUT_SECONDS = 5.0
+# Indexing what waits in the spool: first retry after this, doubling up to the maximum, while the database is down.
+INDEX_RETRY_SECONDS = 1.0
+INDEX_RETRY_MAX_SECONDS = 60.0
+PROVISIONAL_NOTE = "recorded while the database was unreachable; indexed afterwards"
 FOURCC = "mp4v"  # MPEG-4 Part 2 in MP4: encodes with the FFmpeg built into opencv-python, no network codecs.
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
 class _Segment:
-    id: int
+    id: int | None  # None: provisional (recorded while the database was down), see ``sidecar``
     gate_id: str
-    key: str
+    key: str | None
     started_at: datetime
     rolls_at: datetime
     shape: tuple[int, ...]
@@ -62,22 +81,30 @@ class _Segment:
     last_image: np.ndarray | None = None
     failed: str | None = None
     dropped: int = 0
+    sidecar: Path | None = None  # provisional segments: the JSON beside the spool file
+
+    @property
+    def name(self) -> str:
+        return str(self.id) if self.id is not None else self.spool.stem
 
 
 @dataclass
 class _Gate:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     segment: _Segment | None = None
-    # After a failed open (database down), when to try again: not on every frame, and one log line per outage.
+    # After a failed open: when to ask the database again (meanwhile segments go provisional at once), or, when
+    # even the local disk failed, when to try recording again; ``failing`` keeps that to one log line.
     retry_at: float = 0.0
     failing: bool = False
 
 
 @dataclass(frozen=True)
 class ClosedSegment:
-    id: int
+    """A closed segment; ``id`` and ``key`` are None while a provisional one waits to be indexed."""
+
+    id: int | None
     gate_id: str
-    key: str
+    key: str | None
     started_at: datetime
     ended_at: datetime
     frames: int
@@ -127,6 +154,14 @@ class VideoRecorder:
         self.frames_written = 0
         self.frames_left_out = 0
         self._metrics = _Metrics(metrics)
+        # Sidecars of finished segments waiting to be indexed (provisional ``p-*.json``, ``close-<id>.json``).
+        self._pending: dict[Path, dict[str, Any]] = {}
+        self._index_lock = asyncio.Lock()
+        self._index_task: asyncio.Task[int] | None = None
+        self._index_at = 0.0
+        self._index_delay = INDEX_RETRY_SECONDS
+        self._failed_sidecars: set[Path] = set()
+        self._outage = False  # logged once: "recording to local disk" … "database back"
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -146,6 +181,12 @@ class VideoRecorder:
             await self.close_gate(gate_id)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._index_task is not None:
+            await asyncio.gather(self._index_task, return_exceptions=True)
+        if self._pending:
+            # One last try; what is still pending stays in the spool for the next start's recover().
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.index_pending(), timeout=10.0)
         self._executor.shutdown(wait=True)
 
     # ---- recording --------------------------------------------------------------------------------
@@ -153,8 +194,9 @@ class VideoRecorder:
     async def add_frame(self, gate_id: str, at: datetime, image: np.ndarray) -> tuple[int | None, int]:
         """Record one frame; return (segment id, offset in ms from the segment's start).
 
-        The segment id is None when the frame could not be recorded (database or disk trouble is logged, never
-        raised: recording must not stop a gate from deciding).
+        The segment id is None (and the offset 0) when the frame was recorded into a provisional segment while
+        the database is unreachable (its clip is found later by gate and time), or could not be recorded at all
+        (disk trouble is logged, never raised: recording must not stop a gate from deciding).
         """
         if self._closed:
             return None, 0
@@ -172,19 +214,9 @@ class VideoRecorder:
                 self._detach(gate)
                 seg = None
             if seg is None:
-                if time.monotonic() < gate.retry_at:
+                seg = gate.segment = await self._open_any(gate, gate_id, at, image.shape)
+                if seg is None:
                     return None, 0
-                try:
-                    seg = gate.segment = await self._open(gate_id, at, image.shape)
-                except Exception:  # noqa: BLE001 - see docstring
-                    if not gate.failing:
-                        log.exception("video: cannot open a segment for gate %s (retrying every %.0f s)", gate_id,
-                                      OPEN_RETRY_SECONDS)
-                    gate.failing, gate.retry_at = True, time.monotonic() + OPEN_RETRY_SECONDS
-                    return None, 0
-                if gate.failing:
-                    log.warning("video: recording again at gate %s", gate_id)
-                    gate.failing = False
             seg.last_seen = time.monotonic()
             seg.last_at = max(seg.last_at, at)
             offset = max(0, int((at - seg.started_at) / timedelta(milliseconds=1)))
@@ -192,13 +224,14 @@ class VideoRecorder:
             if slot < seg.next_slot:
                 # Faster than the frame rate (or late): this slot already has its picture.
                 self._left_out(seg)
-                return seg.id, offset
+                return (seg.id, offset) if seg.id is not None else (None, 0)
             seg.next_slot = slot + 1
             try:
                 seg.queue.put_nowait((slot, image))
             except asyncio.QueueFull:
                 self._left_out(seg)
-            return seg.id, offset
+            # A provisional segment has no id yet: the passage finds its clip by gate and time instead.
+            return (seg.id, offset) if seg.id is not None else (None, 0)
 
     async def close_gate(self, gate_id: str) -> ClosedSegment | None:
         """Close the gate's open segment now (e.g. the kiosk disconnected); return what was written."""
@@ -213,6 +246,28 @@ class VideoRecorder:
         gate = self._gates.get(gate_id)
         return gate.segment.id if gate is not None and gate.segment is not None else None
 
+    def unindexed_until(self, gate_id: str, at: datetime) -> datetime | None:
+        """When video of ``gate_id`` at ``at`` recorded here but not indexed yet should be indexed; else None.
+
+        Covers the open provisional segment (indexed after it closes) and finished files waiting in the spool.
+        """
+        gate = self._gates.get(gate_id)
+        seg = gate.segment if gate is not None else None
+        if seg is not None and seg.id is None and seg.started_at <= at < seg.rolls_at:
+            return seg.rolls_at
+        for side in self._pending.values():
+            if side.get("kind") == "provisional" and side["gate_id"] == gate_id:
+                started = datetime.fromisoformat(side["started_at"])
+                ended = datetime.fromisoformat(side["ended_at"])
+                if started <= at <= ended:
+                    return datetime.now(timezone.utc) + timedelta(seconds=self._index_delay)
+        return None
+
+    @property
+    def pending_index(self) -> int:
+        """Finished segments waiting in the spool to be indexed."""
+        return len(self._pending)
+
     # ---- internals --------------------------------------------------------------------------------
 
     def _left_out(self, seg: _Segment) -> None:
@@ -220,11 +275,73 @@ class VideoRecorder:
         self.frames_left_out += 1
         self._metrics.left_out(seg.gate_id)
 
-    async def _open(self, gate_id: str, at: datetime, shape: tuple[int, ...]) -> _Segment:
-        height, width = shape[:2]
+    async def _open_any(self, gate: _Gate, gate_id: str, at: datetime, shape: tuple[int, ...]) -> _Segment | None:
+        """A segment with its row when the database answers, else a provisional one in the spool."""
+        if time.monotonic() >= gate.retry_at:
+            try:
+                seg = await asyncio.wait_for(self._open(gate_id, at, shape), OPEN_TIMEOUT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - recording must not stop a gate from deciding
+                # Not on every segment: while the database is down, go provisional at once for a while.
+                gate.retry_at = time.monotonic() + OPEN_RETRY_SECONDS
+                if not self._outage:
+                    self._outage = True
+                    log.warning("video: cannot index new segments (%s: %s); recording to local disk in %s until "
+                                "the database is back, then indexing", type(exc).__name__, exc, self.spool_dir,
+                                exc_info=not is_db_down(exc))
+            else:
+                if self._outage:
+                    self._outage = False
+                    log.warning("video: database reachable again (gate %s): new segments are indexed at once; "
+                                "%d finished segment(s) wait to be indexed", gate_id, len(self._pending))
+                    self._index_at, self._index_delay = 0.0, INDEX_RETRY_SECONDS
+                    self._kick_index()
+                self._recording_again(gate, gate_id)
+                return seg
+        try:
+            seg = await self._open_provisional(gate_id, at, shape)
+        except Exception:  # noqa: BLE001 - disk trouble: nothing can be recorded now; try again shortly
+            if not gate.failing:
+                log.exception("video: cannot record gate %s even to local disk (retrying every %.0f s)", gate_id,
+                              OPEN_RETRY_SECONDS)
+            gate.failing, gate.retry_at = True, time.monotonic() + OPEN_RETRY_SECONDS
+            return None
+        self._recording_again(gate, gate_id)
+        return seg
+
+    @staticmethod
+    def _recording_again(gate: _Gate, gate_id: str) -> None:
+        if gate.failing:
+            log.warning("video: recording again at gate %s", gate_id)
+            gate.failing = False
+
+    def _rolls_at(self, at: datetime) -> datetime:
         # Segments end on wall-clock boundaries (…:00, …:10, … for 10 minutes): one file per gate per slot.
         since = (at - _EPOCH).total_seconds()
-        rolls_at = _EPOCH + timedelta(seconds=(math.floor(since / self.segment_seconds) + 1) * self.segment_seconds)
+        return _EPOCH + timedelta(seconds=(math.floor(since / self.segment_seconds) + 1) * self.segment_seconds)
+
+    async def _open_provisional(self, gate_id: str, at: datetime, shape: tuple[int, ...]) -> _Segment:
+        height, width = shape[:2]
+        name = f"p-{at.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:12]}"
+        sidecar = self.spool_dir / f"{name}.json"
+        # The sidecar exists before the file: a provisional file never lacks what is needed to index it.
+        await asyncio.to_thread(_write_json, sidecar, {
+            "kind": "provisional", "state": "recording", "gate_id": gate_id, "started_at": at.isoformat(),
+            "fps": self.fps, "width": width, "height": height, "recorder": self.recorder_id, "file": f"{name}.mp4",
+        })
+        seg = _Segment(
+            id=None, gate_id=gate_id, key=None, started_at=at, rolls_at=self._rolls_at(at), shape=tuple(shape),
+            spool=self.spool_dir / f"{name}.mp4", fps=self.fps, queue=asyncio.Queue(self.queue_frames),
+            last_at=at, last_seen=time.monotonic(), sidecar=sidecar,
+        )
+        seg.task = asyncio.create_task(self._drain(seg), name=f"video-{gate_id}-{name}")
+        self._metrics.provisional(gate_id)
+        log.info("video: gate %s provisional segment %s opened at %s (database unreachable)", gate_id, name,
+                 at.isoformat())
+        return seg
+
+    async def _open(self, gate_id: str, at: datetime, shape: tuple[int, ...]) -> _Segment:
+        height, width = shape[:2]
+        rolls_at = self._rolls_at(at)
         async with self.pool.acquire() as conn:
             seg_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('video_segments', 'id'))")
             key = media_key("video", gate_id, at, f"{at.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z-{seg_id}.mp4")
@@ -247,7 +364,7 @@ class VideoRecorder:
         seg, gate.segment = gate.segment, None
         if seg is None:
             return None
-        task = asyncio.create_task(self._finish(seg), name=f"video-close-{seg.id}")
+        task = asyncio.create_task(self._finish(seg), name=f"video-close-{seg.name}")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
         return task
@@ -267,7 +384,7 @@ class VideoRecorder:
                     written = await loop.run_in_executor(self._executor, _encode, seg, batch)
                 except Exception as exc:  # noqa: BLE001 - an encoder failure ends this segment, not the service
                     seg.failed = f"encoder error: {exc}"
-                    log.exception("video: segment %d encoder failed", seg.id)
+                    log.exception("video: segment %s encoder failed", seg.name)
                     written = 0
                 self.frames_written += written
                 self._metrics.written(seg.gate_id, written)
@@ -283,6 +400,9 @@ class VideoRecorder:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._executor, _release, seg)
             ended = seg.started_at + timedelta(seconds=seg.written / seg.fps)
+            if seg.id is None:
+                return await self._finish_provisional(seg, ended)
+            assert seg.key is not None
             size = digest = None
             if seg.spool.exists():
                 blob = await self.store.put_file(seg.key, seg.spool, move=True)
@@ -291,33 +411,171 @@ class VideoRecorder:
             note = seg.failed if status == "incomplete" else None
             if status == "incomplete" and note is None:
                 note = "no video was written"
-            for attempt in range(8):
-                try:
-                    await self.pool.execute(
-                        """UPDATE video_segments SET ended_at = $2, frames = $3, bytes = $4, sha256 = $5,
-                                  status = $6, note = $7 WHERE id = $1 AND status = 'recording'""",
-                        seg.id, ended, seg.written, size, digest, status, note,
-                    )
-                    break
-                except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.CannotConnectNowError,
-                        asyncpg.InterfaceError):
-                    # The file is safe in the store; keep trying to index it through a short database outage.
-                    if attempt == 7 or self._closed:
-                        raise
-                    await asyncio.sleep(min(60.0, 2.0 ** attempt))
+            closing = {"kind": "close", "id": seg.id, "ended_at": ended.isoformat(), "frames": seg.written,
+                       "bytes": size, "sha256": digest, "status": status, "note": note}
+            try:
+                await self._apply_close(closing)
+            except Exception as exc:
+                if not is_db_down(exc):
+                    raise
+                # The file is safe in the store; its closing values wait in the spool until the database is back.
+                sidecar = self.spool_dir / f"close-{seg.id}.json"
+                await asyncio.to_thread(_write_json, sidecar, closing)
+                self._add_pending(sidecar, closing)
+                log.warning("video: gate %s segment %d closed while the database is unreachable; indexed later",
+                            seg.gate_id, seg.id)
             self._metrics.closed(seg.gate_id, status)
             log.info("video: gate %s segment %d %s: %d frames (%d left out), %s bytes", seg.gate_id, seg.id,
                      status, seg.written, seg.dropped, size)
             return ClosedSegment(seg.id, seg.gate_id, seg.key, seg.started_at, ended, seg.written, size, digest,
                                  status)
         except Exception:  # noqa: BLE001 - the row stays 'recording'; recovery or the retention sweep ends it
-            log.exception("video: closing segment %d failed", seg.id)
+            log.exception("video: closing segment %s failed", seg.name)
             return None
+
+    async def _finish_provisional(self, seg: _Segment, ended: datetime) -> ClosedSegment | None:
+        """Hash the finished provisional file and leave it, with its sidecar, pending index."""
+        assert seg.sidecar is not None
+        size = digest = None
+        if seg.spool.exists():
+            size, digest = await asyncio.to_thread(sha256_file, seg.spool)
+        if not size:
+            # Nothing was written (the encoder could not start): no evidence to keep, no row to make.
+            await asyncio.to_thread(_unlink, seg.spool, seg.sidecar)
+            log.warning("video: gate %s provisional segment %s: nothing was written (%s)", seg.gate_id,
+                        seg.name, seg.failed or "no frames")
+            return None
+        status = "closed" if seg.failed is None else "incomplete"
+        side = await asyncio.to_thread(_read_json, seg.sidecar)
+        side.update(state="closed", ended_at=ended.isoformat(), frames=seg.written, bytes=size, sha256=digest,
+                    status=status, note=PROVISIONAL_NOTE if status == "closed" else f"{seg.failed}; {PROVISIONAL_NOTE}")
+        await asyncio.to_thread(_write_json, seg.sidecar, side)
+        self._add_pending(seg.sidecar, side)
+        self._metrics.closed(seg.gate_id, status)
+        log.info("video: gate %s provisional segment %s %s: %d frames (%d left out), %d bytes; waits to be indexed",
+                 seg.gate_id, seg.name, status, seg.written, seg.dropped, size)
+        self._kick_index()
+        return ClosedSegment(None, seg.gate_id, None, seg.started_at, ended, seg.written, size, digest, status)
+
+    async def _apply_close(self, closing: dict[str, Any]) -> bool:
+        # Also fills a row that retention's sweep of abandoned rows ended as "nothing was saved" meanwhile.
+        done = await self.pool.execute(
+            """UPDATE video_segments SET ended_at = $2, frames = $3, bytes = $4, sha256 = $5, status = $6, note = $7
+                WHERE id = $1 AND deleted_at IS NULL
+                  AND (status = 'recording' OR (bytes IS NULL AND sha256 IS NULL AND $4::bigint IS NOT NULL))""",
+            closing["id"], datetime.fromisoformat(closing["ended_at"]), closing["frames"], closing["bytes"],
+            closing["sha256"], closing["status"], closing["note"],
+        )
+        return not done.endswith(" 0")
+
+    # ---- indexing what waits in the spool -----------------------------------------------------------
+
+    def _add_pending(self, sidecar: Path, side: dict[str, Any]) -> None:
+        self._pending[sidecar] = side
+        self._metrics.pending(len(self._pending))
+
+    def _kick_index(self) -> None:
+        """Index pending segments in the background, unless a pass is running or the backoff says wait."""
+        if (not self._pending or self._closed or time.monotonic() < self._index_at
+                or (self._index_task is not None and not self._index_task.done())):
+            return
+        self._index_task = asyncio.create_task(self.index_pending(), name="video-index-pending")
+
+    async def index_pending(self) -> int:
+        """Index the finished segments waiting in the spool; return how many were indexed.
+
+        Never raises: while the database is down the rest waits (next try after a doubling delay); a segment
+        that fails for another reason is logged once and retried on later passes.
+        """
+        async with self._index_lock:
+            indexed = 0
+            for sidecar in sorted(self._pending):
+                side = self._pending[sidecar]
+                try:
+                    if side["kind"] == "close":
+                        await self._apply_close(side)
+                    else:
+                        await self._index_provisional(sidecar, side)
+                    await asyncio.to_thread(_unlink, sidecar)
+                except Exception as exc:  # noqa: BLE001 - see docstring
+                    if is_db_down(exc):
+                        self._index_at = time.monotonic() + self._index_delay
+                        self._index_delay = min(INDEX_RETRY_MAX_SECONDS, self._index_delay * 2)
+                        break
+                    if sidecar not in self._failed_sidecars:
+                        self._failed_sidecars.add(sidecar)
+                        log.exception("video: cannot index %s yet (left in the spool, retried later)", sidecar)
+                    continue
+                del self._pending[sidecar]
+                self._failed_sidecars.discard(sidecar)
+                indexed += side["kind"] == "provisional"
+            else:
+                self._index_delay = INDEX_RETRY_SECONDS
+                if self._pending:  # only failures left: not on every idle tick
+                    self._index_at = time.monotonic() + INDEX_RETRY_MAX_SECONDS
+            self._metrics.pending(len(self._pending))
+            if indexed:
+                self._metrics.indexed_late(indexed)
+                log.warning("video: indexed %d segment(s) recorded while the database was down; %d still pending",
+                            indexed, len(self._pending))
+            return indexed
+
+    async def _index_provisional(self, sidecar: Path, side: dict[str, Any]) -> None:
+        # Three steps, each safe to repeat after a crash anywhere; the sidecar goes last (by the caller).
+        side = await self._reserve(sidecar, side)
+        await self._insert_row(sidecar, side)
+        await self._move_file(side)
+        log.info("video: gate %s provisional segment %s indexed as segment %d", side["gate_id"], sidecar.stem,
+                 side["id"])
+
+    async def _reserve(self, sidecar: Path, side: dict[str, Any]) -> dict[str, Any]:
+        """1. Choose the id and key and keep them in the sidecar: a repeat after a crash makes the same row."""
+        if side.get("id") is not None:
+            return side
+        started = datetime.fromisoformat(side["started_at"])
+        seg_id = await self.pool.fetchval("SELECT nextval(pg_get_serial_sequence('video_segments', 'id'))")
+        key = media_key("video", side["gate_id"], started,
+                        f"{started.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z-{seg_id}.mp4")
+        side = {**side, "id": seg_id, "storage_key": key}
+        await asyncio.to_thread(_write_json, sidecar, side)
+        if sidecar in self._pending:  # a later pass, after a failure below, reuses the id
+            self._pending[sidecar] = side
+        return side
+
+    async def _insert_row(self, sidecar: Path, side: dict[str, Any]) -> None:
+        """2. The whole row in one statement; already there (a pass that crashed after it) is fine."""
+        seg_id, key = side["id"], side["storage_key"]
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                """INSERT INTO video_segments (id, gate_id, started_at, ended_at, storage_key, status, fps, width,
+                                              height, frames, bytes, sha256, note, recorder)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING""",
+                seg_id, side["gate_id"], datetime.fromisoformat(side["started_at"]),
+                datetime.fromisoformat(side["ended_at"]), key, side["status"], side["fps"], side["width"],
+                side["height"], side["frames"], side["bytes"], side["sha256"], side["note"], side["recorder"],
+            )
+            row = await conn.fetchrow("SELECT storage_key, sha256 FROM video_segments WHERE id = $1", seg_id)
+        if row is None or row["storage_key"] != key or row["sha256"] != side["sha256"]:
+            raise RuntimeError(f"video segment {seg_id} exists with another key or hash than {sidecar.name} says")
+
+    async def _move_file(self, side: dict[str, Any]) -> None:
+        """3. The file into the store under its key (after a crash it may be there already)."""
+        seg_id, key = side["id"], side["storage_key"]
+        path = self.spool_dir / side["file"]
+        if await asyncio.to_thread(path.exists):
+            blob = await self.store.put_file(key, path, move=True)
+            if blob.sha256 != side["sha256"]:
+                log.error("video: segment %d file changed in the spool after it closed (sha256 %s, indexed %s)",
+                          seg_id, blob.sha256, side["sha256"])
+        elif not await self.store.exists(key):
+            log.error("video: segment %d (%s) is indexed but its file is gone from the spool and the store", seg_id,
+                      side["file"])
 
     async def _close_idle(self) -> None:
         period = max(0.5, min(5.0, self.idle_seconds / 2))
         while True:
             await asyncio.sleep(period)
+            self._kick_index()
             now = time.monotonic()
             for gate in list(self._gates.values()):
                 seg = gate.segment
@@ -327,12 +585,15 @@ class VideoRecorder:
                             self._detach(gate)
 
     async def recover(self) -> int:
-        """Index what a previous run of this host left in the spool (it stopped while recording).
+        """Index what a previous run of this host left in the spool (it stopped while recording); return how
+        many segment files were indexed.
 
-        Such files lack the MP4 index written at close, so they are kept as evidence but marked incomplete.
+        Files of segments it was still writing lack the MP4 index written at close, so they are kept as evidence
+        but marked incomplete. Provisional segments and closing values left by a database outage are indexed
+        here too (or, while the database is still down, by the background pass later).
         """
-        files = await asyncio.to_thread(lambda: sorted(self.spool_dir.glob("*.mp4")) if self.spool_dir.is_dir()
-                                        else [])
+        files, sidecars = await asyncio.to_thread(self._scan_spool)
+        await self._load_sidecars(sidecars)
         recovered = 0
         for path in files:
             if not path.stem.isdigit():
@@ -351,16 +612,83 @@ class VideoRecorder:
                 row["id"], mtime, blob.bytes, blob.sha256,
             )
             recovered += 1
+        # Rows whose closing values wait in a sidecar are not abandoned: the pass below fills them.
+        closing = [side["id"] for side in self._pending.values() if side["kind"] == "close"]
         stale = await self.pool.execute(
             """UPDATE video_segments SET ended_at = started_at, status = 'incomplete',
                       note = 'service stopped while recording; nothing was saved'
-               WHERE status = 'recording' AND recorder = $1""",
-            self.recorder_id,
+               WHERE status = 'recording' AND recorder = $1 AND id <> ALL($2::bigint[])""",
+            self.recorder_id, closing,
         )
         if recovered or not stale.endswith(" 0"):
             log.warning("video: recovered %d segment file(s) from the spool; %s other row(s) ended", recovered,
                         stale.split()[-1])
-        return recovered
+        return recovered + await self.index_pending()
+
+    def _scan_spool(self) -> tuple[list[Path], list[Path]]:
+        if not self.spool_dir.is_dir():
+            return [], []
+        for tmp in self.spool_dir.glob("*.json.tmp"):  # a sidecar write cut short: the old sidecar stands
+            tmp.unlink(missing_ok=True)
+        return sorted(self.spool_dir.glob("*.mp4")), sorted(self.spool_dir.glob("*.json"))
+
+    async def _load_sidecars(self, sidecars: list[Path]) -> None:
+        open_now = {gate.segment.sidecar for gate in self._gates.values() if gate.segment is not None}
+        for sidecar in sidecars:
+            if sidecar in self._pending or sidecar in open_now:
+                continue
+            try:
+                side = await asyncio.to_thread(_read_json, sidecar)
+            except (OSError, ValueError):
+                log.error("video: unreadable sidecar %s; left in place", sidecar)
+                continue
+            if side.get("kind") == "provisional" and side.get("state") == "recording":
+                # A run stopped while recording it: keep the file as evidence, marked incomplete.
+                path = self.spool_dir / side["file"]
+                if not path.exists() or path.stat().st_size == 0:
+                    await asyncio.to_thread(_unlink, path, sidecar)
+                    log.warning("video: provisional segment %s of gate %s: nothing was saved", sidecar.stem,
+                                side["gate_id"])
+                    continue
+                size, digest = await asyncio.to_thread(sha256_file, path)
+                started = datetime.fromisoformat(side["started_at"])
+                mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+                side.update(state="closed", ended_at=max(started, mtime).isoformat(), frames=None, bytes=size,
+                            sha256=digest, status="incomplete",
+                            note=f"service stopped while recording; {PROVISIONAL_NOTE}")
+                await asyncio.to_thread(_write_json, sidecar, side)
+            if side.get("kind") in ("provisional", "close"):
+                self._add_pending(sidecar, side)
+            else:
+                log.error("video: unknown sidecar %s; left in place", sidecar)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically and durably: a crash leaves the old content or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return data
+
+
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _encode(seg: _Segment, batch: list[tuple[int, np.ndarray | None]]) -> int:
@@ -421,6 +749,13 @@ class _Metrics:
                                               "encoder behind), by gate")
             self._closed = registry.counter("cleangate_video_segments_closed_total",
                                             "Video segments closed, by status")
+            self._provisional = registry.counter("cleangate_video_segments_provisional_total",
+                                                 "Video segments recorded to local disk while the database was "
+                                                 "unreachable, by gate")
+            self._indexed_late = registry.counter("cleangate_video_segments_indexed_late_total",
+                                                  "Provisional video segments indexed once the database was back")
+            self._pending = registry.gauge("cleangate_video_pending_index",
+                                           "Finished video segments waiting in the spool to be indexed")
 
     def written(self, gate_id: str, n: int) -> None:
         if self._on and n:
@@ -433,6 +768,18 @@ class _Metrics:
     def closed(self, gate_id: str, status: str) -> None:
         if self._on:
             self._closed.inc(status=status)
+
+    def provisional(self, gate_id: str) -> None:
+        if self._on:
+            self._provisional.inc(gate=gate_id)
+
+    def indexed_late(self, n: int) -> None:
+        if self._on:
+            self._indexed_late.inc(n)
+
+    def pending(self, n: int) -> None:
+        if self._on:
+            self._pending.set(n)
 
 
 async def video_context(app: web.Application) -> AsyncIterator[None]:
