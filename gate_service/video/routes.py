@@ -65,6 +65,24 @@ async def _segment(request: web.Request, segment_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+async def _segment_covering(request: web.Request, gate_id: str, at: datetime) -> dict[str, Any] | None:
+    """The gate's segment whose video covers ``at`` (for passages decided while their segment had no row yet).
+
+    A segment lasts at most ``segment_seconds`` (it rolls on the clock), which bounds the index scan; a row
+    that ended without a file (an open cut short by an outage) yields to one with video.
+    """
+    recorder = request.app.get(keys.VIDEO_RECORDER)
+    length = float(getattr(recorder, "segment_seconds", 600.0))
+    row = await request.app[keys.POOL].fetchrow(
+        f"""SELECT {SEGMENT_COLUMNS}, s.storage_key, g.enterprise_id FROM video_segments s
+            LEFT JOIN gates g ON g.id = s.gate_id
+            WHERE s.gate_id = $1 AND s.started_at <= $2 AND s.started_at > $2 - make_interval(secs => $3)
+              AND $2 < coalesce(s.ended_at, s.started_at + make_interval(secs => $4))
+            ORDER BY (s.bytes IS NOT NULL) DESC, s.started_at DESC LIMIT 1""",
+        gate_id, at, max(length, 3600.0), length)
+    return dict(row) if row is not None else None
+
+
 def _check_enterprise(request: web.Request, enterprise_id: str | None) -> None:
     scope = enterprise_scope(request, None)
     if scope is not None and enterprise_id != scope:
@@ -124,18 +142,35 @@ async def passage_clip(request: web.Request) -> web.StreamResponse:
     if passage is None:
         raise not_found("通行记录 passage", raw)
     _check_enterprise(request, passage["enterprise_id"])
-    if passage["video_segment_id"] is None:
-        raise ApiError(404, "no_video", "该通行记录没有录像 / this passage has no video")
-    seg = await _segment(request, passage["video_segment_id"])
+    found_by = "segment_id"
+    if passage["video_segment_id"] is not None:
+        seg = await _segment(request, passage["video_segment_id"])
+        offset = passage["video_offset_ms"] or 0
+    else:
+        # Decided while the gate's video was recorded provisionally (database down): the segment that covers
+        # the gate at that moment, indexed afterwards.
+        covering = await _segment_covering(request, passage["gate_id"], passage["at"])
+        if covering is None:
+            recorder = request.app.get(keys.VIDEO_RECORDER)
+            until = recorder.unindexed_until(passage["gate_id"], passage["at"]) if recorder is not None else None
+            if until is not None:
+                retry = max(1, math.ceil((until - datetime.now(timezone.utc)).total_seconds()) + 5)
+                raise ApiError(409, "video_recording",
+                               "录像已在本地保存,尚未入库,稍后再试 / the video is saved locally and not indexed yet",
+                               retry_after=retry, headers={"Retry-After": str(retry)})
+            raise ApiError(404, "no_video", "该通行记录没有录像 / this passage has no video")
+        seg, found_by = covering, "gate_time"
+        offset = max(0, int((passage["at"] - seg["started_at"]) / timedelta(milliseconds=1)))
     _check_available(request, seg)
-    offset = passage["video_offset_ms"] or 0
-    await audit(pool, request, "video.clip", str(passage_id), {"segment_id": seg["id"], "offset_ms": offset})
+    await audit(pool, request, "video.clip", str(passage_id),
+                {"segment_id": seg["id"], "offset_ms": offset, "found_by": found_by})
     path = await _local_file(request, seg)
     whole = request.query.get("whole") == "true" or seg["status"] != "closed"
     if whole:
         # An incomplete segment cannot be cut (no MP4 index); it is handed over as it is, as evidence.
         headers = _video_headers(seg, f"passage-{passage_id}-segment-{seg['id']}.mp4")
         headers["X-Clip-Offset-Ms"] = str(offset)
+        headers["X-Segment-Found-By"] = found_by
         return web.FileResponse(path, headers={**headers, "Content-Type": MP4})
     before = min(int(request.query.get("before", "10")), MAX_CLIP_SECONDS) * 1000
     after = min(int(request.query.get("after", "20")), MAX_CLIP_SECONDS) * 1000
@@ -146,6 +181,7 @@ async def passage_clip(request: web.Request) -> web.StreamResponse:
     headers = _video_headers(seg, f"passage-{passage_id}.mp4")
     headers["X-Clip-Offset-Ms"] = str(offset - clip_start)
     headers["X-Clip-Starts-At-Ms"] = str(clip_start)
+    headers["X-Segment-Found-By"] = found_by
     return web.Response(body=body, content_type=MP4, headers=headers)
 
 

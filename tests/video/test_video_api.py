@@ -94,7 +94,7 @@ async def test_clip_access_by_enterprise_and_roles(client, app, world, frames, t
     assert (await client.get(f"/api/v1/passages/{pid}/clip")).status == 401
     missing = await client.get("/api/v1/passages/00000000-0000-0000-0000-000000000000/clip", headers=world)
     assert missing.status == 404
-    novideo = await passage(app, "g1", T0, None, None)
+    novideo = await passage(app, "g1", T0 - timedelta(hours=1), None, None)  # no segment covers that moment
     resp = await client.get(f"/api/v1/passages/{novideo}/clip", headers=world)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "no_video"
     # Segments of the other enterprise's gates are not listed to e2... and e1 sees only its own.
@@ -115,6 +115,49 @@ async def test_clip_of_a_segment_still_recording_or_deleted(client, app, world, 
     await app[keys.POOL].execute("UPDATE video_segments SET deleted_at = now() WHERE id = $1", seg)
     resp = await client.get(f"/api/v1/passages/{pid}/clip", headers=world)
     assert resp.status == 410 and (await resp.json())["error"]["code"] == "video_expired"
+
+
+async def test_clip_of_a_passage_decided_while_video_had_no_row_is_found_by_gate_and_time(client, app, world, frames,
+                                                                                         database_url):
+    from gate_service.db.connect import create_pool
+
+    recorder = app[keys.VIDEO_RECORDER]
+    working = recorder.pool
+    # The recorder's database unusable (a closed pool: every call fails inside asyncpg, as when PostgreSQL is down).
+    dead = await create_pool(database_url, min_size=0, max_size=1)
+    await dead.close()
+    recorder.pool = dead
+    try:
+        assert await record(app, frames, seconds=4, close=False) is None  # recorded provisionally: no id
+        pid = await passage(app, "g1", T0 + timedelta(seconds=2), None, None)
+        # Saved on this host, not indexed yet: "later", not "no video".
+        resp = await client.get(f"/api/v1/passages/{pid}/clip", headers=world)
+        assert resp.status == 409 and (await resp.json())["error"]["code"] == "video_recording"
+        assert int(resp.headers["Retry-After"]) >= 1
+        closed = await recorder.close_gate("g1")
+        assert closed is not None and closed.id is None and closed.frames == 20 and recorder.pending_index == 1
+        assert (await client.get(f"/api/v1/passages/{pid}/clip", headers=world)).status == 409
+    finally:
+        recorder.pool = working
+    assert await recorder.index_pending() == 1
+    row = await app[keys.POOL].fetchrow("SELECT * FROM video_segments WHERE gate_id = 'g1'")
+    assert row["started_at"] == T0 and row["status"] == "closed" and row["frames"] == 20
+
+    resp = await client.get(f"/api/v1/passages/{pid}/clip?before=1&after=1", headers=world)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["X-Segment-Id"] == str(row["id"]) and resp.headers["X-Segment-Found-By"] == "gate_time"
+    assert resp.headers["X-Clip-Starts-At-Ms"] == "1000" and resp.headers["X-Clip-Offset-Ms"] == "1000"
+    whole = await client.get(f"/api/v1/passages/{pid}/clip?whole=true", headers=world)
+    body = await whole.read()
+    assert hashlib.sha256(body).hexdigest() == row["sha256"] and len(body) == row["bytes"]
+    # A passage with its segment id is found by it, as before.
+    direct = await passage(app, "g1", T0 + timedelta(seconds=1), row["id"], 1000)
+    resp = await client.get(f"/api/v1/passages/{direct}/clip?whole=true", headers=world)
+    assert resp.status == 200 and resp.headers["X-Segment-Found-By"] == "segment_id"
+    # After the segment's end there is no video.
+    late = await passage(app, "g1", T0 + timedelta(seconds=4), None, None)
+    resp = await client.get(f"/api/v1/passages/{late}/clip", headers=world)
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "no_video"
 
 
 async def test_segment_listing_filters_and_hold(client, app, world, frames, token):
