@@ -119,7 +119,7 @@ class ServiceMetrics:
         r = self.registry
         self.requests = r.counter("cleangate_http_requests_total", "HTTP requests by route and status")
         self.request_seconds = r.histogram("cleangate_http_request_seconds", "HTTP latency", LATENCY_BUCKETS)
-        self.frames_read = r.counter("cleangate_frames_read_total", "Frames read by the plate reader, by gate")
+        self.frames_read = r.counter("cleangate_frames_read_total", "Frames read by the plate reader, by gate and mode (quick: a recorded vehicle seen again)")
         self.frames_dropped = r.counter("cleangate_frames_dropped_total", "Frames dropped as stale or shed, by gate")
         self.frames_still = r.counter("cleangate_frames_still_total",
                                       "Frames not read: no motion on an empty lane, by gate")

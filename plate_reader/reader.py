@@ -118,10 +118,17 @@ class PlateReader:
             return self._detector
 
     # -- public --------------------------------------------------------------------------------------------
-    def read(self, image: np.ndarray | bytes, *, fallback: bool | None = None) -> PlateRead:
+    def read(self, image: np.ndarray | bytes, *, fallback: bool | None = None, quick: bool = False) -> PlateRead:
         """Read the frame's plate. ``fallback`` overrides the reader's own setting for this call: a live
-        caller that saw no plate in the last frames can skip the costly text-detection pass."""
+        caller that saw no plate in the last frames can skip the costly text-detection pass.
+
+        ``quick`` reads only the colour/edge candidates once each (no text detection, no second pass, no
+        ensemble): about a third of the work, for a live caller that already knows the vehicle in view and only
+        needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        if quick:
+            return self._read_candidates(frame, find_candidates(frame, self.max_candidates), refine=False) \
+                or PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
         # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
         reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
@@ -148,14 +155,14 @@ class PlateReader:
 
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True,
-                         sink: _Sink | None = None) -> PlateRead | None:
+                         sink: _Sink | None = None, refine: bool = True) -> PlateRead | None:
         best: PlateRead | None = None
         # Recognise the best-scored candidates first, two at a time, and stop once one reads confidently.
         for i in range(0, len(cands), 2):
             read = self._read_batch(frame, cands[i : i + 2], pad, sink)
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
-            if pad and self.refine and (best is None or best.confidence < STOP_AT):
+            if pad and refine and self.refine and (best is None or best.confidence < STOP_AT):
                 # Not confident yet: straighten and tighten these candidates (second pass) and read again.
                 read = self._read_refined(frame, cands[i : i + 2], sink)
                 if read is not None and (best is None or read.confidence > best.confidence):

@@ -58,26 +58,27 @@ class ReaderPool:
         self._reader = await self._loading
         return self._reader
 
-    async def read(self, data: bytes, still_since: np.ndarray | None = None, *, fallback: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
+    async def read(self, data: bytes, still_since: np.ndarray | None = None, *, fallback: bool = True,
+                   quick: bool = False) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
         """Decode and read a frame; (image, thumbnail, read). The read is None when ``still_since`` is given and
-        the frame shows no motion against it: an empty lane is not read again and again."""
+        the frame shows no motion against it: an empty lane is not read again and again. ``quick``: see
+        ``PlateReader.read``."""
         reader = await self.reader()
         self.inflight += 1
         try:
-            return await self._read(reader, data, still_since, fallback)
+            return await self._read(reader, data, still_since, fallback, quick)
         finally:
             self.inflight -= 1
 
-    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None, fallback: bool
-                    ) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
+    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None, fallback: bool,
+                    quick: bool = False) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
 
         def work() -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
             image = decode_image(data)
             thumb = thumbnail(image)
             if still_since is not None and not moved(still_since, thumb):
                 return image, thumb, None
-            return image, thumb, reader.read(image, fallback=fallback)
+            return image, thumb, reader.read(image, fallback=fallback, quick=quick)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
@@ -190,7 +191,11 @@ class GateIngest:
         # The text-detection pass costs ~10x the colour search. After two frames in a row with no plate even
         # with it (people walking, the side of a lorry), try it only on every third frame until a plate shows.
         fallback = self._misses < 2 or (self._misses - 2) % 3 == 2
-        image, thumb, read = await self.pool.read(item.data, still_ref, fallback=fallback)
+        # A vehicle already recorded but still moving in view (creeping to the barrier) only needs to be seen
+        # again to keep its stop open: a quick read. Should a new vehicle arrive that only the full read finds,
+        # the recorded one times out (``leave_after``) and full reading resumes.
+        quick = self.tracker.current_settled
+        image, thumb, read = await self.pool.read(item.data, still_ref, fallback=fallback, quick=quick)
         video = await self._record_video(item.at, image)
         if read is None:
             if self.metrics is not None:
@@ -207,7 +212,7 @@ class GateIngest:
         self._settled_thumb = None
         self._misses = 0 if read.plate else self._misses + 1
         if self.metrics is not None:
-            self.metrics.frames_read.inc(gate=self.gate_id)
+            self.metrics.frames_read.inc(gate=self.gate_id, mode="quick" if quick else "full")
             self.metrics.frame_seconds.observe(time.perf_counter() - started)
         payload = {"jpeg": item.data, "video": video}
         self.latest = (item.at, item.data)

@@ -218,9 +218,9 @@ async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(
     calls = []
     real_read = reader.read
 
-    def recording_read(image, *, fallback=None):
+    def recording_read(image, *, fallback=None, quick=False):
         calls.append(fallback)
-        return real_read(image, fallback=fallback)  # the real model still reads every frame
+        return real_read(image, fallback=fallback, quick=quick)  # the real model still reads every frame
 
     reader.read = recording_read
     try:
@@ -233,6 +233,36 @@ async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(
     finally:
         reader.read = real_read
     assert calls == [True, True, False, False, True, False, False, True]
+
+
+async def test_a_recorded_vehicle_still_moving_in_view_is_read_quickly(client, checkpoint, app):
+    hub = app[keys.GATES]
+    reader = await hub.pool.reader()
+    modes = []
+    real_read = reader.read
+
+    def recording_read(image, *, fallback=None, quick=False):
+        modes.append(quick)
+        return real_read(image, fallback=fallback, quick=quick)
+
+    reader.read = recording_read
+    image = cv2.imread(str(PHOTO))
+    answers = []
+    try:
+        for i in range(7):  # the lorry creeps towards the barrier: every frame moves a little
+            data = cv2.imencode(".jpg", np.roll(image, 6 * i, axis=1))[1].tobytes()
+            resp = await client.post("/api/v1/gates/city-1/frames", data=data,
+                                     headers={**checkpoint, "Content-Type": "image/jpeg"})
+            answers.append(await resp.json())
+    finally:
+        reader.read = real_read
+    settled_at = next(i for i, a in enumerate(answers) if a["passage"])
+    # Full reads until the passage is recorded, quick ones after; the quick reads still see the plate.
+    assert modes == [False] * (settled_at + 1) + [True] * (6 - settled_at)
+    assert settled_at < 6 and all(a["read"]["plate"] == "京A88731" for a in answers[settled_at + 1 :])
+    assert sum(1 for a in answers if a["passage"]) == 1
+    assert await app[keys.POOL].fetchval("SELECT count(*) FROM passages") == 1
+    assert app[keys.METRICS].frames_read.value(gate="city-1", mode="quick") == 6 - settled_at
 
 
 def test_local_province_setting_is_checked_at_start():

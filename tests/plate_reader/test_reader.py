@@ -186,3 +186,15 @@ def test_local_province_prior_is_optional_and_validated(reader):
     slots = next(t for t in plates.TEMPLATES if t.kind == "ordinary").slots
     assert reader.recognizer.constrained(p, slots).text == "浙G70000"
     assert local.constrained(p, slots).text == "晋G70000"
+
+
+def test_quick_read_skips_text_detection_and_still_finds_the_plate(easypr_dir):
+    # A reader of its own: the shared one may already have its detector loaded by another test.
+    reader = PlateReader(threads=1)
+    dev = {s.path.name: s for s in load(easypr_dir, half="dev")}
+    s = dev["shared_0001.jpg"]
+    quick = reader.read(s.path.read_bytes(), quick=True)
+    assert quick.plate == s.plate and quick.box is not None and 0.0 < quick.confidence <= 1.0
+    assert reader._detector is None  # the costly PP-OCR text detection never ran
+    blank = reader.read(np.full((240, 320, 3), 120, np.uint8), quick=True)
+    assert blank.plate is None and blank.confidence == 0.0 and reader._detector is None
