@@ -37,6 +37,10 @@ _COLOR_MISMATCH_PENALTY = 0.08  # in mean log-probability per CTC frame
 _SUFFIX7 = plates.Template("suffixed", (plates.PROVINCES, plates.AUTHORITY) + (plates.ALNUM,) * 4 + ("挂学警港澳领",))
 DECODE_TEMPLATES = tuple(t for t in plates.TEMPLATES if t.kind in ("ordinary", "new_energy_small",
                                                                    "new_energy_large", "embassy")) + (_SUFFIX7,)
+_DECODE_SLOTS = [t.slots for t in DECODE_TEMPLATES]
+# Double-row plates: the 7-character templates, each distinct slot list once (province+letter over five).
+_DOUBLE_TEMPLATES = tuple(t for i, t in enumerate(DECODE_TEMPLATES) if len(t) == 7 and t.kind != "embassy"
+                          and all(u.slots != t.slots for u in DECODE_TEMPLATES[:i]))
 # A read this confident ends the search: later (lower-scored) candidates are not recognised at all.
 STOP_AT = 0.8
 # Below this (calibrated) confidence the colour/edge candidates are not trusted and PP-OCR det is tried too.
@@ -362,13 +366,9 @@ class PlateReader:
         best = None  # (adjusted score, text, char_probs, kind, raw score)
         if att.double:
             p_top, p_bottom = probs[att.parts[0]], probs[att.parts[1]]
-            seen: set[tuple[str, ...]] = set()
-            for t in DECODE_TEMPLATES:
-                if len(t) != 7 or t.kind == "embassy" or t.slots in seen:
-                    continue
-                seen.add(t.slots)
-                top = rec.constrained(p_top, t.slots[:2])
-                bot = rec.constrained(p_bottom, t.slots[2:])
+            tops = rec.constrained_many(p_top, [t.slots[:2] for t in _DOUBLE_TEMPLATES])
+            bots = rec.constrained_many(p_bottom, [t.slots[2:] for t in _DOUBLE_TEMPLATES])
+            for t, top, bot in zip(_DOUBLE_TEMPLATES, tops, bots, strict=True):
                 if top is None or bot is None:
                     continue
                 score = (top.score + bot.score) / 2
@@ -382,8 +382,7 @@ class PlateReader:
             if not 4 <= len(g.text) <= 11:
                 return None  # not text of plate length: skip the Viterbi work
             if self.province_prior:
-                for t in DECODE_TEMPLATES:
-                    r = rec.constrained(p, t.slots)
+                for t, r in zip(DECODE_TEMPLATES, rec.constrained_many(p, _DECODE_SLOTS), strict=True):
                     if r is None:
                         continue
                     adj = r.score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)

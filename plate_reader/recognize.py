@@ -132,61 +132,95 @@ class Recognizer:
         return pr
 
     def constrained(self, p: np.ndarray, slots: Sequence[str]) -> TextRead | None:
-        """Best alignment of the CTC output to exactly len(slots) characters, each from its slot's set.
+        """Best alignment of the CTC output to exactly len(slots) characters, each from its slot's set."""
+        return self.constrained_many(p, [slots])[0]
+
+    def constrained_many(self, p: np.ndarray, slot_lists: Sequence[Sequence[str]]) -> list[TextRead | None]:
+        """``constrained`` for several templates of one crop in one pass (one result per template, in order).
 
         States alternate blank/char (blank_0, c_1, blank_1, …, c_L, blank_L). A char state emits the best
-        allowed character of its slot at that frame; a blank state also absorbs separator dots and junk.
+        allowed character of its slot at that frame; a blank state also absorbs separator dots and junk. The
+        templates' state chains are laid side by side and advanced together: the Viterbi loop over frames is
+        the costly part in Python, so it runs once per crop rather than once per template.
         """
-        T, L = p.shape[0], len(slots)
-        if T < L:
-            return None
+        T = p.shape[0]
         logp = np.log(p + 1e-9)
-        S = 2 * L + 1
-        emit = np.empty((T, S), dtype=np.float32)
-        emit[:, 0::2] = logp[:, self.junk_idx].max(1, keepdims=True)
-        slot_idx = [self._slot_idx(s) for s in slots]
-        slot_prior = [self._slot_prior(s) for s in slots]
-        for k, idx in enumerate(slot_idx):
-            emit[:, 2 * k + 1] = (logp[:, idx] + slot_prior[k]).max(1)
+        blank = logp[:, self.junk_idx].max(1)
+        todo = [k for k, slots in enumerate(slot_lists) if 0 < len(slots) <= T]
+        out: list[TextRead | None] = [None] * len(slot_lists)
+        if not todo:
+            return out
+        offsets, cols, char_state, first = [], [], [], []
+        slot_info: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        o = 0
+        for k in todo:
+            slots = slot_lists[k]
+            S = 2 * len(slots) + 1
+            offsets.append(o)
+            info = [(self._slot_idx(sl), self._slot_prior(sl)) for sl in slots]
+            slot_info.append(info)
+            cols.append(blank)
+            for idx, prior in info:
+                cols.append((logp[:, idx] + prior).max(1))
+                cols.append(blank)
+            char_state += [False] + [True, False] * len(slots)
+            first += [True] + [False] * (S - 1)
+            o += S
+        # Column order above is blank, c_1, blank, c_2, …: the state order of each chain.
+        emit = np.stack(cols, axis=1).astype(np.float32)
+        n = emit.shape[1]
         neg = np.float32(-1e9)
-        score = np.full(S, neg, dtype=np.float32)
-        score[0], score[1] = emit[0, 0], emit[0, 1]
-        back = np.zeros((T, S), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
-        char_state = np.zeros(S, dtype=bool)
-        char_state[1::2] = True
+        char_arr = np.array(char_state)
+        start = np.array(first)
+        # Moves that would cross from one template's chain into the next are never allowed.
+        no_step1 = start
+        no_step2 = ~char_arr | start | np.concatenate(([True], start[:-1]))
+        score = np.full(n, neg, dtype=np.float32)
+        offs = np.array(offsets)
+        score[offs], score[offs + 1] = emit[0, offs], emit[0, offs + 1]
+        back = np.zeros((T, n), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+        cand = np.empty((3, n), dtype=np.float32)
+        cols_idx = np.arange(n)
         for t in range(1, T):
-            stay = score
-            step1 = np.concatenate(([neg], score[:-1]))
-            step2 = np.concatenate(([neg, neg], score[:-2]))
-            # Skipping the blank between two characters is only a move into a char state.
-            step2 = np.where(char_state, step2, neg)
-            cand = np.stack([stay, step1, step2])
+            cand[0] = score
+            cand[1, 0] = neg
+            cand[1, 1:] = score[:-1]
+            cand[1, no_step1] = neg
+            cand[2, :2] = neg
+            cand[2, 2:] = score[:-2]
+            cand[2, no_step2] = neg
             arg = cand.argmax(0)
-            score = cand[arg, np.arange(S)] + emit[t]
+            score = cand[arg, cols_idx] + emit[t]
             back[t] = arg
-        end = S - 1 if score[S - 1] >= score[S - 2] else S - 2
-        total = float(score[end])
-        if total < -1e8:
-            return None
-        # Trace back: which frames belong to each character.
-        frames: list[list[int]] = [[] for _ in range(L)]
-        s = end
-        for t in range(T - 1, -1, -1):
-            if s % 2 == 1:
-                frames[s // 2].append(t)
-            s -= int(back[t, s])
+        for j, k in enumerate(todo):
+            o, L = offsets[j], len(slot_lists[k])
+            last = o + 2 * L
+            end = last if score[last] >= score[last - 1] else last - 1
+            total = float(score[end])
+            if total < -1e8:
+                continue
+            frames: list[list[int]] = [[] for _ in range(L)]
+            s_ = end - o
+            for t in range(T - 1, -1, -1):
+                if s_ % 2 == 1:
+                    frames[s_ // 2].append(t)
+                s_ -= int(back[t, o + s_])
+            out[k] = self._read_out(p, logp, frames, slot_info[j], total / T)
+        return out
+
+    def _read_out(self, p: np.ndarray, logp: np.ndarray, frames: list[list[int]],
+                  info: list[tuple[np.ndarray, np.ndarray]], score: float) -> TextRead | None:
         text, probs, slot_probs = [], [], []
-        for k, idx in enumerate(slot_idx):
-            fr = frames[k]
+        for fr, (idx, prior) in zip(frames, info, strict=True):
             if not fr:
                 return None
-            seg = logp[fr][:, idx].sum(0) + slot_prior[k]
+            seg = logp[fr][:, idx].sum(0) + prior
             best = int(idx[int(seg.argmax())])
             text.append(self.chars[best])
             probs.append(float(p[fr, best].max()))
-            mass = p[fr][:, idx].max(0) * np.exp(slot_prior[k])
+            mass = p[fr][:, idx].max(0) * np.exp(prior)
             slot_probs.append((idx, mass / max(float(mass.sum()), 1e-9)))
-        return TextRead("".join(text), probs, total / T, slot_probs=slot_probs)
+        return TextRead("".join(text), probs, score, slot_probs=slot_probs)
 
     def read_plate(self, p: np.ndarray, kinds: Sequence[str] | None = None) -> TextRead | None:
         """Best grammar-valid plate among the templates of the given kinds (all when None)."""
