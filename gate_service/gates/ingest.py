@@ -191,10 +191,10 @@ class GateIngest:
         # The text-detection pass costs ~10x the colour search. After two frames in a row with no plate even
         # with it (people walking, the side of a lorry), try it only on every third frame until a plate shows.
         fallback = self._misses < 2 or (self._misses - 2) % 3 == 2
-        # A vehicle already recorded but still moving in view (creeping to the barrier) only needs to be seen
-        # again to keep its stop open: a quick read. Should a new vehicle arrive that only the full read finds,
-        # the recorded one times out (``leave_after``) and full reading resumes.
-        quick = self.tracker.current_settled
+        # A vehicle already recorded, read in the last frame and still moving in view (creeping to the barrier)
+        # only needs to be seen again to keep its stop open: a quick read. A frame where the quick read finds no
+        # plate (it left, or the next vehicle's plate is a hard one) sends the next frame back to a full read.
+        quick = self.tracker.current_settled and self._misses == 0
         image, thumb, read = await self.pool.read(item.data, still_ref, fallback=fallback, quick=quick)
         video = await self._record_video(item.at, image)
         if read is None:
