@@ -20,6 +20,7 @@ async def test_healthz_is_open_and_reports_database(client):
     assert resp.status == 200
     body = await resp.json()
     assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["passages_spooled"] is False and body["video_segments_pending_index"] == 0
 
 
 async def test_no_token_is_401_json_and_bad_token_is_401(client):

@@ -70,6 +70,7 @@ async def test_outage_mid_stream_loses_nothing_and_keeps_the_chain(aiohttp_clien
     assert retry["passage_id"] == during[1]["passage_id"]  # a kiosk retry during the outage: same answer
     health = await client.get("/healthz")
     assert health.status == 503
+    assert (await health.json())["passages_spooled"] is True
     await asyncio.to_thread(_start, own_server)
     after = [await send(i) for i in range(9, 12)]
     assert not any(a.get("spooled") for a in after)
