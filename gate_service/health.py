@@ -37,7 +37,7 @@ async def healthz(request: web.Request) -> web.Response:
         # What an outage left on this host's disk that is not in the database yet (it drains by itself):
         # decided passages waiting for the ledger, and finished video segments waiting to be indexed.
         "passages_spooled": bool(judge is not None and judge.spool is not None and judge.spool.has_pending()),
-        "video_segments_pending_index": recorder.pending_index() if recorder is not None else 0,
+        "video_segments_pending_index": recorder.pending_index if recorder is not None else 0,
         "version": service_version(),
     }
     return json_response(body, status=200 if database == "ok" else 503)
