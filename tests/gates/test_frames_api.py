@@ -212,67 +212,53 @@ async def test_an_empty_lane_is_not_read_again_until_something_moves(client, che
     assert moving["still"] is False
 
 
-async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(client, checkpoint, app):
-    hub = app[keys.GATES]
-    reader = await hub.pool.reader()
+@pytest.fixture
+async def read_calls(app):
+    """The keyword arguments of every call the gate makes to the (real) reader."""
+    reader = await app[keys.GATES].pool.reader()
     calls = []
     real_read = reader.read
 
-    def recording_read(image, *, fallback=None, quick=False):
-        calls.append(fallback)
-        return real_read(image, fallback=fallback, quick=quick)  # the real model still reads every frame
+    def recording_read(image, **kwargs):
+        calls.append(kwargs)
+        return real_read(image, **kwargs)  # the real model still reads every frame
 
     reader.read = recording_read
-    try:
-        for i in range(8):  # someone walking across the lane: every frame moves, none shows a plate
-            scene = np.full((240, 320, 3), 120, np.uint8)
-            cv2.circle(scene, (30 + 35 * i, 120), 28, (40, 40, 40), -1)
-            resp = await client.post("/api/v1/gates/city-1/frames", data=cv2.imencode(".jpg", scene)[1].tobytes(),
-                                     headers={**checkpoint, "Content-Type": "image/jpeg"})
-            assert (await resp.json())["read"]["plate"] is None
-    finally:
-        reader.read = real_read
-    assert calls == [True, True, False, False, True, False, False, True]
+    yield calls
+    reader.read = real_read
 
 
-async def test_a_recorded_vehicle_still_moving_in_view_is_read_quickly(client, checkpoint, app):
-    hub = app[keys.GATES]
-    reader = await hub.pool.reader()
-    modes = []
-    real_read = reader.read
+async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(client, checkpoint, read_calls):
+    for i in range(8):  # someone walking across the lane: every frame moves, none shows a plate
+        scene = np.full((240, 320, 3), 120, np.uint8)
+        cv2.circle(scene, (30 + 35 * i, 120), 28, (40, 40, 40), -1)
+        resp = await client.post("/api/v1/gates/city-1/frames", data=cv2.imencode(".jpg", scene)[1].tobytes(),
+                                 headers={**checkpoint, "Content-Type": "image/jpeg"})
+        assert (await resp.json())["read"]["plate"] is None
+    assert [c["fallback"] for c in read_calls] == [True, True, False, False, True, False, False, True]
 
-    def recording_read(image, *, fallback=None, quick=False):
-        modes.append(quick)
-        return real_read(image, fallback=fallback, quick=quick)
 
-    reader.read = recording_read
+async def test_a_recorded_vehicle_still_moving_in_view_is_read_quickly(client, checkpoint, app, read_calls):
     image = cv2.imread(str(PHOTO))
-    answers = []
-    try:
-        for i in range(7):  # the lorry creeps towards the barrier: every frame moves a little
-            data = cv2.imencode(".jpg", np.roll(image, 6 * i, axis=1))[1].tobytes()
-            resp = await client.post("/api/v1/gates/city-1/frames", data=data,
-                                     headers={**checkpoint, "Content-Type": "image/jpeg"})
-            answers.append(await resp.json())
-    finally:
-        reader.read = real_read
+
+    async def post(picture):
+        resp = await client.post("/api/v1/gates/city-1/frames", data=cv2.imencode(".jpg", picture)[1].tobytes(),
+                                 headers={**checkpoint, "Content-Type": "image/jpeg"})
+        return await resp.json()
+
+    # The lorry creeps towards the barrier: every frame moves a little.
+    answers = [await post(np.roll(image, 6 * i, axis=1)) for i in range(7)]
     settled_at = next(i for i, a in enumerate(answers) if a["passage"])
     # Full reads until the passage is recorded, quick ones after; the quick reads still see the plate.
-    assert modes == [False] * (settled_at + 1) + [True] * (6 - settled_at)
+    assert [c["quick"] for c in read_calls] == [False] * (settled_at + 1) + [True] * (6 - settled_at)
     assert settled_at < 6 and all(a["read"]["plate"] == "京A88731" for a in answers[settled_at + 1 :])
     assert sum(1 for a in answers if a["passage"]) == 1
     assert await app[keys.POOL].fetchval("SELECT count(*) FROM passages") == 1
     assert app[keys.METRICS].frames_read.value(gate="city-1", mode="quick") == 6 - settled_at
     # A frame without the plate (the lorry drove off; read quickly) sends the next one back to a full read.
-    reader.read = recording_read
-    try:
-        for data in (cv2.imencode(".jpg", np.full((480, 640, 3), 90, np.uint8))[1].tobytes(),
-                     cv2.imencode(".jpg", image)[1].tobytes()):
-            await client.post("/api/v1/gates/city-1/frames", data=data,
-                              headers={**checkpoint, "Content-Type": "image/jpeg"})
-    finally:
-        reader.read = real_read
-    assert modes[-2:] == [True, False]
+    await post(np.full((480, 640, 3), 90, np.uint8))
+    await post(image)
+    assert [c["quick"] for c in read_calls[-2:]] == [True, False]
 
 
 def test_local_province_setting_is_checked_at_start():
