@@ -34,6 +34,7 @@ def _read(args: argparse.Namespace) -> int:
                 "plate": r.plate,
                 "color": r.color,
                 "confidence": round(float(r.confidence), 4),
+                "probability": r.probability,
                 "box": list(r.box) if r.box else None,
                 "ms": round((time.perf_counter() - t0) * 1000, 1),
             }

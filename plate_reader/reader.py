@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import plates
+from .calibration import calibrate
 from .color import classify_color, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
@@ -27,6 +28,10 @@ class PlateRead:
     crop: np.ndarray | None = None  # rectified plate crop (BGR) for snapshots
     char_probs: list[float] | None = None
     kind: str | None = None
+    # The probability that ``plate`` is exactly right (see calibration.py); None when there is no plate, or
+    # for the paddle engine, whose scores are on another scale and not fitted. ``confidence`` stays the raw
+    # evidence score that the reader's and the gate tracker's thresholds are set in.
+    probability: float | None = None
 
 
 # Plate kinds each background colour may carry; a read of another kind must beat these by a margin.
@@ -131,8 +136,8 @@ class PlateReader:
         needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
         if quick:
-            return self._read_candidates(frame, find_candidates(frame, self.max_candidates), refine=False) \
-                or PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
+            return self._finish(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
+                                                      refine=False))
         # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
         reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
@@ -144,9 +149,14 @@ class PlateReader:
                 best = other
         if reads is not None and best is not None and best.confidence < self.ensemble_below:
             best = self._ensemble(frame, best, reads)
-        if best is None:
-            return PlateRead(plate=None, color="unknown", confidence=0.0, box=None)
-        return best
+        return self._finish(best)
+
+    def _finish(self, read: PlateRead | None, color: str = "unknown") -> PlateRead:
+        if read is None or not read.plate:
+            return read or PlateRead(plate=None, color=color, confidence=0.0, box=None)
+        if self.paddle is None:
+            read.probability = round(calibrate(read.confidence), 4)
+        return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
         """Read an already cut-out plate (e.g. a camera's own plate thumbnail)."""
@@ -155,7 +165,7 @@ class PlateReader:
         quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
         cand = Candidate(quad, "crop", 1.0, w / max(h, 1))
         r = self._read_candidates(crop, [cand], pad=False)
-        return r or PlateRead(plate=None, color=classify_color(crop), confidence=0.0, box=None)
+        return self._finish(r, classify_color(crop) if r is None else "unknown")
 
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True,

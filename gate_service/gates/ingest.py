@@ -100,6 +100,7 @@ class FrameResult:
         if self.read is not None:
             read = {"plate": self.read.plate, "color": self.read.color,
                     "confidence": round(self.read.confidence, 4),
+                    "probability": self.read.probability,
                     "box": list(self.read.box) if self.read.box else None}
         return {
             "read": read,

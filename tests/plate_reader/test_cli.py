@@ -29,9 +29,9 @@ def test_cli_reads_and_reports_errors(tmp_path):
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert len(lines) == 4
     first = lines[0]
-    assert set(first) == {"file", "plate", "color", "confidence", "box", "ms"}
+    assert set(first) == {"file", "plate", "color", "confidence", "probability", "box", "ms"}
     assert first["plate"] == "晋LD12345" and first["color"] == "green"
-    assert 0 <= first["confidence"] <= 1 and len(first["box"]) == 4
+    assert 0 <= first["confidence"] <= 1 and 0 <= first["probability"] <= 1 and len(first["box"]) == 4
     assert "晋" in p.stdout.splitlines()[0]  # ensure_ascii=False
     assert [x["error"]["code"] for x in lines[1:]] == ["image_unsupported", "image_empty", "file_not_found"]
 
