@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 def _load_extensions() -> None:
     import importlib
 
-    for module in ("gate_service.policy.cli", "gate_service.ledger.cli", "gate_service.retention.cli"):
+    for module in ("gate_service.policy.cli", "gate_service.ledger.cli", "gate_service.retention.cli",
+                   "gate_service.passages.crops"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
