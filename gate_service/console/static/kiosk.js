@@ -92,7 +92,10 @@
       const p = $("read-plate");
       p.textContent = r.plate; p.className = "plate " + (r.color || "unknown");
       $("read-color").textContent = label("color", r.color);
-      $("read-conf").textContent = `置信度 ${(r.confidence * 100).toFixed(0)}% · ${fmtTime(msg.at, false)}`;
+      // The calibrated chance the read is exactly right, when the reader gives one; else its raw score.
+      const sure = r.probability != null ? `识别正确率约 ${(r.probability * 100).toFixed(0)}%`
+                                         : `置信度 ${(r.confidence * 100).toFixed(0)}%`;
+      $("read-conf").textContent = `${sure} · ${fmtTime(msg.at, false)}`;
     }
     refreshCamera();
   }
