@@ -29,6 +29,10 @@ class TrackerConfig:
     leave_settle_confidence: float = 0.5  # a vehicle that left settles on fewer reads if this sure
     same_vehicle_distance: int = 2  # reads this close (edits) to the track belong to it
     cooldown: float = 120.0  # the same plate again within this after settling is the same stop
+    # Fast path: this many reads, all of the track and all the same plate, each with a calibrated probability of
+    # being exact at least ``sure_probability``, settle at once (a frame sooner at the barrier). 0 turns it off.
+    sure_reads: int = 2
+    sure_probability: float = 0.95
 
 
 @dataclass
@@ -42,7 +46,7 @@ class Settled:
     last_at: datetime
     best: PlateRead
     payload: Any  # what the caller attached to the best read (frame bytes, video reference)
-    reason: str  # "clear_vote" | "left"
+    reason: str  # "clear_vote" | "sure_vote" | "left" | "cooldown"
 
     def read_json(self) -> dict[str, Any]:
         return {
@@ -171,13 +175,15 @@ class Tracker:
             return None
         agreeing = sum(1 for r in track.reads if r.plate == vote.plate)
         clear = agreeing >= cfg.settle_reads and vote.confidence >= cfg.settle_confidence
-        if not clear and not (leaving and vote.confidence >= cfg.leave_settle_confidence):
+        sure = (not clear and cfg.sure_reads > 0 and agreeing == len(track.reads) >= cfg.sure_reads
+                and all((r.probability or 0.0) >= cfg.sure_probability for r in track.reads))
+        if not clear and not sure and not (leaving and vote.confidence >= cfg.leave_settle_confidence):
             return None
         assert track.first_at is not None and track.last_at is not None and track.best is not None
         settled = Settled(
             track_id=track.id, plate=vote.plate, color=vote.color, confidence=vote.confidence,
             frames=len(track.reads), first_at=track.first_at, last_at=track.last_at, best=track.best,
-            payload=track.best_payload, reason="left" if leaving else "clear_vote",
+            payload=track.best_payload, reason="left" if leaving else "clear_vote" if clear else "sure_vote",
         )
         track.settled = settled
         self._recent[vote.plate] = track.last_at

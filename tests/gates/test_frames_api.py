@@ -44,7 +44,7 @@ async def test_posted_frames_settle_into_one_denied_passage(client, checkpoint, 
         assert resp.status == 200, await resp.text()
         answers.append(await resp.json())
     read = [a for a in answers if not a["still"]]
-    assert len(read) >= 3 and all(a["read"]["plate"] == "京A88731" for a in read)
+    assert len(read) >= 2 and all(a["read"]["plate"] == "京A88731" for a in read)
     # Once recorded, the waiting lorry's unchanged picture is not read again.
     assert answers[-1]["still"] is True
     passages = [a["passage"] for a in answers if a["passage"]]
@@ -55,7 +55,9 @@ async def test_posted_frames_settle_into_one_denied_passage(client, checkpoint, 
     assert any(r["clause"] == "三(一)3" for r in passage["reasons"])
     row = await app[keys.POOL].fetchrow("SELECT source, read, snapshot_ref, crop_ref FROM passages")
     assert row["source"] == "camera"
-    assert row["read"]["frames"] >= 3 and row["read"]["text"] == "京A88731"
+    # Two sure reads (calibrated probability >= 0.95) or a three-read vote.
+    assert row["read"]["frames"] >= 2 and row["read"]["text"] == "京A88731"
+    assert row["read"]["settled_by"] in ("sure_vote", "clear_vote")
     assert row["snapshot_ref"] and row["crop_ref"]
     snapshot = await app[keys.MEDIA_STORE].read(row["snapshot_ref"])
     assert snapshot[:2] == b"\xff\xd8"

@@ -35,6 +35,23 @@ def test_clear_vote_settles_once_while_the_lorry_waits():
     assert settled[0].first_at == T0
 
 
+def test_two_sure_reads_settle_a_frame_sooner():
+    def sure(plate, probability=0.97):
+        read = r(plate)
+        read.probability = probability
+        return read
+
+    settled = feed(Tracker(), [sure("晋LA1234")] * 5)
+    assert [(s.plate, s.frames, s.reason) for s in settled] == [("晋LA1234", 2, "sure_vote")]
+    # Not when one read of the track disagrees, nor when one is not sure enough: the usual three-read vote.
+    settled = feed(Tracker(), [sure("晋LA1234"), sure("晋LA1284"), sure("晋LA1234"), sure("晋LA1234")])
+    assert [(s.plate, s.reason) for s in settled] == [("晋LA1234", "clear_vote")]
+    settled = feed(Tracker(), [sure("晋LA1234"), sure("晋LA1234", 0.9), sure("晋LA1234")])
+    assert [(s.frames, s.reason) for s in settled] == [(3, "clear_vote")]
+    off = Tracker(TrackerConfig(sure_reads=0))
+    assert [s.frames for s in feed(off, [sure("晋LA1234")] * 5)] == [3]
+
+
 def test_noisy_reads_are_outvoted_character_by_character():
     tracker = Tracker()
     seq = [r("晋LA1234", 0.9), r("晋LA1Z34", 0.5), r("晋LA1234", 0.92), r("皖LA1234", 0.4), r("晋LA1234", 0.93)]
