@@ -15,6 +15,7 @@ from gate_service import keys, ratelimit
 from gate_service.auth import auth_middleware
 from gate_service.config import Settings
 from gate_service.db import open_database
+from gate_service.db.connect import create_pool
 from gate_service.errors import error_middleware
 from gate_service.logs import access_log_middleware
 from gate_service.metrics import ServiceMetrics
@@ -48,7 +49,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[keys.DB] = db
     app[keys.POOL] = db.pool
     log.info("database ready (%s)", "embedded" if db.embedded else "external")
+    replica = None
+    if settings.read_database_url:
+        # Never migrated from here: a replica follows the primary's schema (it is read-only).
+        # min_size 0: connect on first use, so a replica that is down never stops the gates from starting.
+        replica = await create_pool(settings.read_database_url, min_size=0, max_size=settings.pool_max)
+        log.info("reports and exports read from the replica at CLEANGATE_READ_DATABASE_URL")
+    app[keys.READ_POOL] = replica or db.pool
     yield
+    if replica is not None:
+        await replica.close()
     await db.close()
 
 

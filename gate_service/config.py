@@ -28,6 +28,8 @@ class Settings:
     data_dir: Path = Path("var")
     # None means: start the embedded PostgreSQL inside data_dir.
     database_url: str | None = None
+    # A streaming replica for the heavy reads (the bureau's reports, ledger exports); None: the primary.
+    read_database_url: str | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     pool_min: int = 1
     pool_max: int = 10
@@ -62,6 +64,7 @@ class Settings:
             port=_env_int("CLEANGATE_PORT", cls.port),
             data_dir=Path(os.environ.get("CLEANGATE_DATA_DIR", str(cls.data_dir))),
             database_url=os.environ.get("DATABASE_URL") or None,
+            read_database_url=os.environ.get("CLEANGATE_READ_DATABASE_URL") or None,
             max_body_bytes=_env_int("CLEANGATE_MAX_BODY_BYTES", cls.max_body_bytes),
             pool_min=_env_int("CLEANGATE_POOL_MIN", cls.pool_min),
             pool_max=_env_int("CLEANGATE_POOL_MAX", cls.pool_max),

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", object)  # type: ignore[arg-type]
 DB: web.AppKey[Database] = web.AppKey("db", object)  # type: ignore[arg-type]
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
+# Heavy reads (reports, ledger exports): a replica's pool when CLEANGATE_READ_DATABASE_URL is set, else POOL.
+READ_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("read_pool", asyncpg.Pool)
 API: web.AppKey[Api] = web.AppKey("api", object)  # type: ignore[arg-type]
 METRICS: web.AppKey[ServiceMetrics] = web.AppKey("metrics", object)  # type: ignore[arg-type]
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)

@@ -137,7 +137,10 @@ async def list_passages(request: web.Request) -> web.StreamResponse:
     plate = normalise_plate(q["plate"]) if q.get("plate") else None
     fmt = q.get("format", "json")
     limit = min(int(q.get("limit", "1000")), 1_000_000 if fmt != "json" else 10_000)
-    rows = await request.app[keys.POOL].fetch(
+    # Exports (up to a million rows) read from the replica when one is configured; the JSON list, which guards'
+    # and police screens refresh right after a passage, stays on the primary.
+    pool = request.app[keys.POOL] if fmt == "json" else request.app[keys.READ_POOL]
+    rows = await pool.fetch(
         """SELECT p.*, g.name AS gate_name, e.name AS enterprise_name FROM passages p
            LEFT JOIN gates g ON g.id = p.gate_id LEFT JOIN enterprises e ON e.id = p.enterprise_id
            WHERE ($1::text IS NULL OR p.gate_id = $1) AND ($2::text IS NULL OR p.enterprise_id = $2)
