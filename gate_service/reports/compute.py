@@ -285,14 +285,17 @@ def enterprise_report(
     volumes_by_month: Mapping[date, Volumes],
     target_for: TargetLookup,
     now: datetime,
+    *,
+    with_months: bool = True,
 ) -> dict[str, Any]:
-    """The API answer for one enterprise (see API.md "Clean-transport reports")."""
+    """The API answer for one enterprise (see API.md "Clean-transport reports"). ``with_months=False`` leaves
+    ``months`` empty: the city-wide table does not show them, and they are most of the work."""
     total, months = enterprise_figures(enterprise, first, last, road_by_month, volumes_by_month, target_for)
     body = total.to_json()
     month_rows = []
-    for m in months:
+    for m in months if with_months else ():
         row = m.to_json()
-        row["month"] = m.first.strftime("%Y-%m")
+        row["month"] = f"{m.first.year:04d}-{m.first.month:02d}"
         month_rows.append(row)
     return {
         "enterprise_id": enterprise["id"],

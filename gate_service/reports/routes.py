@@ -191,9 +191,11 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
                                   f"clean-transport-{enterprise_id}-{first}-{last}")
         return json_response(rows[0])
 
+    # Months only where they are shown: JSON with months=true, the CSV months view, XLSX (its 月度 sheet).
+    with_months = {"json": q.get("months") == "true", "csv": q.get("view", "summary") == "months"}.get(fmt, True)
     rows = await service.reports(pool, target_for, first, last, now=now, county=q.get("county") or None,
                                  zone_id=q.get("zone_id") or q.get("zone") or None,
-                                 industry=q.get("industry") or None)
+                                 industry=q.get("industry") or None, with_months=with_months)
     if "met" in q:
         wanted = {"true": True, "false": False, "none": None}[q["met"]]
         rows = [r for r in rows if r["met"] is wanted]

@@ -24,8 +24,10 @@ async def reports(
     zone_id: str | None = None,
     industry: str | None = None,
     source: store.Source = "rollup",
+    with_months: bool = True,
 ) -> list[dict[str, Any]]:
-    """One report per enterprise that matches the filters (every enterprise when none is given)."""
+    """One report per enterprise that matches the filters (every enterprise when none is given); without the
+    per-month rows when ``with_months`` is false."""
     # Hundreds of enterprises share a few (industry, county, month) keys; ask the policy once for each.
     target_for = functools.lru_cache(maxsize=None)(target_for)
     firms = await store.enterprises(conn, enterprise_id=enterprise_id, county=county, zone_id=zone_id,
@@ -37,6 +39,7 @@ async def reports(
     road = await store.road_by_month(conn, first, last, only, source=source)
     volumes = await store.volumes_by_month(conn, first, last, only)
     return [
-        compute.enterprise_report(e, first, last, road.get(e["id"], {}), volumes.get(e["id"], {}), target_for, now)
+        compute.enterprise_report(e, first, last, road.get(e["id"], {}), volumes.get(e["id"], {}), target_for, now,
+                                  with_months=with_months)
         for e in firms
     ]
