@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,7 +30,13 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from gate_service.app import create_app
     from gate_service.logs import setup_logging
 
-    setup_logging(settings.log_level)
+    level = settings.log_level
+    if args.demo and "CLEANGATE_LOG_LEVEL" not in os.environ:
+        # A newcomer's first run: the demo's own lines (what each gate decided) should not drown in JSON logs.
+        level = "WARNING"
+        print("演示模式只显示警告日志 / demo mode logs warnings only (CLEANGATE_LOG_LEVEL=INFO shows everything)",
+              flush=True)
+    setup_logging(level)
     if args.demo:
         settings = settings.with_overrides(demo=True)
     app = create_app(settings)
