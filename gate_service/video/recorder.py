@@ -9,13 +9,19 @@ Encoding runs in a small thread pool, fed through a bounded per-segment queue: `
 the encoder; when the encoder falls behind, frames are left out of the video (the picture before them stays
 on screen) and counted, never queued without bound.
 
+Each recorder writes into a spool directory of its own, ``<spool>/<recorder id>/``, and holds an ``flock`` on
+its ``.lock`` while it runs: replicas may share the data dir (NFS), and a directory whose lock can be taken
+belongs to no running recorder. At start a recorder recovers its own directory and adopts every other unlocked
+one (a dead replica's) by renaming it into its own; files an earlier version left in the flat ``<spool>`` are
+recovered only by the recorder they name.
+
 While PostgreSQL is unreachable, video is still recorded. A segment that cannot get its ``video_segments`` row
 is written to the spool under a provisional name (``p-….mp4``) beside a JSON sidecar (gate, start, fps, size,
 recorder); it rolls and closes as usual, and its finished file waits there, "pending index", until a
 background pass (riding on the idle loop, with backoff) indexes it. Indexing is exactly once whatever crashes
-in between: the segment id and storage key are chosen and written into the sidecar first, the row is inserted
-with that id (``ON CONFLICT DO NOTHING``), the file is moved into the store, and only then is the sidecar
-removed; every step can be repeated. A segment that had its row but closes during the outage leaves its
+in between: the segment id and storage key are chosen and written into the sidecar first, the file is moved into
+the store, the row is inserted with that id (``ON CONFLICT DO NOTHING``), and only then is the sidecar removed;
+every step can be repeated. A segment that had its row but closes during the outage leaves its
 closing values in a ``close-<id>.json`` sidecar, applied the same way. Frames recorded provisionally get
 segment id None from ``add_frame``; the clip endpoint finds their segment by gate and time.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -44,7 +51,7 @@ import numpy as np
 from aiohttp import web
 
 from gate_service.db.outage import is_db_down
-from gate_service.video.storage import BlobStore, media_key, open_store, sha256_file
+from gate_service.video.storage import BlobStore, key_part, media_key, open_store, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +61,14 @@ OPEN_TIMEOUT_SECONDS = 5.0
 # Indexing what waits in the spool: first retry after this, doubling up to the maximum, while the database is down.
 INDEX_RETRY_SECONDS = 1.0
 INDEX_RETRY_MAX_SECONDS = 60.0
+# Shutdown waits at most this long for a running index pass, then as long again for a last one.
+CLOSE_INDEX_SECONDS = 10.0
+# At start, how long to wait for this recorder's own spool lock (a previous run of this host still stopping, or
+# another recorder adopting the directory right now) before giving up.
+LOCK_WAIT_SECONDS = 10.0
+LOCK_NAME = ".lock"
 PROVISIONAL_NOTE = "recorded while the database was unreachable; indexed afterwards"
+CHANGED_NOTE = "the file changed after it closed (a power cut before it reached the disk?)"
 FOURCC = "mp4v"  # MPEG-4 Part 2 in MP4: encodes with the FFmpeg built into opencv-python, no network codecs.
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -132,6 +146,7 @@ class VideoRecorder:
         queue_frames: int = 25,
         threads: int | None = None,
         metrics: Any = None,
+        recorder_id: str | None = None,
     ) -> None:
         if segment_seconds <= 0 or fps <= 0:
             raise ValueError("segment_seconds and fps must be positive")
@@ -143,7 +158,8 @@ class VideoRecorder:
         self.max_gap = timedelta(seconds=max_gap_seconds)
         self.idle_seconds = idle_seconds
         self.queue_frames = queue_frames
-        self.recorder_id = socket.gethostname()
+        self.recorder_id = recorder_id or socket.gethostname()
+        self._lock_fd: int | None = None
         self._gates: dict[str, _Gate] = {}
         self._closing: set[asyncio.Task[ClosedSegment | None]] = set()
         # Encoding is CPU work that releases the GIL; a few threads, so the plate reader keeps the cores.
@@ -161,6 +177,11 @@ class VideoRecorder:
         self._index_at = 0.0
         self._index_delay = INDEX_RETRY_SECONDS
         self._failed_sidecars: set[Path] = set()
+        # A sidecar that failed for another reason than an outage waits on its own: the others go on.
+        self._retry_at: dict[Path, float] = {}
+        # Provisional segments between their roll and their sidecar's "closed" (or stuck there after a failure):
+        # their video is on this host, so the clip endpoint answers "later", not "no video".
+        self._finishing: dict[Path, _Segment] = {}
         self._outage = False  # logged once: "recording to local disk" … "database back"
 
     # ---- life cycle -------------------------------------------------------------------------------
@@ -182,12 +203,23 @@ class VideoRecorder:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if self._index_task is not None:
-            await asyncio.gather(self._index_task, return_exceptions=True)
+            # Bounded: a pass stuck on a database that hangs (not refusing) must not stall the shutdown.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._index_task, timeout=CLOSE_INDEX_SECONDS)
         if self._pending:
             # One last try; what is still pending stays in the spool for the next start's recover().
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.index_pending(), timeout=10.0)
+                await asyncio.wait_for(self.index_pending(), timeout=CLOSE_INDEX_SECONDS)
         self._executor.shutdown(wait=True)
+        # Released last: from here on another recorder may adopt what is left in the directory.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def own_dir(self) -> Path:
+        """This recorder's spool directory (locked while it runs)."""
+        return self.spool_dir / key_part(self.recorder_id)
 
     # ---- recording --------------------------------------------------------------------------------
 
@@ -255,6 +287,9 @@ class VideoRecorder:
         seg = gate.segment if gate is not None else None
         if seg is not None and seg.id is None and seg.started_at <= at < seg.rolls_at:
             return seg.rolls_at
+        for seg in self._finishing.values():
+            if seg.gate_id == gate_id and seg.started_at <= at < seg.rolls_at:
+                return datetime.now(timezone.utc) + timedelta(seconds=self._index_delay)
         for side in self._pending.values():
             if side.get("kind") == "provisional" and side["gate_id"] == gate_id:
                 started = datetime.fromisoformat(side["started_at"])
@@ -322,15 +357,17 @@ class VideoRecorder:
     async def _open_provisional(self, gate_id: str, at: datetime, shape: tuple[int, ...]) -> _Segment:
         height, width = shape[:2]
         name = f"p-{at.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:12]}"
-        sidecar = self.spool_dir / f"{name}.json"
+        sidecar = self.own_dir / f"{name}.json"
+        rolls_at = self._rolls_at(at)
         # The sidecar exists before the file: a provisional file never lacks what is needed to index it.
         await asyncio.to_thread(_write_json, sidecar, {
             "kind": "provisional", "state": "recording", "gate_id": gate_id, "started_at": at.isoformat(),
-            "fps": self.fps, "width": width, "height": height, "recorder": self.recorder_id, "file": f"{name}.mp4",
+            "rolls_at": rolls_at.isoformat(), "fps": self.fps, "width": width, "height": height,
+            "recorder": self.recorder_id, "file": f"{name}.mp4",
         })
         seg = _Segment(
-            id=None, gate_id=gate_id, key=None, started_at=at, rolls_at=self._rolls_at(at), shape=tuple(shape),
-            spool=self.spool_dir / f"{name}.mp4", fps=self.fps, queue=asyncio.Queue(self.queue_frames),
+            id=None, gate_id=gate_id, key=None, started_at=at, rolls_at=rolls_at, shape=tuple(shape),
+            spool=self.own_dir / f"{name}.mp4", fps=self.fps, queue=asyncio.Queue(self.queue_frames),
             last_at=at, last_seen=time.monotonic(), sidecar=sidecar,
         )
         seg.task = asyncio.create_task(self._drain(seg), name=f"video-{gate_id}-{name}")
@@ -352,7 +389,7 @@ class VideoRecorder:
             )
         seg = _Segment(
             id=seg_id, gate_id=gate_id, key=key, started_at=at, rolls_at=rolls_at, shape=tuple(shape),
-            spool=self.spool_dir / f"{seg_id}.mp4", fps=self.fps, queue=asyncio.Queue(self.queue_frames),
+            spool=self.own_dir / f"{seg_id}.mp4", fps=self.fps, queue=asyncio.Queue(self.queue_frames),
             last_at=at, last_seen=time.monotonic(),
         )
         seg.task = asyncio.create_task(self._drain(seg), name=f"video-{gate_id}-{seg_id}")
@@ -364,6 +401,8 @@ class VideoRecorder:
         seg, gate.segment = gate.segment, None
         if seg is None:
             return None
+        if seg.id is None:
+            self._finishing[seg.spool] = seg
         task = asyncio.create_task(self._finish(seg), name=f"video-close-{seg.name}")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -401,7 +440,10 @@ class VideoRecorder:
             await loop.run_in_executor(self._executor, _release, seg)
             ended = seg.started_at + timedelta(seconds=seg.written / seg.fps)
             if seg.id is None:
-                return await self._finish_provisional(seg, ended)
+                closed = await self._finish_provisional(seg, ended)
+                # Only now: until its sidecar is pending (or both files are gone), "later" is the true answer.
+                self._finishing.pop(seg.spool, None)
+                return closed
             assert seg.key is not None
             size = digest = None
             if seg.spool.exists():
@@ -411,7 +453,7 @@ class VideoRecorder:
             note = seg.failed if status == "incomplete" else None
             if status == "incomplete" and note is None:
                 note = "no video was written"
-            closing = {"kind": "close", "id": seg.id, "ended_at": ended.isoformat(), "frames": seg.written,
+            closing = {"kind": "close", "id": seg.id, "recorder": self.recorder_id, "ended_at": ended.isoformat(), "frames": seg.written,
                        "bytes": size, "sha256": digest, "status": status, "note": note}
             try:
                 await self._apply_close(closing)
@@ -419,7 +461,7 @@ class VideoRecorder:
                 if not is_db_down(exc):
                     raise
                 # The file is safe in the store; its closing values wait in the spool until the database is back.
-                sidecar = self.spool_dir / f"close-{seg.id}.json"
+                sidecar = self.own_dir / f"close-{seg.id}.json"
                 await asyncio.to_thread(_write_json, sidecar, closing)
                 self._add_pending(sidecar, closing)
                 log.warning("video: gate %s segment %d closed while the database is unreachable; indexed later",
@@ -438,6 +480,9 @@ class VideoRecorder:
         assert seg.sidecar is not None
         size = digest = None
         if seg.spool.exists():
+            # On the disk before the sidecar says "closed" with its hash: after a power cut the hash must still
+            # describe the file (the sidecar itself is fsync'd).
+            await asyncio.to_thread(_fsync, seg.spool)
             size, digest = await asyncio.to_thread(sha256_file, seg.spool)
         if not size:
             # Nothing was written (the encoder could not start): no evidence to keep, no row to make.
@@ -485,11 +530,13 @@ class VideoRecorder:
         """Index the finished segments waiting in the spool; return how many were indexed.
 
         Never raises: while the database is down the rest waits (next try after a doubling delay); a segment
-        that fails for another reason is logged once and retried on later passes.
+        that fails for another reason is logged once and retried on its own, a minute later, while the others go on.
         """
         async with self._index_lock:
             indexed = 0
             for sidecar in sorted(self._pending):
+                if time.monotonic() < self._retry_at.get(sidecar, 0.0):
+                    continue
                 side = self._pending[sidecar]
                 try:
                     if side["kind"] == "close":
@@ -502,29 +549,34 @@ class VideoRecorder:
                         self._index_at = time.monotonic() + self._index_delay
                         self._index_delay = min(INDEX_RETRY_MAX_SECONDS, self._index_delay * 2)
                         break
+                    self._retry_at[sidecar] = time.monotonic() + INDEX_RETRY_MAX_SECONDS
                     if sidecar not in self._failed_sidecars:
                         self._failed_sidecars.add(sidecar)
                         log.exception("video: cannot index %s yet (left in the spool, retried later)", sidecar)
                     continue
                 del self._pending[sidecar]
                 self._failed_sidecars.discard(sidecar)
+                self._retry_at.pop(sidecar, None)
                 indexed += side["kind"] == "provisional"
             else:
                 self._index_delay = INDEX_RETRY_SECONDS
-                if self._pending:  # only failures left: not on every idle tick
-                    self._index_at = time.monotonic() + INDEX_RETRY_MAX_SECONDS
             self._metrics.pending(len(self._pending))
             if indexed:
                 self._metrics.indexed_late(indexed)
                 log.warning("video: indexed %d segment(s) recorded while the database was down; %d still pending",
                             indexed, len(self._pending))
+                await asyncio.to_thread(self._tidy)
             return indexed
 
     async def _index_provisional(self, sidecar: Path, side: dict[str, Any]) -> None:
-        # Three steps, each safe to repeat after a crash anywhere; the sidecar goes last (by the caller).
+        # Four steps, each safe to repeat after a crash anywhere; the sidecar goes last (by the caller).
         side = await self._reserve(sidecar, side)
+        side = await self._verify(sidecar, side)
+        # The file before the row: a row must never point at a key the store does not have (a failed move
+        # would leave one, and retention could mark it deleted before the file arrives and never remove it).
+        # A crash in between leaves a file without a row, which the repeat, still holding the sidecar, fills.
+        await self._move_file(sidecar, side)
         await self._insert_row(sidecar, side)
-        await self._move_file(side)
         log.info("video: gate %s provisional segment %s indexed as segment %d", side["gate_id"], sidecar.stem,
                  side["id"])
 
@@ -536,14 +588,45 @@ class VideoRecorder:
         seg_id = await self.pool.fetchval("SELECT nextval(pg_get_serial_sequence('video_segments', 'id'))")
         key = media_key("video", side["gate_id"], started,
                         f"{started.astimezone(timezone.utc):%Y%m%dT%H%M%S}Z-{seg_id}.mp4")
-        side = {**side, "id": seg_id, "storage_key": key}
+        return await self._update_sidecar(sidecar, {**side, "id": seg_id, "storage_key": key})
+
+    async def _update_sidecar(self, sidecar: Path, side: dict[str, Any]) -> dict[str, Any]:
         await asyncio.to_thread(_write_json, sidecar, side)
-        if sidecar in self._pending:  # a later pass, after a failure below, reuses the id
+        if sidecar in self._pending:  # a later pass, after a failure below, reuses what was written
             self._pending[sidecar] = side
         return side
 
+    async def _verify(self, sidecar: Path, side: dict[str, Any]) -> dict[str, Any]:
+        """2. Hash the spool file again: the row must carry the hash of the file it points at, even if the file
+        lost its tail in a power cut after the sidecar was written. Kept in the sidecar before the move, so a
+        repeat (the file then in the store) inserts the same row."""
+        path = sidecar.parent / side["file"]
+        if not await asyncio.to_thread(path.exists):
+            return side
+        size, digest = await asyncio.to_thread(sha256_file, path)
+        if (size, digest) == (side["bytes"], side["sha256"]):
+            return side
+        log.error("video: provisional segment %s changed after it closed (%s bytes, indexed as %d); kept as "
+                  "incomplete", sidecar.stem, side["bytes"], size)
+        return await self._update_sidecar(sidecar, {
+            **side, "bytes": size, "sha256": digest, "frames": None, "status": "incomplete",
+            "note": f"{CHANGED_NOTE}; {PROVISIONAL_NOTE}"})
+
+    async def _move_file(self, sidecar: Path, side: dict[str, Any]) -> None:
+        """3. The file into the store under its key (after a crash it may be there already)."""
+        seg_id, key = side["id"], side["storage_key"]
+        path = sidecar.parent / side["file"]
+        if await asyncio.to_thread(path.exists):
+            blob = await self.store.put_file(key, path, move=True)
+            if blob.sha256 != side["sha256"]:
+                log.error("video: segment %d file changed in the spool after it closed (sha256 %s, indexed %s)",
+                          seg_id, blob.sha256, side["sha256"])
+        elif not await self.store.exists(key):
+            log.error("video: segment %d (%s) is indexed but its file is gone from the spool and the store", seg_id,
+                      side["file"])
+
     async def _insert_row(self, sidecar: Path, side: dict[str, Any]) -> None:
-        """2. The whole row in one statement; already there (a pass that crashed after it) is fine."""
+        """4. The whole row in one statement; already there (a pass that crashed after it) is fine."""
         seg_id, key = side["id"], side["storage_key"]
         async with self.pool.acquire() as conn:
             await conn.execute(
@@ -557,19 +640,6 @@ class VideoRecorder:
             row = await conn.fetchrow("SELECT storage_key, sha256 FROM video_segments WHERE id = $1", seg_id)
         if row is None or row["storage_key"] != key or row["sha256"] != side["sha256"]:
             raise RuntimeError(f"video segment {seg_id} exists with another key or hash than {sidecar.name} says")
-
-    async def _move_file(self, side: dict[str, Any]) -> None:
-        """3. The file into the store under its key (after a crash it may be there already)."""
-        seg_id, key = side["id"], side["storage_key"]
-        path = self.spool_dir / side["file"]
-        if await asyncio.to_thread(path.exists):
-            blob = await self.store.put_file(key, path, move=True)
-            if blob.sha256 != side["sha256"]:
-                log.error("video: segment %d file changed in the spool after it closed (sha256 %s, indexed %s)",
-                          seg_id, blob.sha256, side["sha256"])
-        elif not await self.store.exists(key):
-            log.error("video: segment %d (%s) is indexed but its file is gone from the spool and the store", seg_id,
-                      side["file"])
 
     async def _close_idle(self) -> None:
         period = max(0.5, min(5.0, self.idle_seconds / 2))
@@ -585,31 +655,40 @@ class VideoRecorder:
                             self._detach(gate)
 
     async def recover(self) -> int:
-        """Index what a previous run of this host left in the spool (it stopped while recording); return how
-        many segment files were indexed.
+        """Index what a previous run of this recorder, or a dead one's directory, left in the spool (it stopped
+        while recording); return how many segment files were indexed.
 
         Files of segments it was still writing lack the MP4 index written at close, so they are kept as evidence
         but marked incomplete. Provisional segments and closing values left by a database outage are indexed
         here too (or, while the database is still down, by the background pass later).
         """
-        files, sidecars = await asyncio.to_thread(self._scan_spool)
+        if self._lock_fd is None:
+            self._lock_fd = await asyncio.to_thread(_lock_own, self.own_dir, LOCK_WAIT_SECONDS)
+        files, sidecars, legacy_files, legacy_sidecars = await asyncio.to_thread(self._scan_spool)
         await self._load_sidecars(sidecars)
+        await self._load_sidecars(legacy_sidecars, legacy=True)
+        open_now = {gate.segment.spool for gate in self._gates.values() if gate.segment is not None}
         recovered = 0
-        for path in files:
-            if not path.stem.isdigit():
+        for path in [*files, *legacy_files]:
+            if not path.stem.isdigit() or path in open_now:
                 continue
             row = await self.pool.fetchrow(
-                "SELECT id, storage_key, started_at, status FROM video_segments WHERE id = $1", int(path.stem))
-            if row is None or row["status"] != "recording":
+                "SELECT id, storage_key, started_at, status, bytes, sha256, deleted_at, recorder FROM video_segments "
+                "WHERE id = $1", int(path.stem))
+            if path.parent == self.spool_dir and (row is None or row["recorder"] != self.recorder_id):
+                continue  # the flat spool of an earlier version, shared: another host's file is its own business
+            # A row another host's start already ended as "nothing was saved" (it was a dead recorder's, adopted
+            # here) still gets its file.
+            if row is None or row["deleted_at"] is not None or not (
+                    row["status"] == "recording" or (row["bytes"] is None and row["sha256"] is None)):
                 log.warning("video: spool file %s has no open segment row; left in place", path)
                 continue
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
             blob = await self.store.put_file(row["storage_key"], path, move=True)
             await self.pool.execute(
-                """UPDATE video_segments SET ended_at = greatest(started_at, $2), bytes = $3, sha256 = $4,
+                """UPDATE video_segments SET ended_at = $2, bytes = $3, sha256 = $4,
                           status = 'incomplete', note = 'service stopped while recording'
-                   WHERE id = $1 AND status = 'recording'""",
-                row["id"], mtime, blob.bytes, blob.sha256,
+                   WHERE id = $1 AND deleted_at IS NULL AND (status = 'recording' OR (bytes IS NULL AND sha256 IS NULL))""",
+                row["id"], self._cut_short_end(row["started_at"]), blob.bytes, blob.sha256,
             )
             recovered += 1
         # Rows whose closing values wait in a sidecar are not abandoned: the pass below fills them.
@@ -623,16 +702,53 @@ class VideoRecorder:
         if recovered or not stale.endswith(" 0"):
             log.warning("video: recovered %d segment file(s) from the spool; %s other row(s) ended", recovered,
                         stale.split()[-1])
-        return recovered + await self.index_pending()
+        indexed = await self.index_pending()
+        await asyncio.to_thread(self._tidy)
+        return recovered + indexed
 
-    def _scan_spool(self) -> tuple[list[Path], list[Path]]:
-        if not self.spool_dir.is_dir():
-            return [], []
-        for tmp in self.spool_dir.glob("*.json.tmp"):  # a sidecar write cut short: the old sidecar stands
+    def _cut_short_end(self, started: datetime) -> datetime:
+        # A file cut short has no MP4 index, so its length is unknown; its mtime is the server's clock while
+        # started_at is the kiosk's. The slot's end bounds it in the kiosk's time: a passage anywhere in the slot
+        # finds the file (handed over whole, as evidence), and a later segment of the gate is preferred anyway.
+        return self._rolls_at(started)
+
+    def _scan_spool(self) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+        """(files, sidecars) of this recorder's own tree, after adopting dead recorders' directories, and
+        (files, sidecars) of the flat spool an earlier version wrote (filtered by owner afterwards)."""
+        own = self.own_dir
+        if self.spool_dir.is_dir():
+            for sub in sorted(self.spool_dir.iterdir()):
+                if sub.is_dir() and sub != own:
+                    _adopt(sub, own)
+        for tmp in own.rglob("*.json.tmp"):  # a sidecar write cut short: the old sidecar stands
             tmp.unlink(missing_ok=True)
-        return sorted(self.spool_dir.glob("*.mp4")), sorted(self.spool_dir.glob("*.json"))
+        flat = self.spool_dir
+        return (sorted(own.rglob("*.mp4")), sorted(own.rglob("*.json")),
+                sorted(flat.glob("*.mp4")) if flat.is_dir() else [],
+                sorted(flat.glob("*.json")) if flat.is_dir() else [])
 
-    async def _load_sidecars(self, sidecars: list[Path]) -> None:
+    def _tidy(self) -> None:
+        """Remove adopted directories nothing is left in (their lock file aside)."""
+        own = self.own_dir
+        if not own.is_dir():
+            return
+        for top, dirs, names in os.walk(own, topdown=False):
+            path = Path(top)
+            if path == own or dirs or any(name != LOCK_NAME for name in names):
+                continue
+            with contextlib.suppress(OSError):
+                (path / LOCK_NAME).unlink(missing_ok=True)
+                path.rmdir()
+
+    async def _mine(self, side: dict[str, Any]) -> bool:
+        """Whether a sidecar in the flat spool of an earlier version was written by this recorder."""
+        if "recorder" in side:
+            return side["recorder"] == self.recorder_id
+        # Closing values written before they named their recorder: the row does.
+        owner = await self.pool.fetchval("SELECT recorder FROM video_segments WHERE id = $1", side.get("id"))
+        return owner == self.recorder_id
+
+    async def _load_sidecars(self, sidecars: list[Path], *, legacy: bool = False) -> None:
         open_now = {gate.segment.sidecar for gate in self._gates.values() if gate.segment is not None}
         for sidecar in sidecars:
             if sidecar in self._pending or sidecar in open_now:
@@ -640,11 +756,14 @@ class VideoRecorder:
             try:
                 side = await asyncio.to_thread(_read_json, sidecar)
             except (OSError, ValueError):
-                log.error("video: unreadable sidecar %s; left in place", sidecar)
+                if not legacy:
+                    log.error("video: unreadable sidecar %s; left in place", sidecar)
+                continue
+            if legacy and not await self._mine(side):
                 continue
             if side.get("kind") == "provisional" and side.get("state") == "recording":
                 # A run stopped while recording it: keep the file as evidence, marked incomplete.
-                path = self.spool_dir / side["file"]
+                path = sidecar.parent / side["file"]
                 if not path.exists() or path.stat().st_size == 0:
                     await asyncio.to_thread(_unlink, path, sidecar)
                     log.warning("video: provisional segment %s of gate %s: nothing was saved", sidecar.stem,
@@ -652,8 +771,9 @@ class VideoRecorder:
                     continue
                 size, digest = await asyncio.to_thread(sha256_file, path)
                 started = datetime.fromisoformat(side["started_at"])
-                mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-                side.update(state="closed", ended_at=max(started, mtime).isoformat(), frames=None, bytes=size,
+                ended = (datetime.fromisoformat(side["rolls_at"]) if side.get("rolls_at")
+                         else self._cut_short_end(started))
+                side.update(state="closed", ended_at=ended.isoformat(), frames=None, bytes=size,
                             sha256=digest, status="incomplete",
                             note=f"service stopped while recording; {PROVISIONAL_NOTE}")
                 await asyncio.to_thread(_write_json, sidecar, side)
@@ -661,6 +781,68 @@ class VideoRecorder:
                 self._add_pending(sidecar, side)
             else:
                 log.error("video: unknown sidecar %s; left in place", sidecar)
+
+
+def _lock_own(directory: Path, wait: float) -> int:
+    """Lock this recorder's own directory, waiting a little for a previous run (or an adopter) to let go."""
+    deadline = time.monotonic() + wait
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = _try_lock(directory)
+        if fd is not None:
+            return fd
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"video spool {directory} is locked by another running recorder with the same id "
+                               "(two services with one host name on one data dir?)")
+        time.sleep(0.1)
+
+
+def _try_lock(directory: Path) -> int | None:
+    """An exclusive ``flock`` on ``directory/.lock``; None when a running recorder holds it."""
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # adopted (renamed away) meanwhile
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Another recorder may have adopted the directory between our open and our lock: the lock is then on
+        # a file that is no longer at this path, and proves nothing about it.
+        if os.stat(path).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _adopt(directory: Path, own: Path) -> None:
+    """Take over a dead recorder's directory (its lock free) by renaming it into our own.
+
+    Renamed rather than worked on in place: from the rename on, its files are under our lock (no one else can
+    take them, sidecar and file always move together), and the dead recorder's host can start again at once,
+    in a fresh directory, instead of waiting for us to index what it left.
+    """
+    fd = _try_lock(directory)
+    if fd is None:
+        return  # a running recorder's
+    try:
+        own.mkdir(parents=True, exist_ok=True)
+        target = own / f"from-{directory.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(directory, target)
+        log.warning("video: adopted the spool of stopped recorder %s (%s)", directory.name, target)
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

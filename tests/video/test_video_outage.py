@@ -126,7 +126,9 @@ async def wait_indexed(recorder: VideoRecorder, seconds: float = 15.0) -> None:
 
 
 def spool_files(recorder: VideoRecorder) -> list[str]:
-    return sorted(p.name for p in recorder.spool_dir.iterdir()) if recorder.spool_dir.is_dir() else []
+    """What is in the recorder's own spool directory, its lock file aside."""
+    own = recorder.own_dir
+    return sorted(p.name for p in own.iterdir() if p.name != ".lock") if own.is_dir() else []
 
 
 async def check_segment(pool, store: LocalStore, row, read_back, frame_size, frames: int | None) -> None:
@@ -163,8 +165,8 @@ async def test_outage_mid_stream_video_is_recorded_locally_then_indexed(
         assert len([n for n in provisional if n.endswith(".json")]) == 2
         assert len([n for n in provisional if n.endswith(".mp4")]) == 2
         assert recorder.pending_index == 2
-        waiting = next(json.loads((recorder.spool_dir / n).read_text()) for n in provisional
-                       if n.endswith(".json") and json.loads((recorder.spool_dir / n).read_text())["state"] == "closed")
+        waiting = next(json.loads((recorder.own_dir / n).read_text()) for n in provisional
+                       if n.endswith(".json") and json.loads((recorder.own_dir / n).read_text())["state"] == "closed")
         assert (waiting["gate_id"], waiting["started_at"], waiting["fps"], waiting["width"], waiting["height"]) == (
             "g1", at(2).isoformat(), 5.0, frame_size[0], frame_size[1])
         assert waiting["frames"] == 10 and waiting["recorder"] == recorder.recorder_id
@@ -200,34 +202,35 @@ async def test_restart_indexes_pending_sidecars_exactly_once_whatever_step_a_cra
     results = await stream(first, frames, 0, 6)  # three provisional segments, the last closed at shutdown
     assert all(seg is None for seg, _ in results)
     await first.close()  # the database is still down: everything stays in the spool
-    sidecars = sorted(spool.glob("p-*.json"))
-    assert len(sidecars) == 3 and len(list(spool.glob("p-*.mp4"))) == 3
+    own = first.own_dir
+    sidecars = sorted(own.glob("p-*.json"))
+    assert len(sidecars) == 3 and len(list(own.glob("p-*.mp4"))) == 3
     # A run that died while recording a fourth one provisionally: a file without its MP4 index.
     junk = b"\x00\x00\x00\x18ftypmp42 truncated"
-    (spool / "p-20250106T020010Z-deadbeef0001.mp4").write_bytes(junk)
-    (spool / "p-20250106T020010Z-deadbeef0001.json").write_text(json.dumps({
+    (own / "p-20250106T020010Z-deadbeef0001.mp4").write_bytes(junk)
+    (own / "p-20250106T020010Z-deadbeef0001.json").write_text(json.dumps({
         "kind": "provisional", "state": "recording", "gate_id": "g1", "started_at": at(10).isoformat(), "fps": 5.0,
         "width": frame_size[0], "height": frame_size[1], "recorder": first.recorder_id,
         "file": "p-20250106T020010Z-deadbeef0001.mp4"}))
     await outage.start()
 
-    # A pass cut short at each step: after choosing the id, after the row's commit, after the move.
+    # A pass cut short at each step: after choosing the id, after the move into the store, after the row's commit.
     cut = VideoRecorder(pool, store, spool_dir=spool, fps=5, segment_seconds=2)
     reserved = []
     for steps, sidecar in zip((1, 2, 3), sidecars, strict=True):
         side = await cut._reserve(sidecar, json.loads(sidecar.read_text()))
         reserved.append(side["id"])
         if steps >= 2:
-            await cut._insert_row(sidecar, side)
+            await cut._move_file(sidecar, side)
         if steps >= 3:
-            await cut._move_file(side)
+            await cut._insert_row(sidecar, side)
     await cut.close()
-    assert await pool.fetchval("SELECT count(*) FROM video_segments") == 2
+    assert await pool.fetchval("SELECT count(*) FROM video_segments") == 1
 
     again = VideoRecorder(pool, store, spool_dir=spool, fps=5, segment_seconds=2)
     await again.start()
     await again.close()
-    assert list(spool.iterdir()) == []
+    assert spool_files(again) == []
     rows = await pool.fetch("SELECT * FROM video_segments ORDER BY started_at")
     assert [r["started_at"] for r in rows] == [at(0), at(2), at(4), at(10)]
     assert [r["id"] for r in rows[:3]] == reserved  # the ids chosen before the cut, each used once
