@@ -124,7 +124,8 @@ async def test_app_starts_the_scheduler_only_when_configured(aiohttp_client, set
     off = create_app(settings)
     await aiohttp_client(off)
     assert keys.SCHEDULER not in off
-    on = create_app(settings.with_overrides(run_scheduler=True))
+    # Its own data dir: two services of one host on one data dir are refused (the video spool's lock).
+    on = create_app(settings.with_overrides(run_scheduler=True, data_dir=settings.data_dir.parent / "on"))
     await aiohttp_client(on)
     assert on[keys.SCHEDULER].scheduler.running
 
