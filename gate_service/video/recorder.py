@@ -147,6 +147,7 @@ class VideoRecorder:
         threads: int | None = None,
         metrics: Any = None,
         recorder_id: str | None = None,
+        lock_wait: float = LOCK_WAIT_SECONDS,
     ) -> None:
         if segment_seconds <= 0 or fps <= 0:
             raise ValueError("segment_seconds and fps must be positive")
@@ -159,6 +160,7 @@ class VideoRecorder:
         self.idle_seconds = idle_seconds
         self.queue_frames = queue_frames
         self.recorder_id = recorder_id or socket.gethostname()
+        self.lock_wait = lock_wait  # for a previous run of this host to let go of its spool directory
         self._lock_fd: int | None = None
         self._gates: dict[str, _Gate] = {}
         self._closing: set[asyncio.Task[ClosedSegment | None]] = set()
@@ -663,7 +665,18 @@ class VideoRecorder:
         here too (or, while the database is still down, by the background pass later).
         """
         if self._lock_fd is None:
-            self._lock_fd = await asyncio.to_thread(_lock_own, self.own_dir, LOCK_WAIT_SECONDS)
+            try:
+                self._lock_fd = await asyncio.to_thread(_lock_own, self.own_dir, self.lock_wait)
+            except SpoolLocked:
+                # Another live service of this host name uses this data dir: a misconfiguration, but video must
+                # never keep the gates from deciding. Record under a name of this process; its directory is
+                # taken over like a dead recorder's once this process is gone.
+                taken = self.recorder_id
+                self.recorder_id = f"{taken}-{os.getpid()}"
+                log.error("video: spool %s is locked by another running service named %r on this data dir; "
+                          "recording as %r (give every service its own host name)", self.own_dir.parent / taken,
+                          taken, self.recorder_id)
+                self._lock_fd = await asyncio.to_thread(_lock_own, self.own_dir, self.lock_wait)
         files, sidecars, legacy_files, legacy_sidecars = await asyncio.to_thread(self._scan_spool)
         await self._load_sidecars(sidecars)
         await self._load_sidecars(legacy_sidecars, legacy=True)
@@ -783,6 +796,10 @@ class VideoRecorder:
                 log.error("video: unknown sidecar %s; left in place", sidecar)
 
 
+class SpoolLocked(RuntimeError):
+    """A live recorder of the same id holds the spool directory."""
+
+
 def _lock_own(directory: Path, wait: float) -> int:
     """Lock this recorder's own directory, waiting a little for a previous run (or an adopter) to let go."""
     deadline = time.monotonic() + wait
@@ -792,8 +809,8 @@ def _lock_own(directory: Path, wait: float) -> int:
         if fd is not None:
             return fd
         if time.monotonic() >= deadline:
-            raise RuntimeError(f"video spool {directory} is locked by another running recorder with the same id "
-                               "(two services with one host name on one data dir?)")
+            raise SpoolLocked(f"video spool {directory} is locked by another running recorder with the same id "
+                              "(two services with one host name on one data dir?)")
         time.sleep(0.1)
 
 

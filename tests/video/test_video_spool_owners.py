@@ -262,3 +262,14 @@ async def test_a_closing_provisional_segment_answers_later_not_no_video(recorder
             break
         await asyncio.sleep(0.002)
     assert rec.pending_index == 1 and None not in seen and len(seen) > 1
+
+
+async def test_a_second_service_of_the_same_name_records_under_its_own_and_still_starts(recorders, frames):
+    first = recorders("gate-host")
+    await first.start()
+    second = recorders("gate-host", lock_wait=0.2)
+    await second.start()  # never refused: video must not keep the gates from deciding
+    assert second.recorder_id == f"gate-host-{os.getpid()}" and second.own_dir != first.own_dir
+    assert first.recorder_id == "gate-host"
+    await stream(second, frames, 0, 1)
+    assert any(second.own_dir.iterdir())
