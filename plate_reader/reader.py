@@ -132,8 +132,8 @@ class PlateReader:
         caller that saw no plate in the last frames can skip the costly text-detection pass.
 
         ``quick`` reads only the colour/edge candidates once each (no text detection, no second pass, no
-        ensemble): about a third of the work, for a live caller that already knows the vehicle in view and only
-        needs to see that it is still there."""
+        ensemble): about half the work on the dev photos (mean 60 vs 110 ms), for a live caller that already knows
+        the vehicle in view and only needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
         if quick:
             return self._finish(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
