@@ -84,7 +84,7 @@ class PlateReader:
 
     def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
-                 det_side: int = 800, refine: bool = True, ensemble: bool = True,
+                 det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0) -> None:
         if engine == "onnx":
