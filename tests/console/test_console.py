@@ -244,6 +244,11 @@ def test_bureau_table_chart_alert_ledger_and_xlsx(live, page, downloads):
     page.wait_text("#alert-msg", "已发布橙色预警")
     page.wait_text("#alert-table", "第7号")
 
+    # The rules in force today (no campaign plan covers 2026): the standing measures, with their clauses.
+    page.wait_text("#policy-title", "常态")
+    page.wait_text("#policy-table", "三(一)3")
+    assert "禁止通行" in page.text("#policy-table")
+
     # Ledger search and one passage's detail (a manual entry: no snapshot, no video — said so plainly).
     page.select("#l-enterprise", "coal-2")
     page.set("#l-from", "2025-01-01")

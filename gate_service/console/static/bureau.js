@@ -123,6 +123,22 @@
     });
   });
 
+  // ---- the rules in force: the plan file as loaded, so what is shown is what the gates apply --------------------------------------------
+  async function loadPolicy() {
+    await guard("policy-error", async () => {
+      const { in_force, policies } = await api("/api/v1/policies");
+      const p = policies.find((x) => x.id === in_force);
+      const dates = p.effective_from ? `${p.effective_from} 至 ${p.effective_until}` : "无攻坚方案期间的常态管控 / standing measures";
+      $("policy-title").textContent = `${p.title}(${p.document})· ${dates}`;
+      CG.sortableTable($("policy-table"), [
+        { key: "clause", title: "条款" },
+        { key: "effect", title: "处理", render: (r) => (r.effect === "deny" ? "禁止通行" : "提示") },
+        { key: "message", title: "规则" },
+        { key: "document", title: "依据" },
+      ], p.rules, { sortKey: "clause", sortDir: 1 });
+    });
+  }
+
   // ---- ledger ---------------------------------------------------------------------------------------------------------------------------
   function ledgerQuery() {
     return { gate_id: $("l-gate").value, enterprise_id: $("l-enterprise").value, plate: $("l-plate").value.trim(),
@@ -194,6 +210,7 @@
     });
     loadReport();
     loadAlerts();
+    loadPolicy();
     loadLedger();
   });
   CG.initHeader("bureau");
