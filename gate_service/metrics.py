@@ -126,6 +126,8 @@ class ServiceMetrics:
         self.frame_seconds = r.histogram("cleangate_frame_read_seconds", "Plate reading time per frame", LATENCY_BUCKETS)
         self.queue_depth = r.gauge("cleangate_frame_queue_depth", "Frames waiting to be read, by gate")
         self.passages = r.counter("cleangate_passages_total", "Passages recorded, by decision")
+        self.settled = r.counter("cleangate_camera_passages_settled_total",
+                                 "Camera passages by how the tracker settled them (clear_vote, sure_vote, left), by gate")
         self.decisions_by_rule = r.counter("cleangate_decision_reasons_total", "Decision reasons, by rule and effect")
         self.spooled = r.counter("cleangate_passages_spooled_total",
                                  "Passages decided while the database was down, kept in the local spool")

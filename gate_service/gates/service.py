@@ -75,6 +75,8 @@ class GatesHub:
             client_ref=f"track:{settled.first_at.timestamp():.3f}:{settled.track_id}",
         )
         judged = await self.app[keys.JUDGE].record(item, token_id=None, actor=f"camera:{gate_id}")
+        # How often the fast path settles (and how often only a vehicle leaving does) is worth watching per gate.
+        self.app[keys.METRICS].settled.inc(gate=gate_id, by=settled.reason)
         answer = judged.response()
         await self.broadcast(gate_id, {"type": "passage", "passage": answer})
         return answer
