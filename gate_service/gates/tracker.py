@@ -53,6 +53,8 @@ class Settled:
             "text": self.plate,
             "color": self.color,
             "confidence": round(self.confidence, 4),
+            # The calibrated chance the best single read was exact, when it names the settled plate.
+            "probability": self.best.probability if self.best.plate == self.plate else None,
             "frames": self.frames,
             "box": list(self.best.box) if self.best.box else None,
             "settled_by": self.reason,

@@ -58,6 +58,7 @@ async def test_posted_frames_settle_into_one_denied_passage(client, checkpoint, 
     # Two sure reads (calibrated probability >= 0.95) or a three-read vote.
     assert row["read"]["frames"] >= 2 and row["read"]["text"] == "京A88731"
     assert row["read"]["settled_by"] in ("sure_vote", "clear_vote")
+    assert 0.0 < row["read"]["probability"] <= 1.0
     assert app[keys.METRICS].settled.value(gate="city-1", by=row["read"]["settled_by"]) == 1
     assert row["snapshot_ref"] and row["crop_ref"]
     snapshot = await app[keys.MEDIA_STORE].read(row["snapshot_ref"])

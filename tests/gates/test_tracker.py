@@ -43,6 +43,7 @@ def test_two_sure_reads_settle_a_frame_sooner():
 
     settled = feed(Tracker(), [sure("晋LA1234")] * 5)
     assert [(s.plate, s.frames, s.reason) for s in settled] == [("晋LA1234", 2, "sure_vote")]
+    assert settled[0].read_json()["probability"] == 0.97
     # Not when one read of the track disagrees, nor when one is not sure enough: the usual three-read vote.
     settled = feed(Tracker(), [sure("晋LA1234"), sure("晋LA1284"), sure("晋LA1234"), sure("晋LA1234")])
     assert [(s.plate, s.reason) for s in settled] == [("晋LA1234", "clear_vote")]
