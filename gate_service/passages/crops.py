@@ -14,6 +14,7 @@ Labels, from strongest to weakest:
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -24,7 +25,6 @@ import asyncpg
 from gate_service.cli import _with_db, extension
 from gate_service.config import Settings
 from gate_service.policy.model import SHANGHAI
-from sheets.write import write_csv
 
 LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",
@@ -62,28 +62,34 @@ async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetim
                        gate_id: str | None = None, sources: tuple[str, ...] = LABEL_SOURCES) -> dict[str, int]:
     """Write ``out/crops/<passage id>.jpg`` and ``out/labels.csv`` (UTF-8 with BOM, opens in Excel).
 
-    A crop whose file retention already removed (or that cannot be read) is counted as missing, not fatal.
+    Rows stream through a server-side cursor and straight into the CSV: a busy month of a whole city does not
+    have to fit in memory. A crop whose file retention already removed (or that cannot be read) is counted as
+    missing, not fatal.
     """
     (out / "crops").mkdir(parents=True, exist_ok=True)
     counts = {s: 0 for s in LABEL_SOURCES} | {"missing": 0}
-    rows = []
-    for row in await pool.fetch(_QUERY, since, until, gate_id):
-        plate, source = label_of(row)
-        if source not in sources:
-            continue
-        try:
-            data = await store.read(row["crop_ref"])
-        except (FileNotFoundError, OSError):
-            counts["missing"] += 1
-            continue
-        name = f"crops/{row['id']}{Path(row['crop_ref']).suffix or '.jpg'}"
-        (out / name).write_bytes(data)
-        read = row["read"] or {}
-        rows.append((name, plate, source, row["plate"], row["plate_color"] or read.get("color"),
-                     read.get("confidence"), read.get("probability"), row["gate_id"],
-                     row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), row["override_reason"]))
-        counts[source] += 1
-    (out / "labels.csv").write_bytes(write_csv(HEADERS, rows))
+    # utf-8-sig writes the BOM that makes Excel read UTF-8 (as sheets.write_csv does for downloads).
+    with open(out / "labels.csv", "w", encoding="utf-8-sig", newline="") as csv_file:
+        writer = csv.writer(csv_file, lineterminator="\r\n")
+        writer.writerow(HEADERS)
+        async with pool.acquire() as conn, conn.transaction():
+            async for row in conn.cursor(_QUERY, since, until, gate_id, prefetch=500):
+                plate, source = label_of(row)
+                if source not in sources:
+                    continue
+                try:
+                    data = await store.read(row["crop_ref"])
+                except (FileNotFoundError, OSError):
+                    counts["missing"] += 1
+                    continue
+                name = f"crops/{row['id']}{Path(row['crop_ref']).suffix or '.jpg'}"
+                (out / name).write_bytes(data)
+                read = row["read"] or {}
+                line = (name, plate, source, row["plate"], row["plate_color"] or read.get("color"),
+                        read.get("confidence"), read.get("probability"), row["gate_id"],
+                        row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), row["override_reason"])
+                writer.writerow(["" if v is None else v for v in line])
+                counts[source] += 1
     return counts
 
 
