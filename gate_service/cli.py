@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"cleangate listening on http://{settings.host}:{settings.port}  (data: {settings.data_dir})", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0
+
+
+def day_arg(value: str) -> date:
+    """argparse type for a day given as YYYY-MM-DD (the operator commands' --as-of, --since, --until)."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *, migrate: bool = True) -> int:
@@ -164,4 +173,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["main", "extension", "Path"]
+__all__ = ["main", "extension", "day_arg", "Path"]

@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from gate_service.cli import _with_db, extension
+from gate_service.cli import _with_db, day_arg, extension
 from gate_service.config import Settings
 from gate_service.policy.model import SHANGHAI
+from gate_service.reports.compute import period_bounds
 
 LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",
@@ -93,22 +94,14 @@ async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetim
     return counts
 
 
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
-
-
 async def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from gate_service.video.storage import open_store
 
-    # Whole days in Linfen's time, the end day included.
-    since = datetime.combine(args.since, time(), SHANGHAI)
-    until = datetime.combine(args.until, time(), SHANGHAI) + timedelta(days=1)
-    if until <= since:
+    if args.until < args.since:
         print("error: --until is before --since / 结束日期早于开始日期", file=sys.stderr)
         return 2
+    # Whole days in Linfen's time, the end day included.
+    since, until = period_bounds(args.since, args.until)
     sources = ("corrected",) if args.only_corrected else LABEL_SOURCES
 
     async def work(db: Any) -> int:
@@ -128,8 +121,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     csub = crops.add_subparsers(dest="crops_cmd", required=True)
     exp = csub.add_parser("export", parents=[common], help="write crops and labels.csv for recogniser training "
                                                            "(the crops show plates: personal data, keep them so)")
-    exp.add_argument("--since", type=_day, required=True, help="first day, YYYY-MM-DD (Asia/Shanghai)")
-    exp.add_argument("--until", type=_day, required=True, help="last day, YYYY-MM-DD, included")
+    exp.add_argument("--since", type=day_arg, required=True, help="first day, YYYY-MM-DD (Asia/Shanghai)")
+    exp.add_argument("--until", type=day_arg, required=True, help="last day, YYYY-MM-DD, included")
     exp.add_argument("--out", required=True, help="folder to write to (created)")
     exp.add_argument("--gate", help="only this gate")
     exp.add_argument("--only-corrected", action="store_true", help="only crops whose plate a guard corrected")

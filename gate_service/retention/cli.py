@@ -5,18 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from typing import Any
 
-from gate_service.cli import _with_db, extension
+from gate_service.cli import _with_db, day_arg, extension
 from gate_service.config import Settings
-
-
-def _as_of(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 async def plan_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -63,7 +55,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     retention_sub = retention.add_subparsers(dest="retention_cmd", required=True)
     plan = retention_sub.add_parser("plan", parents=[common], help="list what would be deleted on a day, "
                                                                    "without deleting")
-    plan.add_argument("--as-of", type=_as_of, help="the day (YYYY-MM-DD, Asia/Shanghai); default today")
+    plan.add_argument("--as-of", type=day_arg, help="the day (YYYY-MM-DD, Asia/Shanghai); default today")
     plan.add_argument("--json", action="store_true", help="machine-readable, every segment listed")
     plan.add_argument("--verbose", "-v", action="store_true", help="list every segment, not per gate and day")
     plan.set_defaults(func=plan_command)
