@@ -8,7 +8,7 @@ declare theirs the same way without importing this module.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -107,6 +107,13 @@ def parse_datetime(value: str, field: str = "at") -> datetime:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _fail(field, "应为 ISO-8601 时间 / expected an ISO-8601 date-time") from None
+
+
+def moment_or_now(raw: str | None, field: str = "at", *, naive: tzinfo = timezone.utc) -> datetime:
+    """The moment ``raw`` names (ISO-8601), or now when it is None; a time without an offset is read in
+    ``naive``."""
+    moment = parse_datetime(raw, field) if raw is not None else datetime.now(timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=naive)
 
 
 def parse_date(value: str, field: str) -> date:

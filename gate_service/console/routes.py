@@ -15,7 +15,7 @@ from gate_service.auth import Principal, audit, enterprise_scope, require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.passages.judge import alert_level_at
 from gate_service.registry.routes import normalise_plate
-from gate_service.validation import parse_datetime
+from gate_service.validation import moment_or_now
 from gate_service.web import Api, json_response
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -67,10 +67,7 @@ async def whoami(request: web.Request) -> web.Response:
 @api.route("GET", "/api/v1/console/status", roles=ALL_ROLES, tag=TAG, query={"at": {"type": "string"}},
            summary="The control status in force at a moment (default now): policy or campaign plan, alert level")
 async def status(request: web.Request) -> web.Response:
-    raw = request.query.get("at")
-    at = parse_datetime(raw, "at") if raw else datetime.now(timezone.utc)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+    at = moment_or_now(request.query.get("at") or None)
     policy = request.app[keys.POLICIES].policy_for(at)
     return json_response({
         "at": at.isoformat(),

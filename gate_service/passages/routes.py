@@ -15,7 +15,7 @@ from gate_service.passages.export import export_passages
 from gate_service.passages.judge import PassageInput, alert_level_at, check_moment
 from gate_service.policy.model import SHANGHAI
 from gate_service.registry.routes import normalise_plate
-from gate_service.validation import parse_date, parse_datetime
+from gate_service.validation import moment_or_now, parse_date, parse_datetime
 from gate_service.web import Api, json_response
 
 api = Api()
@@ -190,9 +190,7 @@ async def post_alert(request: web.Request) -> web.Response:
 async def get_alerts(request: web.Request) -> web.Response:
     pool = request.app[keys.POOL]
     if "at" in request.query:
-        at = parse_datetime(request.query["at"], "at")
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=SHANGHAI)
+        at = moment_or_now(request.query["at"], naive=SHANGHAI)
         rows = await pool.fetch(
             """SELECT id, level, starts_at, ends_at, note, declared_by, created_at FROM alerts
                WHERE starts_at <= $1 AND ends_at > $1 AND cancelled_at IS NULL ORDER BY starts_at""", at)

@@ -6,14 +6,13 @@ the plan files as loaded, so it cannot drift from what ``decide`` uses.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
 from gate_service import keys
 from gate_service.policy.model import Condition, Policy
-from gate_service.validation import parse_datetime
+from gate_service.validation import moment_or_now
 from gate_service.web import Api, json_response
 
 api = Api()
@@ -47,10 +46,7 @@ def policy_json(policy: Policy, in_force: bool) -> dict[str, Any]:
            summary="The loaded plans (rules with clauses, targets, dates) and the one in force at a moment (default "
                    "now)")
 async def list_policies(request: web.Request) -> web.Response:
-    raw = request.query.get("at")
-    at = parse_datetime(raw, "at") if raw else datetime.now(timezone.utc)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
+    at = moment_or_now(request.query.get("at") or None)
     policies = request.app[keys.POLICIES]
     current = policies.policy_for(at)
     return json_response({
