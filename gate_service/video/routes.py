@@ -50,6 +50,11 @@ CLIP_QUERY = {"before": SECONDS, "after": SECONDS, "whole": {"type": "string", "
 MAX_CLIP_SECONDS = 300
 
 
+# A segment with what serving it needs: its storage key and its gate's enterprise (for the enterprise check).
+_SEGMENT_WITH_GATE = (f"SELECT {SEGMENT_COLUMNS}, s.storage_key, g.enterprise_id FROM video_segments s "
+                      "LEFT JOIN gates g ON g.id = s.gate_id")
+
+
 def _segment_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["available"] = out["deleted_at"] is None and out["status"] != "recording" and bool(out["bytes"])
@@ -57,9 +62,7 @@ def _segment_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
 
 
 async def _segment(request: web.Request, segment_id: int) -> dict[str, Any]:
-    row = await request.app[keys.POOL].fetchrow(
-        f"SELECT {SEGMENT_COLUMNS}, s.storage_key, g.enterprise_id FROM video_segments s "
-        "LEFT JOIN gates g ON g.id = s.gate_id WHERE s.id = $1", segment_id)
+    row = await request.app[keys.POOL].fetchrow(f"{_SEGMENT_WITH_GATE} WHERE s.id = $1", segment_id)
     if row is None:
         raise not_found("录像片段 video segment", str(segment_id))
     return dict(row)
@@ -74,8 +77,7 @@ async def _segment_covering(request: web.Request, gate_id: str, at: datetime) ->
     recorder = request.app.get(keys.VIDEO_RECORDER)
     length = float(getattr(recorder, "segment_seconds", 600.0))
     row = await request.app[keys.POOL].fetchrow(
-        f"""SELECT {SEGMENT_COLUMNS}, s.storage_key, g.enterprise_id FROM video_segments s
-            LEFT JOIN gates g ON g.id = s.gate_id
+        f"""{_SEGMENT_WITH_GATE}
             WHERE s.gate_id = $1 AND s.started_at <= $2 AND s.started_at > $2 - make_interval(secs => $3)
               AND $2 < coalesce(s.ended_at, s.started_at + make_interval(secs => $4))
             ORDER BY (s.bytes IS NOT NULL) DESC, s.started_at DESC LIMIT 1""",
