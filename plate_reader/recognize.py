@@ -172,8 +172,8 @@ class Recognizer:
         neg = np.float32(-1e9)
         char_arr = np.array(char_state)
         start = np.array(first)
-        # Moves that would cross from one template's chain into the next are never allowed.
-        no_step1 = start
+        # Moves that would cross from one template's chain into the next are never allowed: no step into a
+        # chain's first state, no skip into its first two.
         no_step2 = ~char_arr | start | np.concatenate(([True], start[:-1]))
         score = np.full(n, neg, dtype=np.float32)
         offs = np.array(offsets)
@@ -185,7 +185,7 @@ class Recognizer:
             cand[0] = score
             cand[1, 0] = neg
             cand[1, 1:] = score[:-1]
-            cand[1, no_step1] = neg
+            cand[1, start] = neg
             cand[2, :2] = neg
             cand[2, 2:] = score[:-2]
             cand[2, no_step2] = neg
