@@ -1,4 +1,5 @@
-"""Real frames for the recorder: EasyPR photos decoded and resized to one size."""
+"""Frames for the recorder, resized to one size: EasyPR street photos, or synthetic gate frames where that
+folder is absent (these tests are about recording video, not reading plates)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,21 @@ import pytest
 from gate_service.db.connect import create_pool
 from gate_service.video.recorder import VideoRecorder
 from gate_service.video.storage import LocalStore
+from tests.conftest import EASYPR
 
-EASYPR = Path(__file__).resolve().parents[3] / "shared" / "data" / "plates" / "easypr"
 SIZE = (320, 240)
 
 
 @pytest.fixture(scope="session")
 def frames() -> list[np.ndarray]:
     paths = sorted(EASYPR.glob("*.jpg"))[:12]
-    assert paths, f"no EasyPR photos under {EASYPR}"
-    images = []
-    for path in paths:
-        image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-        images.append(cv2.resize(image, SIZE))
-    return images
+    if paths:
+        images = [cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR) for path in paths]
+    else:
+        from plate_reader.synth import synthetic_set
+
+        images = [s.image for s in synthetic_set(per_kind=2)[:12]]
+    return [cv2.resize(image, SIZE) for image in images]
 
 
 @pytest.fixture
