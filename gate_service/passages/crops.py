@@ -24,8 +24,7 @@ import asyncpg
 
 from gate_service.cli import _with_db, day_arg, extension
 from gate_service.config import Settings
-from gate_service.policy.model import SHANGHAI
-from gate_service.reports.compute import period_bounds
+from gate_service.policy.model import SHANGHAI, period_bounds
 
 LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",

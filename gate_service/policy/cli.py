@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from gate_service.cli import _with_db, extension
 from gate_service.config import Settings
 from gate_service.policy import check_policy_file, format_problems, has_errors, load_policy
-from gate_service.policy.model import SHANGHAI, BlacklistEntry, Enterprise, Gate, Vehicle
+from gate_service.policy.model import BlacklistEntry, Enterprise, Gate, Vehicle, period_bounds
 from gate_service.policy.replay import RecordedPassage, replay
 
 
@@ -48,8 +48,7 @@ def recorded(row: dict[str, Any], enterprise: dict[str, Any] | None) -> Recorded
 async def replay_ledger(conn: Any, policy_path: str, start: date, end: date) -> Any:
     policy = load_policy(policy_path)
     enterprises = {r["id"]: dict(r) for r in await conn.fetch("SELECT * FROM enterprises")}
-    lo = datetime.combine(start, time.min, SHANGHAI)
-    hi = datetime.combine(end + timedelta(days=1), time.min, SHANGHAI)
+    lo, hi = period_bounds(start, end)
     rows = await conn.fetch(
         """SELECT id, at, gate_id, zone_id, enterprise_id, plate, plate_color, emission_stage, fuel_type,
                   vehicle_class, registered, blacklisted, alert_level, decision, rules

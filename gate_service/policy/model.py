@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
 from gate_service import vocab
@@ -217,6 +217,12 @@ class Rule:
 
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def period_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """The local days first..last (both included) as a half-open span of moments [start, end)."""
+    start = datetime.combine(first, time.min, SHANGHAI)
+    return start, start + timedelta(days=(last - first).days + 1)
 
 
 def zone_for(name: str) -> tzinfo:

@@ -17,11 +17,11 @@ import calendar
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from gate_service.policy.model import SHANGHAI
+from gate_service.policy.model import SHANGHAI, period_bounds
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -203,11 +203,6 @@ def enterprise_figures(
     road = sum((f.road for f in months), RoadCounts())
     non_road = sum((f.non_road for f in months), Volumes())
     return Figures(first, last, road, non_road, target_for(industry, county, first, last)), months
-
-
-def period_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(first, time.min, SHANGHAI)
-    return start, start + timedelta(days=(last - first).days + 1)
 
 
 def projection(total: Figures, now: datetime) -> dict[str, Any]:
