@@ -102,7 +102,7 @@ async def get_gate(request: web.Request) -> web.Response:
 
 
 @api.route("PUT", "/api/v1/vehicles/{plate}", roles=("admin", "kiosk"),
-           summary="Register or update a vehicle (kiosk: the guard registers an unknown vehicle)",
+           summary="Register or update a vehicle (kiosk: registers an unknown vehicle only, 409 vehicle_exists otherwise)",
            body=schemas.VEHICLE, tag="registry")
 async def put_vehicle(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
@@ -113,11 +113,30 @@ async def put_vehicle(request: web.Request) -> web.Response:
     extra.update({k: v for k, v in body.items() if k not in schemas.VEHICLE_FIELDS})
     fields = {k: v for k, v in body.items() if k in schemas.VEHICLE_FIELDS}
     fields["extra"] = extra
+    principal = request[keys.PRINCIPAL]
     pool = request.app[keys.POOL]
-    async with pool.acquire() as conn, conn.transaction():
-        row, created = await store.upsert_vehicle(conn, plate, fields)
-        await audit(conn, request, "vehicle.put", plate, {k: v for k, v in fields.items() if k != "extra"})
-    return json_response(row, status=201 if created else 200)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            if principal.role == "kiosk":
+                # A guard registers a vehicle the gate does not know; what the registry already says about a
+                # vehicle (fuel, emission stage) is the admin's to change, or a kiosk could wave any lorry through.
+                row = await store.insert_vehicle(conn, plate, fields)
+                before = None
+            else:
+                before = await store.get_vehicle(conn, plate, for_update=True)
+                row, _ = await store.upsert_vehicle(conn, plate, fields)
+            if row is not None:
+                await audit(conn, request, "vehicle.put", plate,
+                            {"before": store.vehicle_snapshot(before), "after": store.vehicle_snapshot(row)})
+        if row is None:
+            async with conn.transaction():
+                await audit(conn, request, "vehicle.put_refused", plate,
+                            {"attempted": store.vehicle_snapshot({**fields, "plate": plate})})
+            raise ApiError(409, "vehicle_exists",
+                           f"车辆 {plate} 已登记,门岗终端不能修改已登记车辆,请联系管理员 / {plate} is already "
+                           "registered: a kiosk registers unknown vehicles only; changes are the admin's",
+                           field="plate")
+    return json_response(row, status=200 if before is not None else 201)
 
 
 @api.route("GET", "/api/v1/vehicles/{plate}", roles=("admin", "ecology", "kiosk", "police"), summary="One vehicle",
