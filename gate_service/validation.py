@@ -7,6 +7,8 @@ declare theirs the same way without importing this module.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
@@ -100,6 +102,83 @@ def validate(value: Any, schema: dict[str, Any], field: str = "body") -> Any:
         for i, item in enumerate(value):
             validate(item, schema["items"], f"{field}[{i}]")
     return value
+
+
+# ---- JSON bodies -----------------------------------------------------------------------------------
+
+# No field of the API needs more; Python's own int() limit (4300 digits) would otherwise surface as a 500.
+MAX_INT_DIGITS = 40
+# Bodies are a few levels deep; the limit keeps both the C parser and the walk below far from the recursion limit.
+MAX_DEPTH = 64
+
+
+class _Refused:
+    """Stands where the parser met a value it must not hand on, so the walk can name the field."""
+
+    def __init__(self, literal: str, why: str) -> None:
+        self.literal = literal
+        self.why = why
+
+
+def _float(text: str) -> float | _Refused:
+    value = float(text)
+    return value if math.isfinite(value) else _Refused(text, "超出范围 / out of range")
+
+
+def _int(text: str) -> int | _Refused:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return _Refused(text[:12] + "…", f"超过 {MAX_INT_DIGITS} 位 / more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _constant(text: str) -> _Refused:
+    # Python's json reads NaN/Infinity (not JSON at all); PostgreSQL would store NaN and every sum over it.
+    return _Refused(text, "不是有限数值 / not a finite number")
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse a client's JSON: only finite numbers, integers of at most MAX_INT_DIGITS digits, at most
+    MAX_DEPTH levels, no NUL in any string. Every route that reads a JSON body goes through here."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "请求体必须是 UTF-8 / the body must be UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, "invalid_json", f"JSON 格式错误(第 {exc.lineno} 行第 {exc.colno} 列)/ malformed JSON: {exc.msg}"
+        ) from None
+    except RecursionError:  # the C parser counts its depth and refuses, long before the stack ends
+        raise _too_deep() from None
+    _check_values(value)
+    return value
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "json_too_deep", f"JSON 嵌套超过 {MAX_DEPTH} 层 / JSON nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_values(value: Any) -> None:
+    # Iterative: a body nested a few hundred levels (under the parser's limit) must not exhaust the stack here.
+    stack: list[tuple[str, Any, int]] = [("body", value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(item, _Refused):
+            field = path[5:] if path.startswith("body.") else path
+            raise ApiError(422, "invalid_value", f"字段 {field}: {item.literal} {item.why}", field=field)
+        if isinstance(item, str) and "\x00" in item:  # PostgreSQL stores no NUL in text or jsonb
+            raise ApiError(422, "invalid_character", "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if "\x00" in k:
+                    raise ApiError(422, "invalid_character",
+                                   "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
+                stack.append((f"{path}.{k}", v, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in enumerate(item))
 
 
 def parse_datetime(value: str, field: str = "at") -> datetime:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from gate_service.auth import require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
+from gate_service.validation import loads_json
 from gate_service.web import Api, dumps, json_response
 from plate_reader.image import ImageError
 
@@ -136,8 +136,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif msg.type == WSMsgType.TEXT:
-                with contextlib.suppress(ValueError):
-                    command = json.loads(msg.data)
+                with contextlib.suppress(ApiError):
+                    command = loads_json(msg.data)
                     if isinstance(command, dict) and command.get("direction") in ("in", "out"):
                         direction = command["direction"]
                         await send({"type": "direction", "direction": direction})
