@@ -74,7 +74,8 @@ async def camera_event(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "应为 multipart/form-data / expected multipart/form-data")
     event = await read_multipart(request)
     principal = request[keys.PRINCIPAL]
-    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id)
+    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id,
+                                principal.role)
     return json_response(answer, status=200 if answer.get("replayed") else 201)
 
 

@@ -45,14 +45,14 @@ class PassageInput:
     extra_flags: list[str] = field(default_factory=list)
 
 
-def check_moment(at: datetime, *, role: str, now: datetime | None = None) -> None:
+def check_moment(at: datetime, *, role: str, now: datetime | None = None, field: str = "at") -> None:
     now = now or datetime.now(timezone.utc)
     if at > now + CLOCK_SKEW:
-        raise ApiError(422, "time_in_future", "通行时间不能晚于当前时间 / 'at' is in the future", field="at")
+        raise ApiError(422, "time_in_future", f"通行时间不能晚于当前时间 / '{field}' is in the future", field=field)
     if role != "admin" and at < now - KIOSK_LATE_WINDOW:
         raise ApiError(422, "time_too_old",
                        f"终端补传不得早于 {KIOSK_LATE_WINDOW.days} 天前 / a kiosk may send at most "
-                       f"{KIOSK_LATE_WINDOW.days} days late", field="at")
+                       f"{KIOSK_LATE_WINDOW.days} days late", field=field)
 
 
 async def alert_level_at(conn: asyncpg.Connection | asyncpg.Pool, at: datetime) -> str | None:
