@@ -67,9 +67,10 @@ def validate(value: Any, schema: dict[str, Any], field: str = "body") -> Any:
         fmt = schema.get("format")
         if fmt == "date":
             try:
-                date.fromisoformat(value)
+                day = date.fromisoformat(value)
             except ValueError:
                 raise _fail(field, "应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD") from None
+            in_range(day, field)
         elif fmt == "uuid":
             try:
                 UUID(value)
@@ -181,11 +182,25 @@ def _check_values(value: Any) -> None:
             stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in enumerate(item))
 
 
+# Dates the service can work with: a day or a moment is shifted by a day or by UTC+8 in many places, which
+# Python cannot do at year 1 or 9999 (OverflowError, a 500); no passage, plan or report lies outside these.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def in_range(value: date, field: str) -> date:
+    """``value`` (a date or a datetime), or a 422 date_out_of_range naming the field."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise _fail(field, f"年份须在 {MIN_YEAR}–{MAX_YEAR} 之间 / the year must be within {MIN_YEAR}–{MAX_YEAR}",
+                    "date_out_of_range")
+    return value
+
+
 def parse_datetime(value: str, field: str = "at") -> datetime:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _fail(field, "应为 ISO-8601 时间 / expected an ISO-8601 date-time") from None
+    return in_range(moment, field)
 
 
 def moment_or_now(raw: str | None, field: str = "at", *, naive: tzinfo = timezone.utc) -> datetime:
@@ -197,9 +212,10 @@ def moment_or_now(raw: str | None, field: str = "at", *, naive: tzinfo = timezon
 
 def parse_date(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise _fail(field, "应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD", "bad_query") from None
+    return in_range(day, field)
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_ROWS = 100_000
@@ -75,8 +75,10 @@ def _rows_from_xlsx(data: bytes) -> list[list[str | None]]:
     return rows
 
 
-def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tuple[list[str], list[Row]]:
-    """Return (columns, rows). ``aliases`` maps Chinese or alternative headers to canonical names."""
+def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None,
+               required: Iterable[str] = ()) -> tuple[list[str], list[Row]]:
+    """Return (columns, rows). ``aliases`` maps Chinese or alternative headers to canonical names; a first row
+    naming none of the ``required`` columns is data, not a header, and the file is refused."""
     if not data.strip():
         raise SheetError("empty_file", "文件为空 / the file is empty")
     records = _rows_from_xlsx(data) if data[:4] == b"PK\x03\x04" else _rows_from_csv(data)
@@ -87,6 +89,11 @@ def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tupl
     if len(records) > MAX_ROWS + 1:
         raise SheetError("too_many_rows", f"一次最多导入 {MAX_ROWS} 行 / at most {MAX_ROWS} rows per import")
     columns = [_canonical(h or "", aliases or {}) for h in records[0]]
+    required = tuple(required)
+    if required and not set(required) & set(columns):
+        # Read as a header, the first vehicle would vanish and every other row lack its columns.
+        raise SheetError("no_header", f"第一行应为表头,须包含列 {'/'.join(required)} / the first row must be a "
+                         f"header naming {', '.join(required)}")
     rows: list[Row] = []
     for number, record in enumerate(records[1:], start=2):
         if not any(record):

@@ -103,9 +103,11 @@ async def snapshot(request: web.Request) -> web.Response:
     ref = row["crop_ref"] if request.query.get("kind") == "crop" else row["snapshot_ref"]
     if not ref:
         raise ApiError(404, "no_snapshot", "该通行记录没有抓拍图片(人工录入或未保存)/ this passage has no snapshot")
+    from gate_service.video.storage import BadKey
+
     try:
         data = await request.app[keys.MEDIA_STORE].read(ref)
-    except FileNotFoundError:
+    except (FileNotFoundError, BadKey):  # BadKey: a reference stored before clients were kept from setting it
         raise ApiError(404, "snapshot_missing", "抓拍图片已删除或缺失 / the snapshot is gone from storage") from None
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -157,8 +159,10 @@ async def get_document(request: web.Request) -> web.Response:
     ref = await request.app[keys.POOL].fetchval("SELECT extra->>'document_ref' FROM vehicles WHERE plate = $1", plate)
     if not ref:
         raise ApiError(404, "no_document", "该车辆没有上传随车清单/行驶证照片 / no document photo for this vehicle")
+    from gate_service.video.storage import BadKey
+
     try:
         data = await request.app[keys.MEDIA_STORE].read(ref)
-    except FileNotFoundError:
+    except (FileNotFoundError, BadKey):  # BadKey: a reference stored before clients were kept from setting it
         raise ApiError(404, "document_missing", "照片文件缺失 / the photo is missing from storage") from None
     return web.Response(body=data, content_type="image/png" if ref.endswith(".png") else "image/jpeg")
