@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gate_service import keys
 from gate_service.errors import ApiError
-from gate_service.passages.judge import PassageInput, check_moment
+from gate_service.passages.judge import PassageInput, body_hash, check_moment
 from plate_reader import plates
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,9 @@ async def record_event(app: web.Application, gate_id: str, event: CameraEvent, a
         gate_id=gate_id, plate=plate, direction=event.direction, at=at, source="camera",
         plate_color=color if color != "unknown" else None, read=read, snapshot_ref=snapshot_ref,
         client_ref=f"camera:{event.event_id}" if event.event_id else None,
+        # A camera re-sending its event sends the same XML; another event under the same id is not a retry.
+        body_hash=body_hash([event.plate, event.color, event.direction, event.confidence,
+                             event.at.isoformat() if event.at else None]) if event.event_id else None,
     )
     judged = await app[keys.JUDGE].record(item, token_id=token_id, actor=actor)
     answer = judged.response()
