@@ -136,14 +136,10 @@ async def snapshot(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", text.encode("unicode_escape").decode("ascii").replace("\\u", "u")) or "x"
-
-
 @api.route("POST", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin"), tag=TAG, status=201,
            content_types=PHOTO_TYPES,
            summary="Upload the photo of a registered vehicle's 随车清单 or 行驶证 (JPEG/PNG body); kept in the "
-                   "media store and referenced from the vehicle's extra.document_ref")
+                   "media store under a key the server makes (never one a client names)")
 async def upload_document(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
     data = await request.read()
@@ -152,9 +148,9 @@ async def upload_document(request: web.Request) -> web.Response:
     if len(data) > MAX_PHOTO_BYTES:
         raise ApiError(413, "image_too_large", f"图片不能超过 {MAX_PHOTO_BYTES // 1048576} MB / image too large")
     if data[:3] == b"\xff\xd8\xff":
-        ext = "jpg"
+        ext, ctype = "jpg", "image/jpeg"
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        ext = "png"
+        ext, ctype = "png", "image/png"
     else:
         raise ApiError(422, "image_invalid", "只接受 JPEG 或 PNG 图片 / only JPEG or PNG images")
     pool = request.app[keys.POOL]
@@ -164,27 +160,36 @@ async def upload_document(request: web.Request) -> web.Response:
 
     now = datetime.now(timezone.utc)
     principal: Principal = request[keys.PRINCIPAL]
-    key = media_key("documents", principal.gate_id or "console", now,
-                    f"{_safe(plate)}-{uuid.uuid4().hex[:10]}.{ext}")
+    # media_key adds 128 random bits; nothing of the plate goes into the key.
+    key = media_key("documents", principal.gate_id or "console", now, f"document.{ext}")
     stored = await request.app[keys.MEDIA_STORE].put(key, data)
-    doc = {"document_ref": stored.key, "document_sha256": stored.sha256, "document_bytes": stored.bytes,
-           "document_uploaded_at": now.isoformat(), "document_uploaded_by": principal.actor}
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE vehicles SET extra = extra || $2::jsonb, updated_at = now() WHERE plate = $1",
-                           plate, doc)
-        await audit(conn, request, "vehicle.document", plate, {"ref": stored.key, "bytes": stored.bytes})
+        doc_id = await conn.fetchval(
+            """INSERT INTO vehicle_documents (plate, storage_key, content_type, bytes, sha256, uploaded_at,
+                                              uploaded_by, token_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+            plate, stored.key, ctype, stored.bytes, stored.sha256, now, principal.actor, principal.token_id)
+        await audit(conn, request, "vehicle.document", plate, {"ref": stored.key, "bytes": stored.bytes,
+                                                               "document_id": doc_id})
+    doc = {"document_id": doc_id, "document_ref": stored.key, "document_sha256": stored.sha256,
+           "document_bytes": stored.bytes, "document_uploaded_at": now.isoformat(),
+           "document_uploaded_by": principal.actor}
     return json_response({"plate": plate, **doc}, status=201)
 
 
-@api.route("GET", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin", "ecology", "police"),
+# Not the police: their console is the blacklist, and no picture or video route admits them.
+@api.route("GET", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin", "ecology"),
            tag=TAG, produces=("image/jpeg", "image/png"), summary="The uploaded 随车清单/行驶证 photo of a vehicle")
 async def get_document(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
-    ref = await request.app[keys.POOL].fetchval("SELECT extra->>'document_ref' FROM vehicles WHERE plate = $1", plate)
-    if not ref:
+    row = await request.app[keys.POOL].fetchrow(
+        """SELECT storage_key, content_type FROM vehicle_documents WHERE plate = $1
+           ORDER BY uploaded_at DESC, id DESC LIMIT 1""", plate)
+    if row is None:
         raise ApiError(404, "no_document", "该车辆没有上传随车清单/行驶证照片 / no document photo for this vehicle")
     try:
-        data = await request.app[keys.MEDIA_STORE].read(ref)
+        data = await request.app[keys.MEDIA_STORE].read(row["storage_key"])
     except FileNotFoundError:
         raise ApiError(404, "document_missing", "照片文件缺失 / the photo is missing from storage") from None
-    return web.Response(body=data, content_type="image/png" if ref.endswith(".png") else "image/jpeg")
+    return web.Response(body=data, content_type=row["content_type"],
+                        headers={"Cache-Control": "private, no-store"})
