@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
+    app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
