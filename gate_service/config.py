@@ -47,6 +47,8 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # Per-role token buckets, "role=rate/burst,..." or "off"; empty: gate_service.ratelimit's defaults.
     rate_limits: str = ""
+    # Rows an XLSX export may hold; past it the export answers 413 export_too_large and points to CSV.
+    export_xlsx_max_rows: int = 100_000
 
     def __post_init__(self) -> None:
         from plate_reader.plates import PROVINCES
@@ -75,6 +77,7 @@ class Settings:
             local_provinces=os.environ.get("CLEANGATE_LOCAL_PROVINCES", ""),
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
+            export_xlsx_max_rows=_env_int("CLEANGATE_EXPORT_XLSX_MAX_ROWS", cls.export_xlsx_max_rows),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
