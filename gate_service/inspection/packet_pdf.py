@@ -79,45 +79,59 @@ def _table(pdf: Any, table: t.Table, widths: tuple[float, ...] | None = None) ->
         pdf.cell(0, 5, "（无）", new_x="LMARGIN", new_y="NEXT")
         return
     pdf.set_font(FAMILY, size=6.5)
-    with pdf.table(col_widths=widths, line_height=3.6, text_align="LEFT", first_row_as_headings=True) as tab:
+    from fpdf.fonts import FontFace
+
+    # One regular face is embedded: headings are shaded, not bold.
+    heads = FontFace(emphasis="", fill_color=(221, 235, 247))
+    with pdf.table(col_widths=widths, line_height=3.6, text_align="LEFT", first_row_as_headings=True,
+                   headings_style=heads) as tab:
         tab.row([str(h) for h in headers])
         for row in rows:
             tab.row([_cell(v) for v in row])
 
 
 def _sample(pdf: Any, data: Mapping[str, Any]) -> None:
+    from fpdf.fonts import FontFace
+
     title, headers, rows = t.sample_table(data)
     _heading(pdf, title, 11)
+    pdf.set_font(FAMILY, size=6.5)
+    pdf.multi_cell(0, 3.4, "标红的记录：当时记录的排放阶段/燃料/车型与现登记不一致 / red: differs from the registry now",
+                   new_x="LMARGIN", new_y="NEXT")
+    plain, marked = FontFace(color=(0, 0, 0)), FontFace(color=(190, 0, 0))
     for s, row in zip(data["sample"], rows, strict=True):
-        if pdf.get_y() > 160:
+        if pdf.get_y() > 150:  # a record (about 40 mm) is never split over two pages
             pdf.add_page()
-        top = pdf.get_y() + 1
-        pdf.set_font(FAMILY, size=7.5)
-        fields = [(h, v) for h, v in zip(headers, row, strict=True) if h not in ("抓拍", "车牌图")]
-        text = "\n".join(f"{h}：{_cell(v)}" for h, v in fields)
-        if s["check"]["differences"]:
-            pdf.set_text_color(180, 0, 0)  # differences marked in red
-        pdf.set_xy(10, top)
-        pdf.multi_cell(120, 3.4, text, border=1, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_text_color(0, 0, 0)
+        top = pdf.get_y() + 2
+        pdf.set_y(top)
+        pairs = [(h, _cell(v)) for h, v in zip(headers, row, strict=True) if h not in ("抓拍", "车牌图")]
+        half = (len(pairs) + 1) // 2
+        style = marked if s["check"]["differences"] else plain
+        pdf.set_font(FAMILY, size=7)
+        with pdf.table(width=190, col_widths=(24, 71, 24, 71), align="LEFT", line_height=3.8,
+                       first_row_as_headings=False, text_align="LEFT") as tab:
+            for i in range(half):
+                left = pairs[i]
+                right = pairs[half + i] if half + i < len(pairs) else ("", "")
+                tab.row([left[0], left[1], right[0], right[1]], style=style)
         bottom = pdf.get_y()
-        x = 134
-        for key, h in (("snapshot", 40), ("crop", 14)):
+        x = 204
+        for key, h, missing in (("snapshot", 34, "无抓拍"), ("crop", 12, "无车牌图")):
             blob = s[key]
+            placed = False
             if blob:
                 try:
                     info = pdf.image(io.BytesIO(blob), x=x, y=top, h=h)
-                    x += info.rendered_width + 4
+                    x += info.rendered_width + 3
                     bottom = max(bottom, top + h)
+                    placed = True
                 except Exception:  # noqa: BLE001 - a damaged image is noted, never fails the packet
-                    pdf.set_xy(x, top)
-                    pdf.cell(30, 5, "图片无法读取")
-                    x += 34
-            else:
+                    missing = "图片无法读取"
+            if not placed:
                 pdf.set_xy(x, top)
-                pdf.cell(30, 5, "无抓拍" if key == "snapshot" else "无车牌图")
-                x += 34
-        pdf.set_y(bottom + 3)
+                pdf.cell(24, 4, missing)
+                x += 26
+        pdf.set_xy(pdf.l_margin, bottom + 1)
 
 
 def write_packet_pdf(data: Mapping[str, Any]) -> bytes:
@@ -139,7 +153,7 @@ def write_packet_pdf(data: Mapping[str, Any]) -> bytes:
     pdf.add_page()
     for table in t.comparison_tables(data):
         _table(pdf, table)
-    _table(pdf, t.overrides_table(data))
-    _table(pdf, t.denials_table(data))
+    _table(pdf, t.overrides_table(data), (30, 16, 22, 62, 24, 30, 16, 35, 42))
+    _table(pdf, t.denials_table(data), (30, 16, 14, 22, 16, 95, 20, 64))
     _table(pdf, t.segments_table(data), (22, 34, 34, 30, 16, 20, 121))
     return bytes(pdf.output())
