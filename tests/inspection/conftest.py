@@ -56,6 +56,17 @@ async def month(client, app, admin):
         resp = await client.put(path, json=body, headers=admin)
         assert resp.status in (200, 201), await resp.text()
 
+    async def post(path, body):
+        resp = await client.post(path, json=body, headers=admin)
+        return resp.status, await resp.json()
+
+    return {**await build_month(app, put, post), "admin": admin}
+
+
+async def build_month(app, put, post):
+    """The month, through ``put(path, body)`` / ``post(path, body) -> (status, json)`` (the API, as admin) and
+    the app's own judge; also used by the browser test against a live server."""
+
     await put("/api/v1/enterprises/e-a", {"name": "襄汾某钢铁", "industry": "steel", "county": "襄汾县",
                                           "zone_id": "other", "grade": "C"})
     await put("/api/v1/enterprises/e-b", {"name": "霍州某煤矿", "industry": "coal", "county": "霍州市",
@@ -72,10 +83,10 @@ async def month(client, app, admin):
         await put(f"/api/v1/vehicles/{plate}", body)
     alerts = {}
     for level, starts, ends in (("yellow", at(11, 0), at(12, 0)), ("orange", at(18, 8), at(20, 0))):
-        resp = await client.post("/api/v1/alerts", headers=admin, json={
+        status, created = await post("/api/v1/alerts", {
             "level": level, "starts_at": starts.isoformat(), "ends_at": ends.isoformat(), "note": "测试"})
-        assert resp.status == 201
-        alerts[level] = (await resp.json())["id"]
+        assert status == 201, created
+        alerts[level] = created["id"]
 
     judge = app[keys.JUDGE]
     media = app[keys.MEDIA_STORE]
@@ -102,11 +113,10 @@ async def month(client, app, admin):
     await record("g-a1", EV, at(18, 7, 30), "out")
     denied = await record("g-a1", D4, at(18, 9))
     assert denied["decision"] == "deny" and "alert-key-industry-guo4" in [r["rule"] for r in denied["reasons"]]
-    resp = await client.post("/api/v1/gates/g-a1/passages", headers=admin, json={
+    status, override = await post("/api/v1/gates/g-a1/passages", {
         "plate": D4, "direction": "in", "at": at(18, 9, 5).isoformat(), "overrides": denied["passage_id"],
         "override_reason": "应急保供物资，值班领导批准"})
-    assert resp.status == 201
-    override = await resp.json()
+    assert status == 201, override
     assert override["decision"] == "allow"
     allowed_d5 = await record("g-a1", D5, at(18, 11))
     assert allowed_d5["decision"] == "allow"
@@ -153,4 +163,4 @@ async def month(client, app, admin):
     await put(f"/api/v1/vehicles/{D4}", {"plate_color": "yellow", "emission_stage": 3, "fuel_type": "diesel",
                                          "vehicle_class": "heavy_truck"})
     return {"alerts": alerts, "denied": denied["passage_id"], "override": override["passage_id"],
-            "d5": allowed_d5["passage_id"], "images": images, "admin": admin}
+            "d5": allowed_d5["passage_id"], "images": images}
