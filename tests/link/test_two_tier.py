@@ -12,6 +12,7 @@ from gate_service.ledger.chain import link
 from tests.link.two_tier import TwoTier, passages, post_passages, wait_for
 
 E = "e-xf-steel"
+CAMPAIGN_DAY = "2024-12-10T10:00:00+08:00"
 GATES = ["g-xf-1", "g-xf-2", "g-xf-3", "g-xf-4", "g-xf-5"]
 
 
@@ -171,10 +172,31 @@ async def _quarantined(t: TwoTier, gate: str, seqs: list[int]) -> bool:
 
 
 async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5_s(tiers):
-    plate = "晋LK7788"
+    plate = "晋L12345D"
     police = {"Authorization": "Bearer " + await asyncio.to_thread(tiers.platform.cli, "token", "create", "--role",
                                                                    "police")}
     async with aiohttp.ClientSession() as s:
+        # Registered at the platform only: the registry change comes down to the site.
+        async with s.put(f"{tiers.platform.url}/api/v1/vehicles/{plate}", headers=tiers.p_admin, json={
+                "plate_color": "yellow-green", "fuel_type": "electric", "vehicle_class": "heavy_truck"}) as r:
+            assert r.status in (200, 201), await r.text()
+
+        async def known_at_site():
+            async with s.get(f"{tiers.site.url}/api/v1/vehicles/{plate}", headers=tiers.s_admin) as r:
+                return r.status == 200
+
+        assert await wait_for(known_at_site, 5, step=0.05)
+
+        async def pass_at_site(ref):
+            # Judged under the 2024-25 campaign plan (三(六)29 is a campaign rule; today no plan is in force).
+            async with s.post(f"{tiers.site.url}/api/v1/gates/{GATES[0]}/passages", headers=tiers.s_admin,
+                              json={"plate": plate, "direction": "in", "client_ref": ref,
+                                    "at": CAMPAIGN_DAY}) as r:
+                assert r.status == 201, await r.text()
+                return await r.json()
+
+        before = await pass_at_site("bl-0")
+        assert before["decision"] == "allow" and before["blacklisted"] is False, before
         async with s.post(f"{tiers.platform.url}/api/v1/blacklist", headers=police,
                           json={"plate": plate, "reason": "obd_tampering", "note": "路检发现OBD被篡改"}) as r:
             assert r.status == 201, await r.text()
@@ -186,15 +208,16 @@ async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5
 
         assert await wait_for(listed_at_site, 5, step=0.05)
         took = time.monotonic() - started
-        async with s.post(f"{tiers.site.url}/api/v1/gates/{GATES[0]}/passages", headers=tiers.s_admin,
-                          json={"plate": plate, "direction": "in", "client_ref": "bl-1"}) as r:
-            answer = await r.json()
-        assert answer["decision"] == "deny", answer
-        assert any("黑名单" in str(reason) or "blacklist" in str(reason).lower() for reason in answer["reasons"])
+        answer = await pass_at_site("bl-1")
+        assert answer["decision"] == "deny" and answer["blacklisted"] is True, answer
+        assert any(r.get("clause") == "三(六)29" for r in answer["reasons"]), answer["reasons"]
         assert took < 5
         async with s.get(f"{tiers.site.url}/healthz") as r:
             health = await r.json()
         assert health["platform"]["connected"] is True and health["platform"]["blacklist_updated_at"]
+        # The kiosk's status line reads the same.
+        async with s.get(f"{tiers.site.url}/api/v1/console/status", headers=tiers.s_admin) as r:
+            assert (await r.json())["link"]["blacklist_updated_at"]
         # Lifted at the platform: lifted at the site.
         async with s.delete(f"{tiers.platform.url}/api/v1/blacklist/{plate}", headers=police,
                             json={"reason": "复检合格"}) as r:
@@ -205,3 +228,4 @@ async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5
                 return r.status == 404
 
         assert await wait_for(lifted_at_site, 5, step=0.05)
+        assert (await pass_at_site("bl-2"))["decision"] == "allow"
