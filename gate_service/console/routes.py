@@ -100,7 +100,16 @@ async def status(request: web.Request) -> web.Response:
         "policy": {"id": policy.id, "title": policy.title, "document": policy.document, "kind": policy.kind},
         "campaign": policy.kind != "base",
         "alert_level": await alert_level_at(request.app[keys.POOL], at),
+        # A site (issue 14): its link to the platform, and how old its blacklist copy is; null elsewhere.
+        "link": _link_status(request),
     })
+
+
+def _link_status(request: web.Request) -> dict | None:
+    from gate_service.link.context import STATUS
+
+    status = request.app.get(STATUS)
+    return status.public() if status is not None else None
 
 
 def _passage_id(raw: str) -> uuid.UUID:
