@@ -54,14 +54,20 @@ def crops(paths: list[Path], out_h: int = 64) -> list[CcpdCrop]:
     return out
 
 
-def tight_crops(paths: list[Path]) -> list[CcpdCrop]:
-    """The plate cut to its corners without margin at CCPD's own 94x24 (a camera's plate thumbnail)."""
+def tight_crops(paths: list[Path], box: bool = False) -> list[CcpdCrop]:
+    """The plate cut to its corners without margin at CCPD's own 94x24 (a camera's plate thumbnail); ``box``:
+    cut to CCPD's axis-aligned bounding box instead, unrectified (tilted plates stay tilted), as a plate
+    detector's box would give it."""
     out = []
     for p in sorted(paths):
         image = cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             continue
         plate, quad = parse_name(p.name)
-        crop = rectify(image, quad, pad_x=0.0, pad_y=0.0, out_h=24)
+        if box:
+            (x0, y0), (x1, y1) = [[int(v) for v in c.split("&")] for c in Path(p.name).stem.split("-")[2].split("_")]
+            crop = image[max(0, y0) : y1, max(0, x0) : x1]
+        else:
+            crop = rectify(image, quad, pad_x=0.0, pad_y=0.0, out_h=24)
         out.append(CcpdCrop(p.name, plate, cv2.resize(crop, (94, 24), interpolation=cv2.INTER_AREA)))
     return out
