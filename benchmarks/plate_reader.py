@@ -8,8 +8,9 @@ Sets, each named with what it may be used for:
 - EasyPR ``dev`` half (tuning allowed) and ``report`` half (never tuned on: only the final figure), whole photos:
   exact plate, colour, median/p95 ms per frame, how often the text-detection fallback ran and its share of the
   time, reliability of the stated probability.
-- CCPD held-out crops (``--ccpd``: the ``test`` folder of julienkolani/ccpd-character-recognition @0980fca3,
-  see benchmarks/ccpd.py): the plate cut from its four labelled corners to a 94x24 thumbnail, read as a crop;
+- CCPD held-out crops (``--ccpd``: julienkolani/ccpd-character-recognition @0980fca3's CCPD_SubDataset, the
+  photos of the "test" list of plate_reader/training/ccpd_split.json, split by plate before training; see
+  benchmarks/ccpd.py): the plate cut from its four labelled corners to a 94x24 thumbnail, read as a crop;
   stock runs recognition only on the same crop. Also the recogniser alone, ms per crop.
 - HARD synthetic crops (``--hard`` per kind; plate_reader/synth_hard.py, a renderer training never uses): exact
   and colour per kind.
@@ -200,7 +201,10 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=default_dir())
     ap.add_argument("--engines", default="stock,ppocr,own,combined")
     ap.add_argument("--halves", default="dev,report")
-    ap.add_argument("--ccpd", type=Path, default=None, help="a CCPD folder of photos (the held-out test split)")
+    ap.add_argument("--ccpd", type=Path, default=None,
+                    help="the CCPD_SubDataset folder (its train/ and test/); the held-out photos are read from it")
+    ap.add_argument("--ccpd-split", type=Path, default=Path(__file__).resolve().parents[1] / "plate_reader" /
+                    "training" / "ccpd_split.json", help="the split file whose 'test' list is held out from training")
     ap.add_argument("--hard", type=int, default=60, help="hard synthetic crops per kind (0: none)")
     ap.add_argument("--synthetic", type=int, default=0, help="easy synthetic 1280x720 frames per kind (0: none)")
     ap.add_argument("--weights", type=Path, default=None, help="the own models' folder (default: the package's)")
@@ -246,17 +250,21 @@ def main() -> int:
         print(f"EasyPR set not found at {args.data}: skipped")
 
     if args.ccpd is not None:
+        import json
+
         from benchmarks.ccpd import tight_crops
 
+        with open(args.ccpd_split, encoding="utf-8") as f:
+            held_out = [args.ccpd / name for name in json.load(f)["test"]]
         for box in (False, True):
-            items = tight_crops(sorted(args.ccpd.glob("*.jpg")), box=box)
+            items = tight_crops(held_out, box=box)
             crops = [c.crop for c in items]
             truth = [(c.plate, "blue") for c in items]  # the CCPD subset is blue plates
             results = [run(name, fn, crops, truth) for name, fn, _ in crop_pipes]
             how = "its bounding box, unrectified" if box else "rectified from its 4 corners"
-            report(f"CCPD held-out crops ({len(items)} plates from {args.ccpd}: {how}, 94x24, read as crops; "
-                   f"stock: recognition only)", results, frames=False)
-        items = tight_crops(sorted(args.ccpd.glob("*.jpg")))
+            report(f"CCPD held-out crops ({len(items)} plates, the 'test' list of {args.ccpd_split.name}: {how}, "
+                   f"94x24, read as crops; stock: recognition only)", results, frames=False)
+        items = tight_crops(held_out)
         crops = [c.crop for c in items]
         print("\n-- recogniser alone (batch of 1, 1 thread) on these crops --")
         for e, r in readers.items():
