@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import plates
-from .calibration import calibrate
+from .calibration import calibrate, knots_for
 from .color import classify_color, color_fractions, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
@@ -147,6 +147,7 @@ class PlateReader:
         if color_source not in ("model", "hsv"):
             raise ValueError("color_source must be 'model' or 'hsv'")
         self.engine = engine
+        self.knots = knots_for(engine)
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
         self.threads = threads
@@ -221,7 +222,7 @@ class PlateReader:
         if read is None or not read.plate:
             return read or PlateRead(plate=None, color=color, confidence=0.0, box=None)
         if self.paddle is None:
-            read.probability = round(calibrate(read.confidence), 4)
+            read.probability = round(calibrate(read.confidence, self.knots), 4)
         return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
