@@ -121,7 +121,7 @@ class PlateReader:
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
-                 color_source: str = "model", crop_as_crop: bool = True) -> None:
+                 color_source: str = "model", crop_as_crop: bool = True, expert_below: float = 2.0) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -150,6 +150,8 @@ class PlateReader:
         self.knots = knots_for(engine)
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
+        # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
+        self.expert_below = expert_below
         self.threads = threads
         self.province_prior = province_prior
         self.fallback = fallback
@@ -465,9 +467,7 @@ class PlateReader:
             if guess.double and not att.double:
                 images[att.parts[0]] = stitch_double_row(att.crop)
                 att.double = True
-        own = self.recognizer.probs(images)
-        expert = self.expert.probs(images, stretch=self.stretch) if self.expert is not None else None
-        return own, expert
+        return self.recognizer.probs(images), images, {}
 
     def _own_penalty(self, kind: str, att: _Attempt) -> float:
         if self.color_source == "hsv" or att.guess is None:
@@ -479,18 +479,27 @@ class PlateReader:
     def _decode_own(self, att: _Attempt, texts) -> PlateRead | None:
         from .experts import combine
 
-        own, expert = texts
+        own, images, expert = texts
         k = att.parts[0]
         rec = self.recognizer
-        if not 4 <= len(rec.greedy(own[k]).text) <= 11 and (
-                expert is None or not 4 <= len(self.expert.greedy(expert[k]).text) <= 11):
-            return None  # not text of plate length: skip the Viterbi work
         templates, slots = (_DOUBLE_TEMPLATES, _DOUBLE_SLOTS) if att.double else (DECODE_TEMPLATES, _DECODE_SLOTS)
-        reads = rec.constrained_many(own[k], slots)
-        if expert is not None:
-            second = self.expert.constrained_many(expert[k], slots)
-            reads = [combine(a, b, rec.chars, self.expert.chars, rec.index)
-                     for a, b in zip(reads, second, strict=True)]
+        # Not text of plate length: skip the Viterbi work.
+        first = rec.constrained_many(own[k], slots) if 4 <= len(rec.greedy(own[k]).text) <= 11 else None
+        read = self._own_best(att, templates, first) if first is not None else None
+        if self.expert is None or (read is not None and read.confidence >= self.expert_below):
+            return read
+        # PP-OCRv4 as the second expert (on this crop only, once): both reads of each template are combined.
+        if k not in expert:
+            expert[k] = self.expert.probs([images[k]], stretch=self.stretch)[0]
+        if not 4 <= len(self.expert.greedy(expert[k]).text) <= 11 and read is None:
+            return None
+        second = self.expert.constrained_many(expert[k], slots)
+        if first is None:
+            first = rec.constrained_many(own[k], slots)
+        return self._own_best(att, templates, [combine(a, b, rec.chars, self.expert.chars, rec.index)
+                                               for a, b in zip(first, second, strict=True)]) or read
+
+    def _own_best(self, att: _Attempt, templates, reads) -> PlateRead | None:
         best = None
         for t, r in zip(templates, reads, strict=True):
             if r is None:
