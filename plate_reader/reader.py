@@ -80,7 +80,12 @@ def looks_like_crop(frame: np.ndarray) -> bool:
     h, w = frame.shape[:2]
     if not CROP_ASPECT[0] <= w / max(h, 1) <= CROP_ASPECT[1]:
         return False
-    return h <= CROP_MAX_HEIGHT or max(color_fractions(frame).values()) >= CROP_MIN_FILL
+    if h <= CROP_MAX_HEIGHT:
+        return True
+    # A big image must be mostly one plate background: only the saturated ones count, since dark night scenes
+    # and grey skies are "black" and "white" too.
+    f = color_fractions(frame)
+    return max(f["blue"], f["yellow"], f["green"]) >= CROP_MIN_FILL
 
 
 def _better(a: PlateRead | None, b: PlateRead | None) -> PlateRead | None:

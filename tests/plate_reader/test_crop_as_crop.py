@@ -44,4 +44,5 @@ def test_synthetic_crops_are_read_whole(reader, text, color, double, size):
 def test_scenes_are_not_taken_for_crops():
     assert not looks_like_crop(np.full((720, 1280, 3), 90, np.uint8))  # a camera frame
     assert not looks_like_crop(np.full((400, 1400, 3), 90, np.uint8))  # wide, but a grey scene, not a plate
-    assert looks_like_crop(cv2.resize(render_plate("晋LB5678", "blue"), (440, 140)))  # big, filled by blue
+    assert not looks_like_crop(np.full((344, 800, 3), 30, np.uint8))  # a night street scene (EasyPR has some)
+    assert looks_like_crop(cv2.resize(render_plate("晋LB5678", "blue"), (660, 210)))  # big, filled by blue
