@@ -81,13 +81,14 @@ async def test_a_bad_document_ref(client, admin, app) -> None:  # type: ignore[n
     resp = await client.put("/api/v1/vehicles/晋LA1234", headers=admin, json={
         "fuel_type": "diesel", "vehicle_class": "car", "document_ref": "/abs/path"})
     assert (await _error(resp))["code"] == "reserved_field"
-    # One stored before this check (written by an older service) answers 404, not 500.
+    # One stored before this check (written by an older service) is never served: documents are found only in
+    # vehicle_documents, by their server-made keys (404, not 500).
     assert (await client.put("/api/v1/vehicles/晋LA1234", headers=admin,
                              json={"fuel_type": "diesel", "vehicle_class": "car"})).status == 201
     await app[keys.POOL].execute(
         """UPDATE vehicles SET extra = '{"document_ref": "../../etc/passwd"}' WHERE plate = '晋LA1234'""")
     resp = await client.get("/api/v1/console/vehicles/晋LA1234/document", headers=admin)
-    assert (await _error(resp, 404))["code"] == "document_missing"
+    assert (await _error(resp, 404))["code"] == "no_document"
 
 
 @pytest.mark.parametrize("path", ["/api/v1/vehicles/import", "/api/v1/blacklist/import"])
