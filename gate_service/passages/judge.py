@@ -144,6 +144,22 @@ class Judge:
             return None
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
 
+    def would_deny(self, gate_id: str, plate: str, at: datetime) -> bool:
+        """The decision this gate would make, from the facts in memory only (no I/O: the gate tracker asks it on
+        every weak read). A guess: the recorded decision is made by ``record`` on the database's facts."""
+        gate_row = self.facts.gates.get(gate_id)
+        if gate_row is None:
+            return False
+        enterprise_row = self.facts.enterprises.get(gate_row["enterprise_id"]) if gate_row["enterprise_id"] else None
+        vehicle, _ = vehicle_facts(self.facts.vehicles.get(plate), plate, None)
+        alert = strongest_alert(level for start, end, level in self.facts.alerts if start <= at < end)
+        decision = decide(
+            vehicle, Gate(id=gate_row["id"], zone_id=gate_row["zone_id"], enterprise_id=gate_row["enterprise_id"]),
+            Enterprise.from_row(enterprise_row) if enterprise_row else None, self._blacklist_entry(plate, at), alert,
+            at, self.policies.policy_for(at),
+        )
+        return decision.decision == "deny"
+
     async def record(self, item: PassageInput, *, token_id: int | None, actor: str) -> Judged:
         if item.client_ref and self.spool is not None:
             waiting = self.spool.answer_for(item.gate_id, item.client_ref)
