@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gate_service import keys
-from gate_service.auth import require_gate
+from gate_service.auth import WEBSOCKET_ROUTES, require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
@@ -23,6 +23,8 @@ api = Api()
 
 DIRECTION = {"direction": {"type": "string", "enum": ["in", "out"]}}
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+WATCH, STREAM = "/api/v1/gates/{gate_id}/watch", "/api/v1/gates/{gate_id}/stream"
+WEBSOCKET_ROUTES.update((WATCH, STREAM))
 
 
 async def _gate(request: web.Request) -> str:
@@ -104,7 +106,7 @@ async def _open_socket(request: web.Request, gate_id: str, ws: web.WebSocketResp
     return ws, ingest, send
 
 
-@api.route("GET", "/api/v1/gates/{gate_id}/watch", roles=("kiosk", "admin", "ecology"), tag="gates",
+@api.route("GET", WATCH, roles=("kiosk", "admin", "ecology"), tag="gates",
            summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
 async def watch(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
@@ -118,7 +120,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-@api.route("GET", "/api/v1/gates/{gate_id}/stream", roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
+@api.route("GET", STREAM, roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
            summary="WebSocket: binary JPEG frames in; JSON reads and passages out")
 async def stream(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
