@@ -69,7 +69,7 @@ async def test_the_spool_keeps_the_binding(client, world, app, tmp_path) -> None
 async def test_would_deny_guesses_from_memory_what_record_decides(client, world, app) -> None:  # type: ignore[no-untyped-def]
     """The tracker's question (issue 15 item 16), answered from the facts in memory, as the judge records."""
     judge = app[keys.JUDGE]
-    at = datetime.fromisoformat(CAMPAIGN_DAY)
+    at = datetime.now(timezone.utc)  # the tracker asks about frames of now
     for plate in ("晋L12345D", "晋LZ0001", "晋LC3333"):
         recorded = await judge.record(PassageInput(gate_id="city-1", plate=plate, direction="in", at=at),
                                       token_id=None, actor="test")
