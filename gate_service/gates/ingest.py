@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gate_service.gates.tracker import Settled, Tracker, TrackerConfig
+from gate_service.gates.tracker import Settled, Tracker, TrackerConfig, WouldDeny
 from plate_reader.image import decode_image
 from plate_reader.reader import DEFAULT_ENGINE, PlateRead, PlateReader
 
@@ -128,13 +128,14 @@ class _Pending:
 
 class GateIngest:
     def __init__(self, gate_id: str, pool: ReaderPool, on_settled: OnSettled, *, metrics: Any = None,
-                 recorder: Any = None, tracker_config: TrackerConfig | None = None) -> None:
+                 recorder: Any = None, tracker_config: TrackerConfig | None = None,
+                 would_deny: WouldDeny | None = None) -> None:
         self.gate_id = gate_id
         self.pool = pool
         self.on_settled = on_settled
         self.metrics = metrics
         self.recorder = recorder
-        self.tracker = Tracker(tracker_config)
+        self.tracker = Tracker(tracker_config, would_deny=would_deny)
         self._busy = False
         self._pending: _Pending | None = None
         self._last_digest: bytes | None = None

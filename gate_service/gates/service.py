@@ -33,9 +33,12 @@ class GatesHub:
     def ingest(self, gate_id: str) -> GateIngest:
         gate = self.gates.get(gate_id)
         if gate is None:
+            judge = self.app.get(keys.JUDGE)
             gate = GateIngest(
                 gate_id, self.pool, self._settled, metrics=self.app[keys.METRICS],
                 recorder=self.app.get(keys.VIDEO_RECORDER), tracker_config=self.tracker_config,
+                # A single weak read the gate would deny waits for the next frame (tracker.py).
+                would_deny=(lambda plate, at: judge.would_deny(gate_id, plate, at)) if judge is not None else None,
             )
             self.gates[gate_id] = gate
         return gate

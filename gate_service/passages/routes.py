@@ -197,7 +197,8 @@ async def get_alerts(request: web.Request) -> web.Response:
         at = moment_or_now(request.query["at"], naive=SHANGHAI)
         rows = await pool.fetch(
             """SELECT id, level, starts_at, ends_at, note, declared_by, created_at FROM alerts
-               WHERE starts_at <= $1 AND ends_at > $1 AND cancelled_at IS NULL ORDER BY starts_at""", at)
+               WHERE starts_at <= $1 AND ends_at > $1 AND (cancelled_at IS NULL OR cancelled_at > $1)
+               ORDER BY starts_at""", at)
         return json_response({"at": at.isoformat(), "level": await alert_level_at(pool, at),
                               "alerts": [dict(r) for r in rows]})
     rows = await pool.fetch(

@@ -151,6 +151,8 @@ def figures_json(first: str, last: str, road: RoadCounts, non_road: Volumes, tar
         "basis": basis,
         "ratio": ratio_tonnes if basis == "tonnes" else ratio_trips,
         "target": target,
+        # Which plan set it (a policy id; "base": a standing target, see base.toml), so a reader can check it.
+        "target_plan": getattr(target, "plan", None),
         "met": _met(target, total, clean, trips, clean_trips),
     }
 

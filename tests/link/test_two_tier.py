@@ -187,11 +187,11 @@ async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5
 
         assert await wait_for(known_at_site, 5, step=0.05)
 
-        async def pass_at_site(ref):
+        async def pass_at_site(ref, at=CAMPAIGN_DAY):
             # Judged under the 2024-25 campaign plan (三(六)29 is a campaign rule; today no plan is in force).
+            body = {"plate": plate, "direction": "in", "client_ref": ref, **({"at": at} if at else {})}
             async with s.post(f"{tiers.site.url}/api/v1/gates/{GATES[0]}/passages", headers=tiers.s_admin,
-                              json={"plate": plate, "direction": "in", "client_ref": ref,
-                                    "at": CAMPAIGN_DAY}) as r:
+                              json=body) as r:
                 assert r.status == 201, await r.text()
                 return await r.json()
 
@@ -208,6 +208,10 @@ async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5
 
         assert await wait_for(listed_at_site, 5, step=0.05)
         took = time.monotonic() - started
+        # A passage is judged by the list as it was at its moment (issue 15 item 14): for the campaign-day
+        # passage to meet it, the listing is dated back to before the campaign at the site.
+        await tiers.site.sql("UPDATE blacklist_entries SET added_at = '2024-10-01T00:00:00+08:00' WHERE plate = $1",
+                             plate)
         answer = await pass_at_site("bl-1")
         assert answer["decision"] == "deny" and answer["blacklisted"] is True, answer
         assert any(r.get("clause") == "三(六)29" for r in answer["reasons"]), answer["reasons"]
@@ -228,4 +232,6 @@ async def test_blacklist_entry_added_at_the_platform_denies_at_the_site_within_5
                 return r.status == 404
 
         assert await wait_for(lifted_at_site, 5, step=0.05)
-        assert (await pass_at_site("bl-2"))["decision"] == "allow"
+        # Lifted today: a passage now meets no listing (one dated in the campaign still met it then, item 14).
+        lifted = await pass_at_site("bl-2", at=None)
+        assert lifted["decision"] == "allow" and lifted["blacklisted"] is False, lifted

@@ -95,7 +95,9 @@
     s.append(svg("rect", { x: L + 80, y: legendY - 9, width: 10, height: 10, class: "bar miss legend" }));
     s.append(svg("text", { x: L + 94, y: legendY }, "当月未达标"));
     s.append(svg("line", { x1: L + 170, x2: L + 196, y1: legendY - 4, y2: legendY - 4, class: "target" }));
-    s.append(svg("text", { x: L + 200, y: legendY }, `目标 target${row.target !== null ? " " + pct(row.target) : "(无)"}`));
+    // Which plan set the target: a standing one (base.toml) is a reading, and the bureau should see that.
+    const plan = row.target_plan === "base" ? " · 常态目标" : row.target_plan ? ` · ${row.target_plan}` : "";
+    s.append(svg("text", { x: L + 200, y: legendY }, `目标 target${row.target !== null ? " " + pct(row.target) + plan : "(无)"}`));
     box.append(s);
   }
 
