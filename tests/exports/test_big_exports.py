@@ -11,8 +11,8 @@ import time
 import pytest
 from openpyxl import load_workbook
 
+from benchmarks._fixtures import seed_ledger
 from gate_service.config import Settings
-from tests.exports.seed import seed_ledger
 
 
 def _csv(raw: bytes) -> list[list[str]]:
