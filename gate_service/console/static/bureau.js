@@ -7,8 +7,10 @@
   for (const [v, t] of Object.entries(CG.LABELS.zone)) $("f-zone").append(el("option", { value: v }, t));
   for (const [v, t] of Object.entries(CG.LABELS.industry)) $("f-industry").append(el("option", { value: v }, t));
   const year = CG.today().slice(0, 4);
-  $("f-from").value = `${year}-01-01`;
-  $("f-to").value = `${year}-12-31`;
+  // ?from=&to= (the demo's links) choose the period; else the calendar year, as the plan's targets are set.
+  const wanted = new URLSearchParams(location.search);
+  $("f-from").value = wanted.get("from") || `${year}-01-01`;
+  $("f-to").value = wanted.get("to") || `${year}-12-31`;
 
   // ---- report table ---------------------------------------------------------------------------------
   function reportQuery() {
