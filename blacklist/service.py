@@ -146,7 +146,7 @@ class Blacklist:
     async def import_table(self, data: bytes, who: Principal) -> dict[str, Any]:
         """Import a CSV/XLSX list: per-row results; valid rows kept; the same plate twice is merged."""
         try:
-            _, rows = await read_table_async(data, aliases=ALIASES)
+            _, rows = await read_table_async(data, aliases=ALIASES, required=("plate",))
         except SheetError as exc:
             raise BlacklistError(exc.status, exc.code, exc.message) from None
         day = today()

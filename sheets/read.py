@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_ROWS = 100_000
@@ -151,8 +151,10 @@ def _rows_from_xlsx(data: bytes) -> list[list[str | None]]:
     return rows
 
 
-def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tuple[list[str], list[Row]]:
-    """Return (columns, rows). ``aliases`` maps Chinese or alternative headers to canonical names.
+def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None,
+               required: Iterable[str] = ()) -> tuple[list[str], list[Row]]:
+    """Return (columns, rows). ``aliases`` maps Chinese or alternative headers to canonical names; a first row
+    naming none of the ``required`` columns is data, not a header, and the file is refused.
 
     CPU-bound on a big file: callers on an event loop run it in a thread (:func:`read_table_async`)."""
     if not data.strip():
@@ -165,6 +167,11 @@ def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tupl
     if len(records) > MAX_ROWS + 1:
         raise _too_large(f"一次最多导入 {MAX_ROWS} 行 / at most {MAX_ROWS} rows per import")
     columns = [_canonical(h or "", aliases or {}) for h in records[0]]
+    required = tuple(required)
+    if required and not set(required) & set(columns):
+        # Read as a header, the first vehicle would vanish and every other row lack its columns.
+        raise SheetError("no_header", f"第一行应为表头,须包含列 {'/'.join(required)} / the first row must be a "
+                         f"header naming {', '.join(required)}")
     rows: list[Row] = []
     for number, record in enumerate(records[1:], start=2):
         if not any(record):
@@ -176,7 +183,8 @@ def read_table(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tupl
     return columns, rows
 
 
-async def read_table_async(data: bytes, *, aliases: Mapping[str, str] | None = None) -> tuple[list[str], list[Row]]:
+async def read_table_async(data: bytes, *, aliases: Mapping[str, str] | None = None,
+                           required: Iterable[str] = ()) -> tuple[list[str], list[Row]]:
     import asyncio
 
-    return await asyncio.to_thread(read_table, data, aliases=aliases)
+    return await asyncio.to_thread(read_table, data, aliases=aliases, required=tuple(required))

@@ -12,7 +12,7 @@ from gate_service import keys
 from gate_service.auth import audit, enterprise_scope, require_gate
 from gate_service.errors import ApiError
 from gate_service.passages.export import export_passages
-from gate_service.passages.judge import PassageInput, alert_level_at, check_moment
+from gate_service.passages.judge import PassageInput, alert_level_at, body_hash, check_moment
 from gate_service.policy.model import SHANGHAI
 from gate_service.registry.routes import normalise_plate
 from gate_service.validation import moment_or_now, parse_date, parse_datetime
@@ -87,6 +87,7 @@ async def post_passage(request: web.Request) -> web.Response:
         client_ref=body.get("client_ref"),
         overrides=overrides,
         override_reason=body.get("override_reason"),
+        body_hash=body_hash(body) if "client_ref" in body else None,
     )
     judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
     response = judged.response()
