@@ -84,10 +84,14 @@ async def test_import_parses_off_the_loop(client, token):
         return await resp.json()
 
     task = asyncio.create_task(post())
-    worst, last = 0.0, time.perf_counter()
+    worst, started = 0.0, time.perf_counter()
+    last = started
     while not task.done():
         await asyncio.sleep(0.01)
         now = time.perf_counter()
         worst, last = max(worst, now - last - 0.01), now
     assert (await task)["created"] == 20_000
-    assert worst < 1.0, f"event loop held for {worst:.2f} s"
+    took = time.perf_counter() - started
+    # Against the duration: on a shared machine any process loses the CPU now and then; parsing on the loop
+    # held it for most of the import (1.4 s of ~3 s before the parse and the row checks moved to a thread).
+    assert worst < max(1.0, 0.25 * took), f"event loop held for {worst:.2f} s of {took:.2f} s"
