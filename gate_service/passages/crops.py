@@ -25,6 +25,7 @@ import asyncpg
 from gate_service.cli import _with_db, day_arg, extension
 from gate_service.config import Settings
 from gate_service.policy.model import SHANGHAI, period_bounds
+from sheets import neutralise
 
 LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",
@@ -87,7 +88,7 @@ async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetim
                 read = row["read"] or {}
                 line = (name, plate, source, row["plate"], row["plate_color"] or read.get("color"),
                         read.get("confidence"), read.get("probability"), row["gate_id"],
-                        row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), row["override_reason"])
+                        row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), neutralise(row["override_reason"]))
                 writer.writerow(["" if v is None else v for v in line])
                 counts[source] += 1
     return counts

@@ -153,8 +153,10 @@ async def list_passages(request: web.Request) -> web.StreamResponse:
     pool = request.app[keys.POOL] if fmt == "json" else request.app[keys.READ_POOL]
     args = (gate_id, enterprise_id, plate, start, end, q.get("decision"), q.get("rule"), limit)
     if fmt != "json":
-        return await export_passages(request, pool, LEDGER_SQL, args, fmt,
-                                     xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
+        settings = request.app[keys.SETTINGS]
+        dsn = settings.read_database_url or request.app[keys.DB].dsn
+        return await export_passages(request, pool, dsn, LEDGER_SQL, args, fmt,
+                                     xlsx_max_rows=settings.export_xlsx_max_rows)
     rows = await pool.fetch(LEDGER_SQL, *args)
     return json_response({"passages": [public_row(dict(r)) for r in rows], "count": len(rows)})
 

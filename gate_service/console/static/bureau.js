@@ -7,8 +7,10 @@
   for (const [v, t] of Object.entries(CG.LABELS.zone)) $("f-zone").append(el("option", { value: v }, t));
   for (const [v, t] of Object.entries(CG.LABELS.industry)) $("f-industry").append(el("option", { value: v }, t));
   const year = CG.today().slice(0, 4);
-  $("f-from").value = `${year}-01-01`;
-  $("f-to").value = `${year}-12-31`;
+  // ?from=&to= (the demo's links) choose the period; else the calendar year, as the plan's targets are set.
+  const wanted = new URLSearchParams(location.search);
+  $("f-from").value = wanted.get("from") || `${year}-01-01`;
+  $("f-to").value = wanted.get("to") || `${year}-12-31`;
 
   // ---- report table ---------------------------------------------------------------------------------
   function reportQuery() {
@@ -22,8 +24,10 @@
     await guard("report-error", async () => {
       const data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
       if (seq !== reportSeq) return;
+      // An enterprise token gets its own report (one object, API.md), the bureau a list of them with totals.
+      const rows = Array.isArray(data.rows) ? data.rows : [data];
       const t = data.totals || {};
-      $("report-totals").textContent = `${data.from} 至 ${data.to} · ${data.count} 家企业` +
+      $("report-totals").textContent = `${data.from} 至 ${data.to} · ${rows.length} 家企业` +
         (t.ratio !== undefined ? ` · 全市清洁运输比例 ${pct(t.ratio)}` : "") +
         (t.trips !== undefined ? ` · 进出厂 ${t.trips} 车次,其中清洁 ${t.clean_trips}` : "");
       CG.sortableTable($("report-table"), [
@@ -39,8 +43,8 @@
         { key: "gap", title: "差距", num: true, sort: (r) => (r.target === null || r.ratio === null) ? null : r.ratio - r.target,
           render: (r) => (r.target === null || r.ratio === null) ? "—" : ((r.ratio - r.target) * 100).toFixed(1) + " 个百分点" },
         { key: "met", title: "达标", render: (r) => metTag(r.met), sort: (r) => r.met === null ? null : Number(r.met) },
-      ], data.rows, { sortKey: "ratio", sortDir: 1, onRow: (r) => drawChart(r) });
-      if (data.rows.length) drawChart(data.rows[0]);
+      ], rows, { sortKey: "ratio", sortDir: 1, onRow: (r) => drawChart(r) });
+      if (rows.length) drawChart(rows[0]);
     });
   }
   $("report-form").addEventListener("submit", (e) => { e.preventDefault(); loadReport(); });
@@ -205,6 +209,10 @@
       showError("report-error", { code: "wrong_role", message: `本页面需要生态环境局(ecology)令牌,当前角色 ${me.role} / this page needs an ecology token` });
       return;
     }
+    // An enterprise reads its own figures; declaring alerts and the city filters are the bureau's.
+    const bureau = me.role !== "enterprise";
+    $("alert-form").classList.toggle("hidden", !bureau);
+    for (const id of ["f-county", "f-zone", "f-industry", "f-met"]) $(id).closest("label").classList.toggle("hidden", !bureau);
     await guard("ledger-error", async () => {
       const [{ gates }, { enterprises }] = await Promise.all([api("/api/v1/gates"), api("/api/v1/enterprises")]);
       for (const g of gates) $("l-gate").append(el("option", { value: g.id }, g.name || g.id));

@@ -162,7 +162,11 @@
       (p.blacklisted ? " · 黑名单车辆" : "");
     const box = $("v-reasons");
     box.textContent = "";
-    if ((p.reasons || []).length || (p.flags || []).length) box.append(CG.reasonList(p.reasons, p.flags));
+    // A live answer lists every reason (denials and flags, each with its effect) and `flags` as rule ids; a row of
+    // today's list comes split already. Sort by effect so a flag is never drawn as a red denial.
+    const all = [...(p.reasons || []), ...(p.flags || []).filter((f) => f && typeof f === "object")];
+    const denials = all.filter((x) => x.effect !== "flag"), flags = all.filter((x) => x.effect === "flag");
+    if (denials.length || flags.length) box.append(CG.reasonList(denials, flags));
     const canOverride = p.decision === "deny" && me && (me.role === "kiosk" || me.role === "admin");
     $("override-form").classList.toggle("hidden", !canOverride);
     showError("override-error", null);
