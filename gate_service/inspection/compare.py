@@ -143,7 +143,8 @@ def comparison(
             if g["id"] in video_gates:
                 minutes, gaps = video_gaps(by_gate_segments.get(g["id"], []), lo, hi)
                 video = {"covered_minutes": minutes, "gaps": [_gap_json(x) for x in gaps]}
-            no_passages = counts.get(day, 0) == 0 and bool(base)
+            # A day that has not begun cannot have gone silent.
+            no_passages = counts.get(day, 0) == 0 and bool(base) and lo < now
             is_silent = no_passages or bool(video and video["gaps"])
             silent += is_silent
             gdays.append({"day": day.isoformat(), "passages": counts.get(day, 0), "baseline_passages": base,
