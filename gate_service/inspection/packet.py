@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gate_service.errors import ApiError
 from gate_service.inspection import compare, service, store
 from gate_service.policy.model import period_bounds
 from gate_service.video.storage import BadKey
@@ -155,7 +156,5 @@ async def respond(request: web.Request, data: dict[str, Any], fmt: str) -> web.S
     try:
         body = await asyncio.to_thread(write_packet_pdf, data)
     except FontMissing as exc:
-        from gate_service.errors import ApiError
-
         raise ApiError(503, "pdf_font_missing", f"服务器缺少中文字体，无法生成 PDF / {exc}") from None
     return web.Response(body=body, content_type="application/pdf", headers=headers)

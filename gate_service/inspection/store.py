@@ -21,7 +21,6 @@ Conn = asyncpg.Connection | asyncpg.Pool
 HEAVY_CLASSES = ("heavy_truck", "concrete_mixer", "muck_truck")
 # 国4 and below: the stages the alert measures stop.
 LOW_STAGE_MAX = 4
-ALERT_DAY_LEVELS = ("orange", "red")
 
 
 async def enterprise(conn: Conn, enterprise_id: str) -> dict[str, Any] | None:
