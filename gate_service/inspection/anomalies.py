@@ -72,10 +72,10 @@ def traffic_drops(
     firms: Sequence[Mapping[str, Any]], first: date, last: date, alerts: Sequence[Mapping[str, Any]],
     enterprise_days: Iterable[tuple[str, date, int]], volumes: Mapping[tuple[str, date], float],
 ) -> list[dict[str, Any]]:
-    any_alert = compare.alert_days(alerts)
-    severe = sorted(day for day in compare.alert_days(alerts, compare.ALERT_DAY_LEVELS) if first <= day <= last)
+    severe = sorted(compare.alert_days(alerts, first, last, compare.ALERT_DAY_LEVELS))
     if not severe:
         return []
+    any_alert = compare.alert_days(alerts, severe[0] - timedelta(days=d.LOOKBACK_DAYS), severe[-1])
     trips: dict[str, dict[date, int]] = defaultdict(dict)
     for eid, day, n in enterprise_days:
         trips[eid][day] = n

@@ -13,18 +13,20 @@ from gate_service.policy.model import period_bounds
 from gate_service.reports.compute import month_start
 
 
-async def days_of_alert(conn: store.Conn, alert_id: int) -> tuple[dict[str, Any] | None, list[date]]:
+async def days_of_alert(conn: store.Conn, alert_id: int, max_days: int) -> tuple[dict[str, Any] | None, list[date]]:
+    """The alert and its local days; at most ``max_days + 1`` of them (enough to say it is too long)."""
     alert = await store.alert(conn, alert_id)
     if alert is None:
         return None, []
-    return alert, compare.local_days(alert["starts_at"], alert["ends_at"])
+    first = alert["starts_at"].astimezone(compare.SHANGHAI).date()
+    return alert, compare.local_days(alert["starts_at"], alert["ends_at"], last=first + timedelta(days=max_days))
 
 
 async def alert_days_between(conn: store.Conn, first: date, last: date) -> list[date]:
     """The local days of first..last with an orange or red alert in force at some moment."""
     start, end = period_bounds(first, last)
-    found = compare.alert_days(await store.alerts_between(conn, start, end), compare.ALERT_DAY_LEVELS)
-    return sorted(day for day in found if first <= day <= last)
+    return sorted(compare.alert_days(await store.alerts_between(conn, start, end), first, last,
+                                     compare.ALERT_DAY_LEVELS))
 
 
 async def comparison(conn: store.Conn, enterprise: dict[str, Any], days: list[date], now: datetime

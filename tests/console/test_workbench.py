@@ -76,6 +76,8 @@ def test_bureau_workbench(live, page, downloads):
     # The enterprise sees only its own lines.
     page.open("/bureau", live.token("enterprise", enterprise_id="e-a"))
     page.wait_text("#who", "企业")
+    page.wait_text("#report-table", "襄汾某钢铁")  # its own report line, not a script error
+    assert not page.errors()
     page.wait(lambda: [o.get_attribute("value") for o in page.qa("#wb-enterprise option")] == ["e-a"],
               what="only its own enterprise")
     page.set("#wb-from", "2024-12-01")

@@ -85,3 +85,26 @@ def test_rules_at_their_thresholds():
     assert len(rules.clean_jumps(firms, date(2024, 12, 1), date(2024, 12, 31), months)) == 1
     months = [("e1", date(2024, 11, 1), 19, 2), ("e1", date(2024, 12, 1), 20, 8)]
     assert rules.clean_jumps(firms, date(2024, 12, 1), date(2024, 12, 31), months) == []
+
+
+async def test_an_alert_of_centuries_costs_only_the_days_asked_about(client, month):
+    """Found by the fuzzer: an alert declared over 0001..9999 made every list walk 3.6 million days."""
+    import time
+
+    a = month["admin"]
+    resp = await client.post("/api/v1/alerts", headers=a, json={
+        "level": "red", "starts_at": "0001-01-02T00:00:00+00:00", "ends_at": "9999-12-30T00:00:00+00:00"})
+    assert resp.status == 201, await resp.text()
+    long_id = (await resp.json())["id"]
+    started = time.monotonic()
+    body = await _get(client, a, "from=2024-12-01&to=2024-12-31")
+    # Every day is now a red alert day: no ordinary days, so no baseline and no traffic-drop line.
+    assert [x["rule"] for x in body["anomalies"]] == ["clean_ratio_jump", "gate_silent", "ledger_gap", "ledger_gap"]
+    resp = await client.get("/api/v1/inspection/comparison?enterprise_id=e-a&from=2024-12-18&to=2024-12-19",
+                            headers=a)
+    c = await resp.json()
+    assert resp.status == 200 and [d["alert_levels"] for d in c["days"]] == [["red", "orange"], ["red", "orange"]]
+    assert c["days"][0]["baseline_in"] is None
+    resp = await client.get(f"/api/v1/inspection/comparison?enterprise_id=e-a&alert_id={long_id}", headers=a)
+    assert resp.status == 422 and (await resp.json())["error"]["code"] == "too_many_days"
+    assert time.monotonic() - started < 5

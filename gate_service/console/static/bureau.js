@@ -20,7 +20,8 @@
   async function loadReport() {
     const seq = ++reportSeq;
     await guard("report-error", async () => {
-      const data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      let data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      if (!data.rows) data = { from: data.from, to: data.to, count: 1, rows: [data], totals: {} };  // an enterprise token: its own report
       if (seq !== reportSeq) return;
       const t = data.totals || {};
       $("report-totals").textContent = `${data.from} 至 ${data.to} · ${data.count} 家企业` +
