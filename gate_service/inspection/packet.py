@@ -95,7 +95,8 @@ async def build(conn: store.Conn, media: Any, firm: dict[str, Any], first: date,
     segments: list[dict[str, Any]] = []
     if sampled_day is not None:
         lo, hi = compare.day_bounds(sampled_day)
-        segments = await store.video_segments(conn, [g["id"] for g in await store.gates(conn, firm["id"])], lo, hi)
+        gate_ids = [g["id"] for g in await store.gates(conn, firm["id"])]
+        segments = await store.video_segments(conn, firm["id"], gate_ids, lo, hi)
     return {
         "enterprise": firm, "from": first, "to": last, "seed": seed, "n": n, "population": len(population),
         "sample_digest": hashlib.sha256("\n".join(str(i) for i in ids).encode()).hexdigest(),

@@ -46,9 +46,9 @@ async def comparison(conn: store.Conn, enterprise: dict[str, Any], days: list[da
     for day in wanted:
         lo, hi = compare.day_bounds(day)
         overrides += await store.overrides(conn, enterprise["id"], lo, hi)
-        segments += await store.video_segments(conn, [g["id"] for g in gates], lo, hi)
+        segments += await store.video_segments(conn, enterprise["id"], [g["id"] for g in gates], lo, hi)
     # A gate "records video" if it recorded any in the window: only there is a missing stretch a gap.
-    video_gates = await store.gates_with_video(conn, [g["id"] for g in gates], start, end)
+    video_gates = await store.gates_with_video(conn, enterprise["id"], [g["id"] for g in gates], start, end)
     return await asyncio.to_thread(
         compare.comparison, enterprise, wanted, gates=gates, gate_days=gate_days, alerts=alerts, heavy=heavy,
         overrides=overrides, segments=segments, video_gates=video_gates, now=now)

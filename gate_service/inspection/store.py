@@ -136,22 +136,26 @@ async def vehicles_now(conn: Conn, plates: list[str]) -> dict[str, dict[str, Any
     return {r["plate"]: dict(r) for r in rows}
 
 
-async def video_segments(conn: Conn, gate_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Segments of these gates overlapping [start, end) (a segment still recording has no end yet)."""
+async def video_segments(conn: Conn, enterprise_id: str, gate_ids: list[str], start: datetime, end: datetime
+                         ) -> list[dict[str, Any]]:
+    """Segments of these gates overlapping [start, end) (a segment still recording has no end yet) that the
+    enterprise owned when they were recorded (``video_segments.enterprise_id``, migration 0008: a gate that changed
+    hands shows each owner only its own video)."""
     rows = await conn.fetch(
         """SELECT id, gate_id, started_at, ended_at, status, frames, bytes, sha256, storage_key, deleted_at,
                   legal_hold
-           FROM video_segments WHERE gate_id = ANY ($1::text[]) AND started_at < $3
-             AND (ended_at IS NULL OR ended_at > $2)
-           ORDER BY gate_id, started_at, id""", gate_ids, start, end)
+           FROM video_segments WHERE gate_id = ANY ($2::text[]) AND enterprise_id = $1 AND started_at < $4
+             AND (ended_at IS NULL OR ended_at > $3)
+           ORDER BY gate_id, started_at, id""", enterprise_id, gate_ids, start, end)
     return [dict(r) for r in rows]
 
 
-async def gates_with_video(conn: Conn, gate_ids: list[str], start: datetime, end: datetime) -> set[str]:
-    """Gates that recorded any video in [start, end): only for them is a missing stretch of video a gap."""
+async def gates_with_video(conn: Conn, enterprise_id: str, gate_ids: list[str], start: datetime, end: datetime
+                           ) -> set[str]:
+    """Gates that recorded any video for the enterprise in [start, end): only there is a missing stretch a gap."""
     rows = await conn.fetch(
-        """SELECT DISTINCT gate_id FROM video_segments WHERE gate_id = ANY ($1::text[]) AND started_at < $3
-             AND (ended_at IS NULL OR ended_at > $2)""", gate_ids, start, end)
+        """SELECT DISTINCT gate_id FROM video_segments WHERE gate_id = ANY ($2::text[]) AND enterprise_id = $1
+             AND started_at < $4 AND (ended_at IS NULL OR ended_at > $3)""", enterprise_id, gate_ids, start, end)
     return {r["gate_id"] for r in rows}
 
 

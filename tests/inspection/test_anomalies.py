@@ -87,15 +87,17 @@ def test_rules_at_their_thresholds():
     assert rules.clean_jumps(firms, date(2024, 12, 1), date(2024, 12, 31), months) == []
 
 
-async def test_an_alert_of_centuries_costs_only_the_days_asked_about(client, month):
-    """Found by the fuzzer: an alert declared over 0001..9999 made every list walk 3.6 million days."""
+async def test_an_alert_of_centuries_costs_only_the_days_asked_about(client, app, month):
+    """Found by the fuzzer: an alert declared over 0001..9999 made every list walk 3.6 million days. The API now
+    refuses years outside 1900-2999, but such a row may be stored from before, or come by psql: written here."""
     import time
 
+    from gate_service import keys
+
     a = month["admin"]
-    resp = await client.post("/api/v1/alerts", headers=a, json={
-        "level": "red", "starts_at": "0001-01-02T00:00:00+00:00", "ends_at": "9999-12-30T00:00:00+00:00"})
-    assert resp.status == 201, await resp.text()
-    long_id = (await resp.json())["id"]
+    long_id = await app[keys.POOL].fetchval(
+        """INSERT INTO alerts (level, starts_at, ends_at, declared_by)
+           VALUES ('red', '0001-01-02T00:00:00+00', '9999-12-30T00:00:00+00', 'psql') RETURNING id""")
     started = time.monotonic()
     body = await _get(client, a, "from=2024-12-01&to=2024-12-31")
     # Every day is now a red alert day: no ordinary days, so no baseline and no traffic-drop line.
