@@ -28,13 +28,23 @@ ALERT_DAY_LEVELS = ("orange", "red")
 def local_days(start: datetime, end: datetime, first: date | None = None, last: date | None = None) -> list[date]:
     """The local days a span [start, end) touches, clipped to first..last when given (an alert may be declared
     over centuries: only the days asked about are ever listed)."""
-    lo = start.astimezone(SHANGHAI).date()
-    hi = (end - timedelta(microseconds=1)).astimezone(SHANGHAI).date()
+    lo = _local_date(start)
+    if lo is None:  # starts after the last local day there is
+        return []
+    hi = _local_date(end - timedelta(microseconds=1)) or date.max
     if first is not None:
         lo = max(lo, first)
     if last is not None:
         hi = min(hi, last)
     return d.days_between(lo, hi) if lo <= hi else []
+
+
+def _local_date(moment: datetime) -> date | None:
+    # The last 8 hours of 9999-12-31 UTC (a row written by hand) have no local day: None.
+    try:
+        return moment.astimezone(SHANGHAI).date()
+    except OverflowError:
+        return None
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:

@@ -18,8 +18,10 @@ async def days_of_alert(conn: store.Conn, alert_id: int, max_days: int) -> tuple
     alert = await store.alert(conn, alert_id)
     if alert is None:
         return None, []
-    first = alert["starts_at"].astimezone(compare.SHANGHAI).date()
-    return alert, compare.local_days(alert["starts_at"], alert["ends_at"], last=first + timedelta(days=max_days))
+    first = compare.local_days(alert["starts_at"], alert["starts_at"] + timedelta(microseconds=1))[:1]
+    if not first or first[0] > date.max - timedelta(days=max_days):
+        return alert, compare.local_days(alert["starts_at"], alert["ends_at"])
+    return alert, compare.local_days(alert["starts_at"], alert["ends_at"], last=first[0] + timedelta(days=max_days))
 
 
 async def alert_days_between(conn: store.Conn, first: date, last: date) -> list[date]:

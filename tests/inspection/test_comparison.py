@@ -126,3 +126,19 @@ def test_video_gaps_edges():
     assert minutes == 176.0 and gaps == []
     minutes, gaps = video_gaps([{"started_at": t(0, 30), "ended_at": t(1)}], t(0), t(2))
     assert minutes == 30.0 and [g["minutes"] for g in gaps] == [30.0, 60.0]
+
+
+def test_local_days_at_the_ends_of_the_calendar():
+    from datetime import timezone
+
+    from gate_service.inspection.compare import local_days
+
+    utc = timezone.utc
+    # 16:00 UTC is midnight in Linfen: 12-18 00:00 .. 12-19 16:00 UTC touches local 12-18 and 12-19 only.
+    assert local_days(datetime(2024, 12, 18, tzinfo=utc), datetime(2024, 12, 19, 16, tzinfo=utc)) == [
+        date(2024, 12, 18), date(2024, 12, 19)]
+    # A span from year 1 to 9999 (written by hand) is listed only inside the days asked about ...
+    assert len(local_days(datetime(1, 1, 1, tzinfo=utc), datetime(9999, 12, 31, 23, tzinfo=utc),
+                          date(2024, 1, 1), date(2024, 1, 31))) == 31
+    # ... and the last hours of 9999-12-31 UTC, which have no local day, give none instead of an overflow.
+    assert local_days(datetime(9999, 12, 31, 20, tzinfo=utc), datetime(9999, 12, 31, 23, tzinfo=utc)) == []
