@@ -22,7 +22,8 @@
   async function loadReport() {
     const seq = ++reportSeq;
     await guard("report-error", async () => {
-      const data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      let data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      if (!data.rows) data = { from: data.from, to: data.to, count: 1, rows: [data], totals: {} };  // an enterprise token: its own report
       if (seq !== reportSeq) return;
       // An enterprise token gets its own report (one object, API.md), the bureau a list of them with totals.
       const rows = Array.isArray(data.rows) ? data.rows : [data];
