@@ -1,0 +1,180 @@
+"""``python -m plate_reader.training build-and-train``: data, training, ONNX export, evaluation, model card.
+
+Reproducible from a clean checkout given the pinned snapshots (``--sources``, see sources.py): fixed seeds,
+fixed step counts, torch on two threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads: on a shared machine spinning OpenMP workers cost more than they save.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "weights"
+DEFAULT_CARD = Path(__file__).with_name("MODEL_CARD.md")
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cached(work: Path, key: str, build):
+    from plate_reader.training.data import Arrays
+
+    path = work / f"{key}.npz"
+    if path.exists():
+        return Arrays.load(path)
+    arrays = build()
+    arrays.save(path)
+    return arrays
+
+
+def build_and_train(args: argparse.Namespace) -> dict:
+    import torch
+
+    from plate_reader.training import ccpd, data, evaluate, export, glyphs, model_card, nets, sources, train
+    from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, REC_INPUT
+
+    t_start = time.time()
+    torch.set_num_threads(args.threads)
+    train.seed_all(args.seed)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    extracted = Path(args.extracted) if args.extracted else sources.extract(Path(args.sources), work)
+    _log(f"sources ready in {extracted}")
+
+    ccpd_root = sources.folder(extracted, "julienkolani/ccpd-character-recognition") / ccpd.SUBDIR
+    photos = ccpd.photos(ccpd_root)
+    if not photos:
+        raise sources.SourceMissing(f"no CCPD photos under {ccpd_root}")
+    split_path = Path(args.split)
+    split = ccpd.make_split(photos)
+    if split_path.exists():
+        committed = ccpd.load_split(split_path)
+        if committed != split:
+            raise SystemExit(f"{split_path} does not match the split rule on these photos: refusing to train "
+                             "on a different held-out set")
+    else:
+        ccpd.write_split(split, split_path)
+    _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
+
+    bank = glyphs.load(extracted, seed=args.seed)
+    tag = f"v{data.DATA_VERSION}"
+    # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
+    t = time.time()
+    chunks = work / "chunks"
+    chunks.mkdir(exist_ok=True)
+    syn = data.synthetic(bank, args.synthetic, args.seed, workers=args.workers, cache=chunks)
+    syn_eval = data.synthetic(bank, args.eval_synthetic, args.seed + 1000, workers=args.workers, cache=chunks)
+    real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}",
+                   lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed))
+    real_test = data.ccpd_crops(ccpd_root, split["test"], 1, args.seed, jitter=False)
+    real_test_jit = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 1000, jitter=True)
+    gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
+        if args.gate_crops else None
+    t_data = time.time() - t
+    _log(f"data: {len(syn)} synthetic, {len(real)} CCPD train crops, {len(gate) if gate else 0} gate crops "
+         f"in {t_data:.0f} s")
+
+    rec_sources = [(syn, 1.0 - args.real_share), (real, args.real_share)]
+    kind_sources = [(syn, 0.85), (real, 0.15)]
+    if gate is not None and len(gate):
+        rec_sources.append((gate, args.gate_share))
+        kind_sources.append((gate, args.gate_share))
+    rec = nets.Recogniser(len(ALPHABET) + 1)
+    kind = nets.KindNet(len(LABELS))
+    rec_run = train.train_recogniser(rec, rec_sources, args.rec_steps, args.seed, batch=args.batch, log=_log)
+    kind_run = train.train_kind(kind, kind_sources, args.kind_steps, args.seed, batch=args.batch, log=_log)
+
+    from plate_reader.layout import normalise
+
+    diffs = export.write(rec, kind, Path(args.out), args.version or export.default_version(), _commit(),
+                         normalise(real_test.rec[:4] if len(real_test) else syn.rec[:4], REC_INPUT),
+                         normalise(syn_eval.kind[:4], KIND_INPUT))
+    out = Path(args.out)
+    metrics = {
+        "seed": args.seed, "threads": args.threads, "version": args.version or export.default_version(),
+        "commit": _commit(),
+        "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
+                 len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),
+                 "real_copies": args.real_copies, "real_share": args.real_share,
+                 "gate_crops": len(gate) if gate else 0, "build_seconds": round(t_data, 1)},
+        "params": {"rec": sum(p.numel() for p in rec.parameters()),
+                   "kind": sum(p.numel() for p in kind.parameters())},
+        "train": {"rec": rec_run, "kind": kind_run},
+        "onnx": {"rec_bytes": (out / "plate_rec.onnx").stat().st_size,
+                 "kind_bytes": (out / "plate_kind.onnx").stat().st_size, **diffs},
+        "latency_ms_1_thread": {
+            "rec": evaluate.latency_ms(out / "plate_rec.onnx", (1, REC_INPUT["height"], REC_INPUT["width"])),
+            "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
+        "eval": {"ccpd_test": evaluate.figures(out, real_test),
+                 "ccpd_test_jittered": evaluate.figures(out, real_test_jit),
+                 "synthetic_heldout": evaluate.figures(out, syn_eval)},
+        "wall_seconds": round(time.time() - t_start, 1),
+    }
+    if gate is not None and len(gate):
+        metrics["eval"]["gate_crops_seen_in_training"] = evaluate.figures(out, gate)
+    (work / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1))
+    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1) + "\n")
+    if args.card:
+        model_card.write(Path(args.card), metrics, args)
+    _log(f"done in {metrics['wall_seconds'] / 60:.1f} min: " + json.dumps(
+        {k: {kk: vv for kk, vv in v.items() if kk in ("exact", "kind_acc")} for k, v in metrics["eval"].items()}))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m plate_reader.training")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build-and-train", help="build the data, train both models, export ONNX, write the card")
+    b.add_argument("--sources", default=os.environ.get("CLEANGATE_TRAIN_SOURCES", "/work/.mirror"),
+                   help="folder of the pinned git snapshots (<owner>+<name>/repo), as the fetch tool leaves them")
+    b.add_argument("--extracted", help="an already extracted plain source tree (skips --sources)")
+    b.add_argument("--out", default=str(DEFAULT_OUT), help="where the ONNX + json files go")
+    b.add_argument("--work", default="/tmp/cleangate-train", help="scratch folder (extracted sources, arrays)")
+    b.add_argument("--split", default=str(Path(__file__).with_name("ccpd_split.json")))
+    b.add_argument("--card", default=str(DEFAULT_CARD), help="model card to write ('' to skip)")
+    b.add_argument("--gate-crops", action="append", default=[],
+                   help="a `gate-service crops export` folder (labels.csv + crops/) to add as real data")
+    b.add_argument("--gate-copies", type=int, default=8)
+    b.add_argument("--gate-share", type=float, default=0.15)
+    b.add_argument("--seed", type=int, default=20261201)
+    b.add_argument("--synthetic", type=int, default=60000)
+    b.add_argument("--eval-synthetic", type=int, default=2100)
+    b.add_argument("--real-copies", type=int, default=24)
+    b.add_argument("--real-share", type=float, default=0.3)
+    b.add_argument("--rec-steps", type=int, default=6000)
+    b.add_argument("--kind-steps", type=int, default=1200)
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--workers", type=int, default=2, help="processes that render the synthetic data")
+    b.add_argument("--version", default="")
+    args = p.parse_args(argv)
+    from plate_reader.training.sources import SourceMissing
+
+    try:
+        build_and_train(args)
+    except SourceMissing as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Turns a clean plate into what a gate camera and the localiser hand the recogniser.
+
+Steps: optional holder frame, bolts, dirt and shadow on the plate; the plate placed in a scene (car body
+colours, clutter) under a random perspective; a crop taken from the plate's corners jittered like a real
+localiser's and padded like ``locate.rectify`` (6% of the width, 14% of the height); then the camera: small
+size, defocus or motion blur, noise, brightness, night/IR or over-exposure, JPEG at q30-90.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+PAD_X, PAD_Y = 0.06, 0.14
+
+
+def _frame_and_bolts(img: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    h, w = img.shape[:2]
+    if rng.random() < 0.35:
+        # A dealer's holder frame round the plate: a band of another colour, often with a text strip below.
+        t = max(2, int(rng.integers(6, 16) * scale))
+        colour = tuple(int(c) for c in rng.choice([[30, 30, 30], [200, 200, 200], [150, 150, 160], [40, 40, 120]]))
+        framed = np.empty((h + 2 * t, w + 2 * t + 0, 3), np.uint8)
+        framed[:] = colour
+        framed[t:t + h, t:t + w] = img
+        if rng.random() < 0.5:
+            step = max(4, int(rng.integers(25, 45) * scale))
+            for x in range(t + step, w, step):
+                cv2.rectangle(framed, (x, h + t + 1), (x + max(2, int(12 * scale)), h + 2 * t - 1),
+                              (255 - colour[0],) * 3, -1)
+        return framed
+    if rng.random() < 0.5:
+        for x in (int(110 * scale), w - int(110 * scale)):
+            for y in (int(12 * scale), h - int(12 * scale)) if rng.random() < 0.5 else (int(12 * scale),):
+                c = int(rng.integers(120, 230))
+                cv2.circle(img, (x, y), max(1, int(rng.integers(5, 9) * scale)), (c, c, c), -1, cv2.LINE_AA)
+    return img
+
+
+def _dirt(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = img.astype(np.float32)
+    h, w = img.shape[:2]
+    if rng.random() < 0.3:
+        mask = np.zeros((h, w), np.float32)
+        for _ in range(int(rng.integers(3, 25))):
+            c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.circle(mask, c, max(1, int(rng.integers(2, 18) * w / 440)), float(rng.uniform(0.2, 0.8)), -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 3 * w / 440))[:, :, None]
+        mud = np.array(rng.choice([[40, 60, 80], [60, 80, 100], [30, 30, 30]]), np.float32)
+        out = out * (1 - mask) + mud * mask
+    if rng.random() < 0.2:
+        # Hard shadow across part of the plate (a bumper, a tree).
+        x = int(rng.integers(0, w))
+        poly = np.array([[x, 0], [w, 0], [w, h], [max(0, x - int(rng.integers(0, w // 2))), h]], np.int32)
+        m = np.zeros((h, w), np.float32)
+        cv2.fillPoly(m, [poly], 1.0)
+        out *= 1 - m[:, :, None] * rng.uniform(0.3, 0.6)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _scene(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    w, h = size
+    # Built at a quarter of the size and enlarged: a smooth car body with clutter, cheap to make.
+    sw, sh = max(4, w // 4), max(4, h // 4)
+    base = rng.integers(0, 256, 3).astype(np.float32)
+    grad = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.2), sh, dtype=np.float32)[:, None, None]
+    small = base[None, None, :] * grad + rng.normal(0, rng.uniform(2, 14), (sh, sw, 3)).astype(np.float32)
+    scene = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+    for _ in range(int(rng.integers(0, 6))):
+        p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.line(scene, p1, p2, tuple(int(c) for c in rng.integers(0, 256, 3)), int(rng.integers(1, 8)))
+    return scene
+
+
+def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.ndarray:
+    """A localiser's crop of this clean plate as a camera saw it (BGR uint8, a few tens of pixels high)."""
+    out_h = int(rng.integers(18, 70))
+    # Work at about three times the output size: a camera integrates light, so a small plate is blurred, not
+    # aliased, and there is no point composing a 1 px/mm scene for a 30 px crop.
+    scale = min(1.0, 3.4 * out_h / plate.shape[0])
+    if scale < 1.0:
+        plate = cv2.resize(plate, (int(round(plate.shape[1] * scale)), int(round(plate.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+    img = _dirt(_frame_and_bolts(plate.copy(), rng, scale), rng)
+    h, w = img.shape[:2]
+    # Plate corners in a scene three times its size, under a mild random perspective.
+    sw, sh = int(w * 1.35), int(h * 1.9)
+    cx, cy = sw / 2, sh / 2
+    ang = np.deg2rad(rng.normal(0, 4) * hard)
+    shear = rng.normal(0, 0.06) * hard
+    persp = rng.normal(0, 0.05) * hard
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = []
+    for x, y in src:
+        u, v = x - w / 2, y - h / 2
+        u = u + shear * v
+        k = 1 + persp * (u / w)
+        u, v = u * k, v * k
+        corners.append([cx + u * np.cos(ang) - v * np.sin(ang), cy + u * np.sin(ang) + v * np.cos(ang)])
+    dst = np.float32(corners)
+    M = cv2.getPerspectiveTransform(src, dst)
+    scene = _scene((sw, sh), rng)
+    # BORDER_TRANSPARENT draws the plate over the scene in place: no alpha mask to blend.
+    cv2.warpPerspective(img, M, (sw, sh), dst=scene, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+
+    # The frame's plate quad (the holder frame is outside the plate, so its corners move in by the frame).
+    fh, fw = plate.shape[:2]
+    ox, oy = (w - fw) / 2, (h - fh) / 2
+    quad = cv2.perspectiveTransform(np.float32([[[ox, oy], [ox + fw, oy], [ox + fw, oy + fh], [ox, oy + fh]]]), M)[0]
+    # A localiser's error: each corner off by a few percent of the plate's size.
+    jit = np.float32([fw * 0.03, fh * 0.08]) * hard
+    quad = quad + rng.normal(0, 1, quad.shape).astype(np.float32) * jit
+    tl, tr, br, bl = quad
+    wv, hv = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
+    px, py = PAD_X * rng.uniform(0.5, 1.5), PAD_Y * rng.uniform(0.5, 1.5)
+    padded = np.float32([tl - wv * px - hv * py, tr + wv * px - hv * py, br + wv * px + hv * py,
+                         bl - wv * px + hv * py])
+    aspect = (fw * (1 + 2 * px)) / (fh * (1 + 2 * py))
+    out_w = max(16, int(round(out_h * aspect)))
+    big_h = out_h * 3
+    big_w = max(16, int(round(big_h * aspect)))
+    Mc = cv2.getPerspectiveTransform(padded, np.float32([[0, 0], [big_w, 0], [big_w, big_h], [0, big_h]]))
+    crop = cv2.warpPerspective(scene, Mc, (big_w, big_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    return degrade(crop, rng, hard)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.ndarray:
+    out = img.astype(np.float32)
+    r = rng.random()
+    if r < 0.3 * hard:
+        k = int(rng.integers(3, 8))
+        kern = np.zeros((k, k), np.float32)
+        cv2.line(kern, (0, k // 2), (k - 1, k // 2), 1.0, 1)
+        rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), float(rng.uniform(-30, 30)), 1.0)
+        kern = cv2.warpAffine(kern, rot, (k, k))
+        out = cv2.filter2D(out, -1, kern / max(kern.sum(), 1e-6))
+    elif r < 0.65:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.3 * hard + 0.3)))
+    if rng.random() < 0.5:
+        # White balance and colour cast differ by camera and by light (sodium lamps, dusk, IR cut filters).
+        out = out * (1.0 + rng.uniform(-0.18, 0.18, 3)).astype(np.float32)
+    light = rng.random()
+    if light < 0.15 * hard:
+        # Night / IR: dark, low contrast, desaturated, noisy.
+        gray = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+        sat = rng.uniform(0.0, 0.6)
+        out = out * sat + gray[:, :, None] * (1 - sat)
+        out = out * rng.uniform(0.25, 0.6) + rng.uniform(0, 20)
+    elif light < 0.3 * hard:
+        # Over-exposure: headlights or low sun wash the plate out.
+        out = out * rng.uniform(1.3, 2.2) + rng.uniform(20, 70)
+    else:
+        out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
+    out = out + rng.normal(0, rng.uniform(0, 8 * hard + 1), out.shape)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.8:
+        q = int(rng.integers(30, 91))
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out

@@ -1,0 +1,68 @@
+"""Figures for the model card, measured on the exported ONNX files with onnxruntime (what the service runs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from plate_reader.layout import normalise
+from plate_reader.training.data import Arrays
+from plate_reader.training.spec import KIND_INPUT, LABELS, REC_INPUT, greedy
+
+
+def session(path: Path, threads: int = 1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _run(sess, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([sess.run(["logits"], {"image": x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def read_texts(weights: Path, arrays: Arrays) -> list[str]:
+    return greedy(_run(session(Path(weights) / "plate_rec.onnx"), normalise(arrays.rec, REC_INPUT)))
+
+
+def kinds(weights: Path, arrays: Arrays) -> np.ndarray:
+    return _run(session(Path(weights) / "plate_kind.onnx"), normalise(arrays.kind, KIND_INPUT)).argmax(-1)
+
+
+def figures(weights: Path, arrays: Arrays) -> dict:
+    """Exact-match rate overall and per kind (greedy CTC, no grammar), and kind accuracy where labelled."""
+    texts = read_texts(weights, arrays)
+    ok = np.array([a == b for a, b in zip(texts, arrays.texts, strict=True)])
+    out: dict = {"n": len(ok), "exact": round(float(ok.mean()), 4) if len(ok) else None}
+    lab = arrays.labels
+    if (lab >= 0).any():
+        pred = kinds(weights, arrays)
+        m = lab >= 0
+        out["kind_acc"] = round(float((pred[m] == lab[m]).mean()), 4)
+        per = {}
+        for i, name in enumerate(LABELS):
+            sel = lab == i
+            if sel.any():
+                per[name] = {"n": int(sel.sum()), "exact": round(float(ok[sel].mean()), 4),
+                             "kind_acc": round(float((pred[sel] == i).mean()), 4)}
+        out["per_kind"] = per
+    out["errors"] = [(w, g) for w, g, k in zip(arrays.texts, texts, ok, strict=True) if not k][:15]
+    return out
+
+
+def latency_ms(path: Path, shape: tuple[int, ...], runs: int = 300) -> dict:
+    """Per-crop time of one ONNX model on ONE onnxruntime thread, batch 1 (median and p95)."""
+    sess = session(path, threads=1)
+    x = np.random.default_rng(0).normal(size=(1, *shape)).astype(np.float32)
+    for _ in range(30):
+        sess.run(["logits"], {"image": x})
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(["logits"], {"image": x})
+        ts.append((time.perf_counter() - t) * 1000)
+    return {"median": round(float(np.median(ts)), 3), "p95": round(float(np.percentile(ts, 95)), 3)}

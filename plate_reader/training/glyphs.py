@@ -1,0 +1,141 @@
+"""Glyph masks (ink alpha in [0, 1]) and plate backgrounds, loaded from the extracted sources.
+
+Sets: ``single`` (GA 36 140 mm-high glyphs), ``up``/``down`` (the double-row plate's two rows), ``green``
+(new-energy font), plus alternative shapes for variety: ``alt`` (huangxinping's glyphs), ``real`` (character
+images cut from real plates by wzh191920: real blur, real stroke widths) and ``ttf`` (platechar.ttf letters).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from plate_reader.training.sources import folder
+
+YYQ = "yyq19990828/chinese_license_plate_generator"
+HUANG = "huangxinping/chinese_license_plates"
+SZAD = "szad670401/end-to-end-for-chinese-plate-recognition"
+WZH = "wzh191920/License-Plate-Recognition"
+
+# wzh191920's folder names are pinyin; the ambiguous pairs were checked by eye against the images.
+WZH_PROVINCES = {
+    "zh_cuan": "川", "zh_e": "鄂", "zh_gan": "赣", "zh_gan1": "甘", "zh_gui": "贵", "zh_gui1": "桂", "zh_hei": "黑",
+    "zh_hu": "沪", "zh_ji": "冀", "zh_jin": "津", "zh_jing": "京", "zh_jl": "吉", "zh_liao": "辽", "zh_lu": "鲁",
+    "zh_meng": "蒙", "zh_min": "闽", "zh_ning": "宁", "zh_qing": "青", "zh_qiong": "琼", "zh_shan": "陕",
+    "zh_su": "苏", "zh_sx": "晋", "zh_wan": "皖", "zh_xiang": "湘", "zh_xin": "新", "zh_yu": "豫", "zh_yu1": "渝",
+    "zh_yue": "粤", "zh_yun": "云", "zh_zang": "藏", "zh_zhe": "浙",
+}
+
+
+def _read(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray | None:
+    # cv2.imread cannot open non-ASCII paths on every platform; decoding the bytes always works.
+    data = np.fromfile(str(path), dtype=np.uint8)
+    return cv2.imdecode(data, flags) if data.size else None
+
+
+def ink_dark_on_light(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 3 and img.shape[2] == 4:
+        return img[:, :, 3].astype(np.float32) / 255.0
+    gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return np.clip((230.0 - gray.astype(np.float32)) / 180.0, 0.0, 1.0)
+
+
+def trim(mask: np.ndarray, thr: float = 0.3) -> np.ndarray:
+    ys, xs = np.nonzero(mask > thr)
+    if len(ys) == 0:
+        return mask
+    return mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+
+
+@dataclass
+class GlyphBank:
+    sets: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
+    # True for sets whose masks are tight ink boxes (placed keeping aspect), False for full-cell images.
+    tight: dict[str, bool] = field(default_factory=dict)
+    backgrounds: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, name: str, ch: str, mask: np.ndarray, tight: bool = False) -> None:
+        self.sets.setdefault(name, {}).setdefault(ch, []).append(mask.astype(np.float32))
+        self.tight.setdefault(name, tight)
+
+    def has(self, name: str, ch: str) -> bool:
+        return ch in self.sets.get(name, {})
+
+    def pick(self, rng: np.random.Generator, name: str, ch: str) -> tuple[np.ndarray, bool]:
+        masks = self.sets[name][ch]
+        return masks[int(rng.integers(len(masks)))], self.tight[name]
+
+
+_YYQ_NAME = re.compile(r"^(140|220_up|220_down|220|green)_(.)\.jpg$")
+_SET_OF = {"140": "single", "220_up": "up", "220_down": "down", "220": "down", "green": "green"}
+
+
+def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0) -> GlyphBank:
+    bank = GlyphBank()
+    yyq = folder(extracted, YYQ)
+    for path in sorted((yyq / "font_model").glob("*.jpg")):
+        m = _YYQ_NAME.match(path.name)
+        img = _read(path, cv2.IMREAD_GRAYSCALE)
+        if m is None or img is None:
+            continue
+        prefix, ch = m.group(1), m.group(2)
+        name = _SET_OF[prefix]
+        # 220_<province> glyphs are the double-row plate's top-row provinces; 220_<digit> its bottom digits.
+        if prefix == "220" and not ch.isdigit() and ch != "挂":
+            name = "up"
+        bank.add(name, ch, ink_dark_on_light(img))
+    for path in sorted((yyq / "plate_model").glob("*.PNG")):
+        img = _read(path, cv2.IMREAD_COLOR)
+        if img is not None:
+            bank.backgrounds[path.stem] = img
+
+    huang = folder(extracted, HUANG) / "generator" / "images"
+    for path in sorted(huang.glob("*/*.png")):
+        ch = path.stem
+        if len(ch) != 1 or ch in ("k", "翼"):  # two mislabelled files in that set
+            continue
+        img = _read(path)
+        if img is not None:
+            bank.add("alt", ch, ink_dark_on_light(img))
+
+    rng = np.random.default_rng(seed)
+    wzh = folder(extracted, WZH) / "train"
+    for sub, names in (("chars2/chars2", None), ("charsChinese/charsChinese", WZH_PROVINCES)):
+        base = wzh / sub
+        if not base.is_dir():
+            base = wzh / sub.split("/")[0]
+        for d in sorted(p for p in base.glob("*") if p.is_dir()):
+            ch = names.get(d.name) if names else d.name
+            if not ch or len(ch) != 1:
+                continue
+            files = sorted(d.glob("*.jpg"))
+            if len(files) > max_real_per_char:
+                files = [files[i] for i in sorted(rng.choice(len(files), max_real_per_char, replace=False))]
+            for f in files:
+                img = _read(f, cv2.IMREAD_GRAYSCALE)
+                if img is None:
+                    continue
+                mask = trim(img.astype(np.float32) / 255.0)
+                if mask.shape[0] >= 8:
+                    bank.add("real", ch, mask, tight=True)
+
+    ttf = folder(extracted, SZAD) / "font" / "platechar.ttf"
+    if ttf.exists():
+        _add_ttf(bank, ttf)
+    return bank
+
+
+def _add_ttf(bank: GlyphBank, ttf: Path) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(ttf), 120)
+    for ch in "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789":
+        im = Image.new("L", (160, 160), 0)
+        ImageDraw.Draw(im).text((20, 10), ch, fill=255, font=font)
+        mask = trim(np.asarray(im, dtype=np.float32) / 255.0)
+        if mask.shape[0] > 20:
+            bank.add("ttf", ch, mask, tight=True)

@@ -1,0 +1,55 @@
+"""The two networks (torch; training only — the service runs their ONNX exports)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(cin: int, cout: int, k=3, pad=1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class Recogniser(nn.Module):
+    """All-convolutional CTC reader: 1x32x128 gray in, 32 time steps of log-probabilities out.
+
+    No recurrent layer: convolutions export to ONNX cleanly and run fast on one core; the last (1x3) layer
+    gives each step about three characters of context, enough for plates.
+    """
+
+    def __init__(self, n_classes: int, widths: tuple[int, ...] = (16, 32, 64, 96, 128, 160)) -> None:
+        super().__init__()
+        c1, c2, c3, c4, c5, c6 = widths
+        self.features = nn.Sequential(
+            *_block(1, c1), nn.MaxPool2d(2),                       # 16 x 64
+            *_block(c1, c2), nn.MaxPool2d(2),                      # 8 x 32
+            *_block(c2, c3), *_block(c3, c4), nn.MaxPool2d((2, 1)),  # 4 x 32
+            *_block(c4, c5),
+            *_block(c5, c6, k=(4, 1), pad=0),                      # 1 x 32
+            *_block(c6, c6, k=(1, 3), pad=(0, 1)),
+            nn.Dropout(0.1),
+        )
+        self.head = nn.Conv2d(c6, n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(self.features(x))           # N, C, 1, T
+        y = y.squeeze(2).permute(0, 2, 1)         # N, T, C
+        return torch.log_softmax(y, dim=-1)
+
+
+class KindNet(nn.Module):
+    """Plate kind/colour from a 3x40x80 BGR crop: colour, gradient and one- or two-row layout."""
+
+    def __init__(self, n_labels: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_block(3, 16), nn.MaxPool2d(2),     # 20 x 40
+            *_block(16, 32), nn.MaxPool2d(2),    # 10 x 20
+            *_block(32, 48), nn.MaxPool2d(2),    # 5 x 10
+            *_block(48, 64),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(64 * 5 * 10, 64), nn.ReLU(inplace=True),
+                                  nn.Linear(64, n_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,0 +1,103 @@
+"""Training loops for the recogniser (CTC) and the kind classifier; fixed seeds, a fixed number of steps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from plate_reader.layout import normalise
+from plate_reader.training.data import Arrays
+from plate_reader.training.spec import KIND_INPUT, LABELS, REC_INPUT, encode, greedy
+
+
+def seed_all(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(sources: list[tuple[Arrays, float]], batch: int, rng: np.random.Generator,
+             keep: Callable[[Arrays], np.ndarray] | None = None):
+    """Endless batches of indices drawn from each source in proportion to its weight (real data oversampled)."""
+    pools = []
+    for arrays, weight in sources:
+        idx = np.arange(len(arrays)) if keep is None else np.nonzero(keep(arrays))[0]
+        if len(idx) and weight > 0:
+            pools.append((arrays, idx, weight))
+    w = np.array([p[2] for p in pools], np.float64)
+    w /= w.sum()
+    while True:
+        counts = rng.multinomial(batch, w)
+        yield [(arrays, rng.choice(idx, size=c)) for (arrays, idx, _), c in zip(pools, counts, strict=True) if c]
+
+
+def _shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # A pixel or two of translation per batch: the stored crops already carry the localiser's jitter.
+    dy, dx = int(rng.integers(-1, 2)), int(rng.integers(-2, 3))
+    return np.roll(x, (dy, dx), axis=(1, 2))
+
+
+def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int,
+                     batch: int = 64, lr: float = 3e-3, log: Callable[[str], None] = print) -> dict:
+    rng = np.random.default_rng([seed, 1])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    model.train()
+    t0, seen, avg = time.time(), 0, None
+    gen = _batches(sources, batch, rng)
+    for step in range(steps):
+        parts = next(gen)
+        x = np.concatenate([_shift(a.rec[i], rng) for a, i in parts])
+        texts = [a.texts[j] for a, i in parts for j in i]
+        xt = torch.from_numpy(normalise(x, REC_INPUT))
+        targets = torch.tensor([c for t in texts for c in encode(t)], dtype=torch.long)
+        tlen = torch.tensor([len(t) for t in texts], dtype=torch.long)
+        out = model(xt)                                   # N, T, C
+        ilen = torch.full((out.shape[0],), out.shape[1], dtype=torch.long)
+        loss = ctc(out.permute(1, 0, 2), targets, ilen, tlen)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        seen += len(texts)
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"rec step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
+    model.eval()
+    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+
+
+def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 64,
+               lr: float = 3e-3, log: Callable[[str], None] = print) -> dict:
+    rng = np.random.default_rng([seed, 2])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
+    model.train()
+    t0, seen, avg = time.time(), 0, None
+    gen = _batches(sources, batch, rng, keep=lambda a: a.labels >= 0)
+    for step in range(steps):
+        parts = next(gen)
+        x = np.concatenate([_shift(a.kind[i], rng) for a, i in parts])
+        y = torch.from_numpy(np.concatenate([a.labels[i] for a, i in parts]))
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(normalise(x, KIND_INPUT))), y,
+                                           label_smoothing=0.05)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        seen += len(y)
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"kind step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
+    model.eval()
+    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+
+
+__all__ = ["seed_all", "train_recogniser", "train_kind", "greedy", "LABELS"]

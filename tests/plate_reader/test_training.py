@@ -1,0 +1,247 @@
+"""The training pipeline end to end on a tiny source tree drawn here (seconds, not minutes), and its parts.
+
+The real sources (GA 36 glyph images, CCPD photos, ...) are public snapshots that are not redistributed in
+this repository; the tree below has the same layout, with glyphs drawn by OpenCV and CCPD-named photos of
+plates rendered from them, so every step — extraction layout, CCPD parsing and split, rendering, augmentation,
+both trainings, ONNX export, evaluation, model card — runs for real.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from plate_reader import plates
+from plate_reader.training import ccpd, glyphs, render, spec
+from plate_reader.training.augment import camera_crop
+
+CCPD_DIR = "julienkolani+ccpd-character-recognition/TP/TP1/CCPD_SubDataset"
+
+
+def _glyph(ch: str) -> np.ndarray:
+    """A black-on-white glyph cell: Hershey text for ASCII, a pattern seeded by the code point otherwise."""
+    img = np.full((90, 45), 255, np.uint8)
+    if ch.isascii():
+        cv2.putText(img, ch, (3, 75), cv2.FONT_HERSHEY_SIMPLEX, 2.2, 0, 6)
+    else:
+        rng = np.random.default_rng(ord(ch))
+        for _ in range(6):
+            x, y = rng.integers(0, 35), rng.integers(0, 80)
+            cv2.rectangle(img, (int(x), int(y)), (int(x) + 10, int(y) + 6), 0, -1)
+    return img
+
+
+def _ccpd_name(i: int, text: str, quad: np.ndarray) -> str:
+    tl, tr, br, bl = (f"{int(x)}&{int(y)}" for x, y in quad)
+    idx = [ccpd.PROVINCES.index(text[0]), ccpd.ALPHABETS.index(text[1])] + [ccpd.ADS.index(c) for c in text[2:]]
+    return f"{i:04d}-90_90-0&0_1&1-{br}_{bl}_{tl}_{tr}-{'_'.join(map(str, idx))}-100-50.jpg"
+
+
+@pytest.fixture(scope="module")
+def cli():
+    pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
+    from plate_reader.training import __main__
+
+    return __main__
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extracted")
+    fonts = root / "yyq19990828+chinese_license_plate_generator" / "font_model"
+    fonts.mkdir(parents=True)
+    for ch in spec.ALPHABET:
+        cv2.imencode(".jpg", _glyph(ch))[1].tofile(str(fonts / f"140_{ch}.jpg"))
+    bank = glyphs.load(root)
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        sub = root / CCPD_DIR / ("train" if i < 7 else "test")
+        sub.mkdir(parents=True, exist_ok=True)
+        plate = render.render_plate(bank, rng, "blue")
+        photo = np.full((300, 400, 3), 90, np.uint8)
+        small = cv2.resize(plate.image, (176, 56))
+        photo[120:176, 100:276] = small
+        quad = np.float32([[100, 120], [276, 120], [276, 176], [100, 176]])
+        cv2.imwrite(str(sub / _ccpd_name(i, plate.text, quad)), photo)
+    return root
+
+
+def test_ccpd_names_give_plate_and_corners():
+    # A real CCPD file name (the subset's first test photo); corners run from bottom-right clockwise.
+    name = "0147365900383-92_89-300&557_484&637-480&635_298&621_296&556_478&570-0_0_5_27_28_26_29-107-312.jpg"
+    plate, quad = ccpd.parse_name(name)
+    assert plate == "皖A F3425".replace(" ", "")
+    np.testing.assert_array_equal(quad, [[296, 556], [478, 570], [480, 635], [298, 621]])
+    with pytest.raises(ValueError):
+        ccpd.parse_name("not-a-ccpd.jpg")
+
+
+def test_committed_split_holds_out_whole_plates():
+    split = ccpd.load_split()
+    assert len(split["test"]) >= 100 and len(split["train"]) >= 400
+    assert not set(split["test"]) & set(split["train"])
+    plate_of = {n: ccpd.parse_name(Path(n).name)[0] for n in split["test"] + split["train"]}
+    test_plates = {plate_of[n] for n in split["test"]}
+    assert not test_plates & {plate_of[n] for n in split["train"]}
+
+
+def test_renderer_gives_valid_plates_of_every_kind(tree):
+    bank = glyphs.load(tree)
+    rng = np.random.default_rng(0)
+    expected = {"blue": ("blue",), "yellow": ("yellow",), "yellow_double": ("yellow",), "green": ("green",),
+                "yellow_green": ("yellow-green",), "white": ("white",), "black": ("black",)}
+    for kind in render.KINDS:
+        for _ in range(12):
+            p = render.render_plate(bank, rng, kind)
+            parsed = plates.parse(p.text)
+            assert set(expected[kind]) & set(parsed.expected_colors), (kind, p.text)
+            assert p.image.shape[:2] == ((220, 440) if p.double else (140, 480 if len(p.text) == 8 else 440))
+            crop = camera_crop(p.image, rng)
+            assert crop.dtype == np.uint8 and 16 <= crop.shape[0] <= 80 and crop.shape[1] > crop.shape[0]
+
+
+def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path):
+    import onnxruntime as ort
+
+    out, card = tmp_path / "weights", tmp_path / "MODEL_CARD.md"
+    rc = cli.main(["build-and-train", "--extracted", str(tree), "--work", str(tmp_path / "work"),
+                   "--out", str(out), "--split", str(tmp_path / "split.json"), "--card", str(card),
+                   "--synthetic", "60", "--eval-synthetic", "28", "--real-copies", "2", "--rec-steps", "3",
+                   "--kind-steps", "3", "--batch", "16", "--workers", "1", "--threads", "1"])
+    assert rc == 0
+    split = json.loads((tmp_path / "split.json").read_text(encoding="utf-8"))
+    assert len(split["test"]) + len(split["train"]) == 10
+    rec_spec = json.loads((out / "plate_rec.json").read_text(encoding="utf-8"))
+    kind_spec = json.loads((out / "plate_kind.json").read_text(encoding="utf-8"))
+    assert rec_spec["alphabet"] == list(spec.ALPHABET) and rec_spec["blank"] == 0
+    assert rec_spec["layout"] == "stitched" and rec_spec["output"] == "log_softmax"
+    assert kind_spec["labels"] == ["blue", "yellow", "yellow_double", "green", "yellow_green", "white", "black"]
+    for name, js, classes in (("plate_rec", rec_spec, len(spec.ALPHABET) + 1), ("plate_kind", kind_spec, 7)):
+        sess = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        assert [i.name for i in sess.get_inputs()] == ["image"]
+        inp = js["input"]
+        x = np.zeros((3, inp["channels"], inp["height"], inp["width"]), np.float32)
+        y = sess.run(["logits"], {"image": x})[0]
+        assert y.shape[0] == 3 and y.shape[-1] == classes
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["eval"]["synthetic_heldout"]["n"] == 28
+    assert metrics["eval"]["ccpd_test"]["n"] == len(split["test"]) > 0
+    text = card.read_text(encoding="utf-8")
+    assert "62e63cc59f33b1a6d96669ff827e0083d5f97548" in text and "CCPD held-out" in text
+
+
+def test_gate_crops_export_folder_is_read(tmp_path, tree):
+    from plate_reader.training.data import gate_crops
+
+    bank = glyphs.load(tree)
+    rng = np.random.default_rng(1)
+    (tmp_path / "crops").mkdir()
+    rows = ["file,plate,label_source,camera_plate,color"]
+    for i, (kind, color) in enumerate((("yellow_double", "yellow"), ("blue", "blue"))):
+        p = render.render_plate(bank, rng, kind)
+        cv2.imencode(".jpg", camera_crop(p.image, rng))[1].tofile(str(tmp_path / "crops" / f"{i}.jpg"))
+        rows.append(f"crops/{i}.jpg,{p.text},corrected,{p.text},{color}")
+    rows.append("crops/9.jpg,NOTAPLATE,camera,x,blue")
+    (tmp_path / "labels.csv").write_text("\r\n".join(rows) + "\r\n", encoding="utf-8-sig")
+    arrays = gate_crops(tmp_path, copies=3, seed=0)
+    assert len(arrays) == 6
+    assert [spec.LABELS[i] for i in arrays.labels[::3]] == ["yellow_double", "blue"]
+
+
+def test_missing_source_fails_clearly(cli, tmp_path, capsys):
+    rc = cli.main(["build-and-train", "--sources", str(tmp_path), "--work", str(tmp_path / "w"), "--card", ""])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "yyq19990828/chinese_license_plate_generator" in err and "62e63cc5" in err
+
+
+def test_service_never_imports_torch():
+    code = ("import sys, gate_service, plate_reader, plate_reader.reader, plate_reader.layout, gate_service.app; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
+            "assert not bad, bad[:3]")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the shipped weights, loaded from the installed package with onnxruntime only ---------------------------
+
+_READ_SCRIPT = r"""
+import json, sys
+sys.modules["torch"] = None  # any torch import in the read path fails loudly
+from importlib import resources
+from pathlib import Path
+import cv2, numpy as np, onnxruntime as ort
+from plate_reader import layout
+from plate_reader.training.spec import greedy
+w = resources.files("plate_reader.weights")
+rec_spec = json.loads(w.joinpath("plate_rec.json").read_text(encoding="utf-8"))
+kind_spec = json.loads(w.joinpath("plate_kind.json").read_text(encoding="utf-8"))
+so = ort.SessionOptions(); so.intra_op_num_threads = 1
+rec = ort.InferenceSession(w.joinpath("plate_rec.onnx").read_bytes(), so, providers=["CPUExecutionProvider"])
+kind = ort.InferenceSession(w.joinpath("plate_kind.onnx").read_bytes(), so, providers=["CPUExecutionProvider"])
+out = []
+for path in sorted(Path(sys.argv[1]).glob("*.png")):
+    crop = cv2.imread(str(path))
+    k = kind_spec["labels"][int(kind.run(["logits"], {"image": layout.to_input(crop, kind_spec)[None]})[0].argmax())]
+    view = layout.stitch_double_row(crop) if k == "yellow_double" else crop
+    p = rec.run(["logits"], {"image": layout.to_input(view, rec_spec)[None]})[0]
+    out.append({"file": path.name, "kind": k, "text": greedy(p, rec_spec["alphabet"])[0]})
+print(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def _read_shipped(folder: Path) -> dict[str, dict]:
+    proc = subprocess.run([sys.executable, "-c", _READ_SCRIPT, str(folder)], capture_output=True, text=True,
+                          check=True)
+    return {r["file"]: r for r in json.loads(proc.stdout)}
+
+
+def _ccpd_photo_reader():
+    """Reads a CCPD photo by split name from wherever the pinned subset is on this machine, or skips."""
+    import os
+
+    from plate_reader.dataset import default_dir
+    from plate_reader.training.sources import SOURCES, git_dir
+
+    plain = [Path(os.environ["CLEANGATE_CCPD_DIR"])] if os.environ.get("CLEANGATE_CCPD_DIR") else []
+    plain.append(default_dir().parent / "ccpd")
+    for d in plain:
+        if (d / "test").is_dir():
+            return lambda name: ccpd.read_photo(d / name)
+    src = next(s for s in SOURCES if s.repo.startswith("julienkolani/"))
+    try:
+        gd = git_dir(Path(os.environ.get("CLEANGATE_TRAIN_SOURCES", "/work/.mirror")), src)
+    except Exception as e:  # noqa: BLE001 - any reason the snapshot is unusable means: skip, saying why
+        pytest.skip(f"CCPD subset not on this machine (CLEANGATE_CCPD_DIR, ../shared/data/plates/ccpd or the "
+                    f"pinned snapshot): {e}")
+
+    def read(name: str) -> np.ndarray:
+        blob = subprocess.run(["git", "--git-dir", str(gd), "show", f"{src.commit}:{ccpd.SUBDIR}/{name}"],
+                              capture_output=True, check=True).stdout
+        return cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+
+    return read
+
+
+def test_shipped_weights_read_held_out_ccpd_crops(tmp_path):
+    read = _ccpd_photo_reader()
+    names = ccpd.load_split()["test"]
+    truth = {}
+    for i, name in enumerate(names):
+        plate, quad = ccpd.parse_name(Path(name).name)
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), ccpd.rectify(read(name), quad))
+        truth[f"{i:03d}.png"] = plate
+    reads = _read_shipped(tmp_path)
+    exact = sum(reads[f]["text"] == t for f, t in truth.items()) / len(truth)
+    blue = sum(r["kind"] == "blue" for r in reads.values()) / len(reads)
+    assert blue >= 0.95, blue
+    # Raw best-path reads of all 121 held-out photos (the reader's template decoder only adds to this).
+    assert exact >= SHIPPED_CCPD_MIN, (exact, [(t, reads[f]["text"]) for f, t in truth.items()
+                                               if reads[f]["text"] != t])
+
+
+# Floors under what the shipped weights measured (MODEL_CARD.md), so a retrained model that reads worse fails.
+SHIPPED_CCPD_MIN = 0.93
