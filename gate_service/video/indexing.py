@@ -24,6 +24,7 @@ import asyncpg
 
 from gate_service.db.outage import is_db_down
 from gate_service.video.recorder_metrics import RecorderMetrics
+from gate_service.video.s3store import StoreUnavailable
 from gate_service.video.segment import ClosedSegment, Segment
 from gate_service.video.spool import (
     LOCK_NAME,
@@ -138,12 +139,13 @@ class SpoolIndex:
                 side = self._pending[sidecar]
                 try:
                     if side["kind"] == "close":
+                        await self._upload_closed(sidecar, side)
                         await self._apply_close(side)
                     else:
                         await self._index_provisional(sidecar, side)
                     await asyncio.to_thread(unlink_all, sidecar)
                 except Exception as exc:  # noqa: BLE001 - see docstring
-                    if is_db_down(exc):
+                    if is_db_down(exc) or isinstance(exc, StoreUnavailable):
                         self._index_at = time.monotonic() + self._index_delay
                         self._index_delay = min(INDEX_RETRY_MAX_SECONDS, self._index_delay * 2)
                         break
@@ -165,6 +167,22 @@ class SpoolIndex:
                             indexed, len(self._pending))
                 await asyncio.to_thread(self._tidy)
             return indexed
+
+    async def _upload_closed(self, sidecar: Path, side: dict[str, Any]) -> None:
+        """A segment that had its row but closed while the media store was away: upload it now (its row is
+        filled after, by the caller). After a crash between the upload and the sidecar's removal the file is
+        already in the store, and the repeat only fills the row."""
+        if not side.get("file"):
+            return
+        path = sidecar.parent / side["file"]
+        if await asyncio.to_thread(path.exists):
+            blob = await self.store.put_file(side["storage_key"], path, move=True)
+            if blob.sha256 != side["sha256"]:
+                log.error("video: segment %d file changed in the spool after it closed (sha256 %s, hashed %s)",
+                          side["id"], blob.sha256, side["sha256"])
+                side.update(bytes=blob.bytes, sha256=blob.sha256, status="incomplete", note=CHANGED_NOTE)
+        elif not await self.store.exists(side["storage_key"]):
+            log.error("video: segment %d (%s) is gone from the spool and the store", side["id"], side["file"])
 
     async def _index_provisional(self, sidecar: Path, side: dict[str, Any]) -> None:
         # Four steps, each safe to repeat after a crash anywhere; the sidecar goes last (by the caller).
@@ -264,6 +282,8 @@ class SpoolIndex:
         await self._load_sidecars(sidecars)
         await self._load_sidecars(legacy_sidecars, legacy=True)
         open_now = {gate.segment.spool for gate in self._gates.values() if gate.segment is not None}
+        # Files whose closing values wait in a sidecar (the store was away when they closed) are not abandoned.
+        open_now |= {sidecar.parent / side["file"] for sidecar, side in self._pending.items() if side.get("file")}
         recovered = 0
         for path in [*files, *legacy_files]:
             if not path.stem.isdigit() or path in open_now:

@@ -49,8 +49,8 @@ from gate_service.db.outage import is_db_down
 from gate_service.video.indexing import CHANGED_NOTE, INDEX_RETRY_SECONDS, PROVISIONAL_NOTE, SpoolIndex
 from gate_service.video.recorder_metrics import RecorderMetrics
 from gate_service.video.segment import FOURCC, ClosedSegment, Segment, encode_batch, release_writer
-from gate_service.video.spool import write_json
-from gate_service.video.storage import BlobStore, key_part, media_key, open_store
+from gate_service.video.spool import fsync_file, write_json
+from gate_service.video.storage import BlobStore, close_store, key_part, media_key, open_store, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -398,26 +398,37 @@ class VideoRecorder(SpoolIndex):
                 return closed
             assert seg.key is not None
             size = digest = None
+            upload_later = False
             if seg.spool.exists():
-                blob = await self.store.put_file(seg.key, seg.spool, move=True)
-                size, digest = blob.bytes, blob.sha256
+                try:
+                    blob = await self.store.put_file(seg.key, seg.spool, move=True)
+                    size, digest = blob.bytes, blob.sha256
+                except OSError as exc:
+                    # The store is away (a bucket down, a full disk): the file stays in the spool, hashed, and
+                    # its row stays "recording" until the upload is confirmed by the pass below.
+                    await asyncio.to_thread(fsync_file, seg.spool)
+                    size, digest = await asyncio.to_thread(sha256_file, seg.spool)
+                    upload_later = True
+                    log.warning("video: gate %s segment %d kept in the spool, the media store failed (%s); "
+                                "uploaded later", seg.gate_id, seg.id, exc)
             status = "closed" if seg.failed is None and size else "incomplete"
             note = seg.failed if status == "incomplete" else None
             if status == "incomplete" and note is None:
                 note = "no video was written"
             closing = {"kind": "close", "id": seg.id, "recorder": self.recorder_id, "ended_at": ended.isoformat(), "frames": seg.written,
                        "bytes": size, "sha256": digest, "status": status, "note": note}
-            try:
-                await self._apply_close(closing)
-            except Exception as exc:
-                if not is_db_down(exc):
-                    raise
-                # The file is safe in the store; its closing values wait in the spool until the database is back.
-                sidecar = self.own_dir / f"close-{seg.id}.json"
-                await asyncio.to_thread(write_json, sidecar, closing)
-                self._add_pending(sidecar, closing)
-                log.warning("video: gate %s segment %d closed while the database is unreachable; indexed later",
-                            seg.gate_id, seg.id)
+            if upload_later:
+                closing.update(file=seg.spool.name, storage_key=seg.key)
+                await self._defer_close(seg, closing)
+            else:
+                try:
+                    await self._apply_close(closing)
+                except Exception as exc:
+                    if not is_db_down(exc):
+                        raise
+                    log.warning("video: gate %s segment %d closed while the database is unreachable; indexed "
+                                "later", seg.gate_id, seg.id)
+                    await self._defer_close(seg, closing)
             self._metrics.closed(seg.gate_id, status)
             log.info("video: gate %s segment %d %s: %d frames (%d left out), %s bytes", seg.gate_id, seg.id,
                      status, seg.written, seg.dropped, size)
@@ -426,6 +437,14 @@ class VideoRecorder(SpoolIndex):
         except Exception:  # noqa: BLE001 - the row stays 'recording'; recovery or the retention sweep ends it
             log.exception("video: closing segment %s failed", seg.name)
             return None
+
+    async def _defer_close(self, seg: Segment, closing: dict[str, Any]) -> None:
+        """The closing values wait in the spool, with the file when the store did not take it, until the
+        database and the store are back (``index_pending``)."""
+        sidecar = self.own_dir / f"close-{seg.id}.json"
+        await asyncio.to_thread(write_json, sidecar, closing)
+        self._add_pending(sidecar, closing)
+        self._kick_index()
 
     async def _close_idle(self) -> None:
         period = max(0.5, min(5.0, self.idle_seconds / 2))
@@ -446,7 +465,13 @@ async def video_context(app: web.Application) -> AsyncIterator[None]:
     from gate_service import keys
 
     settings = app[keys.SETTINGS]
-    store = open_store(settings.data_dir)
+    store = open_store(settings.data_dir, settings.media_url)
+    ensure = getattr(store, "ensure_bucket", None)
+    if ensure is not None:
+        try:
+            await asyncio.wait_for(ensure(), timeout=15)
+        except Exception as exc:  # noqa: BLE001 - segments wait in the spool until the store answers
+            log.warning("media store %r not reachable at start (%s); media waits on local disk", store, exc)
     app[keys.MEDIA_STORE] = store
     recorder = VideoRecorder(app[keys.POOL], store, spool_dir=Path(settings.data_dir) / "spool" / "video",
                              metrics=app.get(keys.METRICS))
@@ -454,3 +479,4 @@ async def video_context(app: web.Application) -> AsyncIterator[None]:
     app[keys.VIDEO_RECORDER] = recorder
     yield
     await recorder.close()
+    await close_store(store)
