@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 def build_api() -> Api:
     import blacklist
     from gate_service import audit_routes, health
+    from gate_service.cameras import routes as cameras
     from gate_service.gates import routes as gates
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
@@ -37,7 +38,7 @@ def build_api() -> Api:
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy):
+    for module in (health, registry, passages, gates, reports, video, policy, cameras):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
@@ -144,6 +145,9 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.gates.service import gates_context
 
     app.cleanup_ctx.append(gates_context)
+    from gate_service.cameras.manager import cameras_context
+
+    app.cleanup_ctx.append(cameras_context)  # after the gates hub: camera frames go into its ingest
     if settings.demo:
         from gate_service.demo import demo_context
 

@@ -60,6 +60,8 @@ class Settings:
     rate_limits: str = ""
     # Where media lives: None is the local disk under data_dir/media; "s3://bucket/prefix" a bucket (AWS_* vars).
     media_url: str | None = None
+    # Pull the registry's RTSP cameras (gate_service/cameras); off on replicas that must not record them twice.
+    pull_cameras: bool = True
 
     def __post_init__(self) -> None:
         from plate_reader.plates import PROVINCES
@@ -89,6 +91,7 @@ class Settings:
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
             media_url=os.environ.get("CLEANGATE_MEDIA_URL") or None,
+            pull_cameras=os.environ.get("CLEANGATE_PULL_CAMERAS", "1").strip().lower() not in ("0", "off", "false", "no"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

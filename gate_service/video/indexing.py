@@ -157,6 +157,7 @@ class SpoolIndex:
                 del self._pending[sidecar]
                 self._failed_sidecars.discard(sidecar)
                 self._retry_at.pop(sidecar, None)
+                # Camera segments always take this path (their rows are made once they are finished): not late.
                 indexed += side["kind"] == "provisional"
             else:
                 self._index_delay = INDEX_RETRY_SECONDS
@@ -167,6 +168,12 @@ class SpoolIndex:
                             indexed, len(self._pending))
                 await asyncio.to_thread(self._tidy)
             return indexed
+
+    async def add_finished(self, sidecar: Path, side: dict[str, Any]) -> None:
+        """A segment another writer finished (a camera's stream copy, ``kind: camera``), its sidecar written
+        beside its file: index it like a provisional one, now or when the database and the store answer."""
+        self._add_pending(sidecar, side)
+        self._kick_index()
 
     async def _upload_closed(self, sidecar: Path, side: dict[str, Any]) -> None:
         """A segment that had its row but closed while the media store was away: upload it now (its row is
@@ -247,11 +254,13 @@ class SpoolIndex:
         async with self.pool.acquire() as conn:
             await conn.execute(
                 """INSERT INTO video_segments (id, gate_id, started_at, ended_at, storage_key, status, fps, width,
-                                              height, frames, bytes, sha256, note, recorder)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING""",
+                                              height, frames, bytes, sha256, note, recorder, camera_id, codec)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                   ON CONFLICT (id) DO NOTHING""",
                 seg_id, side["gate_id"], datetime.fromisoformat(side["started_at"]),
                 datetime.fromisoformat(side["ended_at"]), key, side["status"], side["fps"], side["width"],
                 side["height"], side["frames"], side["bytes"], side["sha256"], side["note"], side["recorder"],
+                side.get("camera_id"), side.get("codec"),
             )
             row = await conn.fetchrow("SELECT storage_key, sha256 FROM video_segments WHERE id = $1", seg_id)
         if row is None or row["storage_key"] != key or row["sha256"] != side["sha256"]:
@@ -352,6 +361,8 @@ class SpoolIndex:
             path = Path(top)
             if path == own or dirs or any(name != LOCK_NAME for name in names):
                 continue
+            if path.relative_to(own).parts[:1] == ("cameras",):
+                continue  # a camera's ffmpeg may be about to open its next segment there
             with contextlib.suppress(OSError):
                 (path / LOCK_NAME).unlink(missing_ok=True)
                 path.rmdir()
@@ -393,7 +404,7 @@ class SpoolIndex:
                             sha256=digest, status="incomplete",
                             note=f"service stopped while recording; {PROVISIONAL_NOTE}")
                 await asyncio.to_thread(write_json, sidecar, side)
-            if side.get("kind") in ("provisional", "close"):
+            if side.get("kind") in ("provisional", "close", "camera"):
                 self._add_pending(sidecar, side)
             else:
                 log.error("video: unknown sidecar %s; left in place", sidecar)

@@ -34,7 +34,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -135,6 +135,9 @@ class VideoRecorder(SpoolIndex):
         # their video is on this host, so the clip endpoint answers "later", not "no video".
         self._finishing: dict[Path, Segment] = {}
         self._outage = False  # logged once: "recording to local disk" … "database back"
+        # Writers of this gate's video outside this recorder (cameras recording by stream copy): each answers
+        # when the segment it is writing, if it covers a moment, will be finished.
+        self.live_sources: dict[str, list[Callable[[datetime], datetime | None]]] = {}
 
     # ---- life cycle -------------------------------------------------------------------------------
 
@@ -242,8 +245,13 @@ class VideoRecorder(SpoolIndex):
         for seg in self._finishing.values():
             if seg.gate_id == gate_id and seg.started_at <= at < seg.rolls_at:
                 return datetime.now(timezone.utc) + timedelta(seconds=self._index_delay)
+        for live in self.live_sources.get(gate_id, ()):
+            # A camera's segment being written by its ffmpeg right now: indexed once it is finished.
+            ends = live(at)
+            if ends is not None:
+                return ends + timedelta(seconds=self._index_delay)
         for side in self._pending.values():
-            if side.get("kind") == "provisional" and side["gate_id"] == gate_id:
+            if side.get("kind") in ("provisional", "camera") and side["gate_id"] == gate_id:
                 started = datetime.fromisoformat(side["started_at"])
                 ended = datetime.fromisoformat(side["ended_at"])
                 if started <= at <= ended:
