@@ -35,10 +35,11 @@ def build_api() -> Api:
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
     from gate_service.reports import routes as reports
+    from gate_service.video import audit_routes as video_audits
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy, cameras):
+    for module in (health, registry, passages, gates, reports, video, policy, cameras, video_audits):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)

@@ -22,3 +22,21 @@ CREATE INDEX gate_cameras_gate_idx ON gate_cameras (gate_id);
 -- Segments recorded from a camera's stream (NULL: the kiosk-frame recorder's), and the codec as recorded
 -- (h264, hevc; mpeg4 for the kiosk-frame recorder's re-encoded segments).
 ALTER TABLE video_segments ADD COLUMN camera_id text, ADD COLUMN codec text;
+
+-- Video self-audits (视频核查): the reader run over a gate's recorded video for a period, every vehicle seen
+-- matched against the ledger; vehicles in the video with no ledger row are the findings.
+CREATE TABLE video_audits (
+    id bigserial PRIMARY KEY,
+    gate_id text NOT NULL,
+    period_from timestamptz NOT NULL,
+    period_to timestamptz NOT NULL CHECK (period_to > period_from),
+    status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed')),
+    requested_by text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    vehicles integer,
+    findings integer,
+    result jsonb,
+    error text
+);
+CREATE INDEX video_audits_gate_idx ON video_audits (gate_id, period_from);
