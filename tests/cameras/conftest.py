@@ -99,7 +99,7 @@ def make_video(path: Path, codec: str) -> GateVideo:
     process = subprocess.Popen(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
          "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-", *encoder, "-pix_fmt", "yuv420p",
-         "-b:v", "2M", str(path)], stdin=subprocess.PIPE)
+         "-b:v", "2M", "-movflags", "+faststart", str(path)], stdin=subprocess.PIPE)
     assert process.stdin is not None
     for picture, seconds in parts:
         data = picture.tobytes()

@@ -6,6 +6,7 @@ Run with Debian's own ``/usr/bin/python3`` (where python3-gi lives), not the pro
 
 Binds 127.0.0.1 (port 0: any free one), prints ``ready rtsp://127.0.0.1:PORT/cam`` on stdout once it
 listens, and serves until killed. One shared media: every client sees the same live stream, as with a camera.
+The MP4 needs its index first (``ffmpeg -movflags +faststart``): qtdemux reads it in push mode here.
 """
 
 import sys
