@@ -31,6 +31,7 @@ def build_api() -> Api:
     from gate_service import audit_routes, health
     from gate_service.cameras import routes as cameras
     from gate_service.gates import routes as gates
+    from gate_service.inspection import routes as inspection
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
@@ -39,10 +40,14 @@ def build_api() -> Api:
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy, cameras, video_audits):
+    for module in (health, registry, passages, gates, reports, video, policy, inspection, cameras, video_audits):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
+    from gate_service.link import platform_routes, sites
+
+    api.extend(platform_routes.api.endpoints)  # 联网: a site's uplink and downlink (issue 14)
+    api.extend(sites.api.endpoints)
     return api
 
 
@@ -132,11 +137,15 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
+    app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
-    app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
+    from gate_service.link import context as link
+
+    app[keys.POLICIES] = load_policy_set(*link.policy_paths(settings))
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(link.platform_context)
     from gate_service.video.recorder import video_context
 
     app.cleanup_ctx.append(video_context)
@@ -149,6 +158,7 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.cameras.manager import cameras_context
 
     app.cleanup_ctx.append(cameras_context)  # after the gates hub: camera frames go into its ingest
+    app.cleanup_ctx.append(link.site_context)  # after the blacklist, video and judge it reads from
     if settings.demo:
         from gate_service.demo import demo_context
 

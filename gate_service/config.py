@@ -52,6 +52,8 @@ class Settings:
     ledger_retention_months: int = 24
     # Provinces most plates here carry, e.g. "晋": a prior that tips close calls of the first character only.
     local_provinces: str = ""
+    # The plate reader's engine (plate_reader.reader.ENGINES); empty: the reader's measured default.
+    plate_engine: str = ""
     run_scheduler: bool = True
     demo: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs); empty: the TCP peer is the client.
@@ -62,6 +64,18 @@ class Settings:
     media_url: str | None = None
     # Pull the registry's RTSP cameras (gate_service/cameras); off on replicas that must not record them twice.
     pull_cameras: bool = True
+    # Rows an XLSX export may hold; past it the export answers 413 export_too_large and points to CSV.
+    export_xlsx_max_rows: int = 100_000
+    # 联网 (issue 14): set both to make this service a site reporting to that platform (gate_service/link).
+    platform_url: str | None = None
+    platform_token: str | None = None
+    platform_adapter: str = "cleangate"
+    link_max_backoff: float = 60.0
+    link_batch_size: int = 500
+    # HJ 1321: a passage counts as uploaded on time when it reaches the platform within this delay.
+    link_upload_delay_s: int = 300
+    # A site not heard from for longer is shown offline (red) on the platform.
+    link_offline_after_s: int = 120
 
     def __post_init__(self) -> None:
         from plate_reader.plates import PROVINCES
@@ -70,6 +84,10 @@ class Settings:
         if unknown:
             raise SystemExit(f"CLEANGATE_LOCAL_PROVINCES: {''.join(unknown)!r} are not province abbreviations "
                              f"({PROVINCES})")
+        from plate_reader.reader import ENGINES
+
+        if self.plate_engine and self.plate_engine not in ENGINES:
+            raise SystemExit(f"CLEANGATE_PLATE_ENGINE: {self.plate_engine!r} is not one of {', '.join(ENGINES)}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,10 +106,19 @@ class Settings:
             video_retention_days=_video_retention_days(),
             ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
             local_provinces=os.environ.get("CLEANGATE_LOCAL_PROVINCES", ""),
+            plate_engine=os.environ.get("CLEANGATE_PLATE_ENGINE", ""),
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
             media_url=os.environ.get("CLEANGATE_MEDIA_URL") or None,
             pull_cameras=os.environ.get("CLEANGATE_PULL_CAMERAS", "1").strip().lower() not in ("0", "off", "false", "no"),
+            export_xlsx_max_rows=_env_int("CLEANGATE_EXPORT_XLSX_MAX_ROWS", cls.export_xlsx_max_rows),
+            platform_url=os.environ.get("CLEANGATE_PLATFORM_URL") or None,
+            platform_token=os.environ.get("CLEANGATE_PLATFORM_TOKEN") or None,
+            platform_adapter=os.environ.get("CLEANGATE_PLATFORM_ADAPTER") or cls.platform_adapter,
+            link_max_backoff=float(_env_int("CLEANGATE_LINK_MAX_BACKOFF_S", 60)),
+            link_batch_size=max(1, _env_int("CLEANGATE_LINK_BATCH_SIZE", 500)),
+            link_upload_delay_s=_env_int("CLEANGATE_LINK_UPLOAD_DELAY_S", 300),
+            link_offline_after_s=_env_int("CLEANGATE_LINK_OFFLINE_AFTER_S", 120),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -42,6 +42,10 @@ async def healthz(request: web.Request) -> web.Response:
         "cameras": _cameras(request.app),
         "version": service_version(),
     }
+    from gate_service.link.context import STATUS
+
+    if request.app.get(STATUS) is not None:  # a site: how its link to the platform stands (issue 14)
+        body["platform"] = request.app[STATUS].public()
     return json_response(body, status=200 if database == "ok" else 503)
 
 

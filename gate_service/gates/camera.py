@@ -4,7 +4,8 @@ pictures) as one passage each.
 Many gates already have an ANPR camera that reads plates itself and pushes one event per vehicle. Its read is a
 second opinion, not the truth (DOMAIN.md): cleangate reads the picture with its own reader too, and records
 which read it went with and whether the two agreed, so an auditor can see both. What each vendor sends is
-parsed by its adapter (``gate_service.cameras.adapters``); this module is the shared path after that.
+parsed by its adapter (``gate_service.cameras.adapters``); this module is the shared path after that: the
+upload's limits, the event-time bounds, our own read, one passage per event.
 """
 
 from __future__ import annotations
@@ -20,29 +21,45 @@ from gate_service import keys
 from gate_service.cameras.adapters import CameraEvent, EventPart, choose, describes
 from gate_service.cameras.adapters.hikvision import parse_alert
 from gate_service.errors import ApiError
-from gate_service.passages.judge import PassageInput
+from gate_service.passages.judge import PassageInput, body_hash, check_moment
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CameraEvent", "parse_alert", "read_multipart", "record_event"]
 
+# A camera sends the description and two or three pictures; more parts than this is not a camera.
+MAX_PARTS = 16
 # A read of our own at least this sure wins over a camera that disagrees.
 OWN_READ_WINS_AT = 0.8
 
 
 async def read_multipart(request: web.Request) -> CameraEvent:
+    # The whole upload counts against the body limit: aiohttp caps request.read(), not a streamed multipart.
+    limit = request.app.get(keys.MAX_BODY) or 8 * 1024 * 1024
+    total = 0
     description: EventPart | None = None
     pictures: dict[str, bytes] = {}
     try:
         reader = await request.multipart()
+        parts = 0
         async for part in reader:
+            parts += 1
+            if parts > MAX_PARTS:
+                raise ApiError(413, "event_too_large", f"事件最多 {MAX_PARTS} 个部分 / at most {MAX_PARTS} parts",
+                               limit_parts=MAX_PARTS)
             if not isinstance(part, BodyPartReader):
                 continue  # a nested multipart: no camera sends one
             name = part.name or part.filename or ""
-            data = bytes(await part.read(decode=False))
-            item = EventPart(name, part.headers.get("Content-Type", ""), data)
+            chunks = []
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > limit:
+                    raise ApiError(413, "event_too_large", f"事件总大小超过 {limit} 字节 / the upload is larger "
+                                   f"than {limit} bytes", limit_bytes=limit)
+                chunks.append(chunk)
+            item = EventPart(name, part.headers.get("Content-Type", ""), b"".join(chunks))
             if item.is_picture:
-                pictures[name] = data
+                pictures[name] = item.data
             elif description is None and describes(item):
                 description = item  # other form fields (a device id, a channel) are not the event
     except (ValueError, AssertionError, HttpProcessingError, web.HTTPException) as exc:
@@ -63,7 +80,11 @@ def _best_picture(event: CameraEvent) -> bytes | None:
 
 
 async def record_event(app: web.Application, gate_id: str, event: CameraEvent, actor: str,
-                       token_id: int | None) -> dict[str, Any]:
+                       token_id: int | None, role: str = "kiosk") -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    if event.at is not None:
+        # The same bounds as a manual passage: a camera with a wrong clock must not date a passage 2001.
+        check_moment(event.at, role=role, now=now, field="dateTime")
     hub = app[keys.GATES]
     picture = _best_picture(event)
     own = None
@@ -90,8 +111,7 @@ async def record_event(app: web.Application, gate_id: str, event: CameraEvent, a
                       "confidence": round(own.confidence, 4) if own else None},
         "agree": bool(event.plate and own_plate and event.plate == own_plate),
     }
-    now = datetime.now(timezone.utc)
-    at = event.at if event.at is not None and event.at <= now else now
+    at = event.at if event.at is not None else now
     snapshot_ref = None
     store = app.get(keys.MEDIA_STORE)
     if store is not None and picture is not None:
@@ -105,6 +125,9 @@ async def record_event(app: web.Application, gate_id: str, event: CameraEvent, a
         gate_id=gate_id, plate=plate, direction=event.direction, at=at, source="camera",
         plate_color=color if color != "unknown" else None, read=read, snapshot_ref=snapshot_ref,
         client_ref=f"camera:{event.event_id}" if event.event_id else None,
+        # A camera re-sending its event sends the same XML; another event under the same id is not a retry.
+        body_hash=body_hash([event.plate, event.color, event.direction, event.confidence,
+                             event.at.isoformat() if event.at else None]) if event.event_id else None,
     )
     judged = await app[keys.JUDGE].record(item, token_id=token_id, actor=actor)
     answer = judged.response()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from typing import Any
+from xml.parsers import expat
 
 from gate_service.cameras.adapters import MAX_DESCRIPTION, CameraEvent, EventPart
 from gate_service.errors import ApiError
@@ -24,12 +26,32 @@ def _text(root: ET.Element, name: str) -> str | None:
     return None
 
 
+class _Dtd(Exception):
+    pass
+
+
+def _refuse_dtd(xml: bytes) -> None:
+    """No camera needs a DTD; refusing any rules out entity expansion. Asked of expat itself, after it has
+    decoded the document: a byte search for "<!DOCTYPE" misses UTF-16 and every other encoding but ASCII's kin."""
+
+    def refuse(*_args: Any) -> None:
+        raise _Dtd()
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(xml, True)
+    except _Dtd:
+        raise ApiError(422, "bad_event", "事件 XML 不允许 DTD / DTDs are not accepted") from None
+    except (expat.ExpatError, ValueError) as exc:
+        raise ApiError(422, "bad_event", f"事件 XML 无法解析 / malformed event XML: {exc}") from None
+
+
 def parse_alert(xml: bytes, pictures: dict[str, bytes]) -> CameraEvent:
     if len(xml) > MAX_DESCRIPTION:
         raise ApiError(413, "event_too_large", "事件 XML 过大 / event XML too large")
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-        # No camera needs a DTD; refusing it rules out entity expansion attacks.
-        raise ApiError(422, "bad_event", "事件 XML 不允许 DTD / DTDs are not accepted")
+    _refuse_dtd(xml)
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -70,7 +92,7 @@ class Hikvision:
 
     def accepts(self, description: EventPart) -> bool:
         return "xml" in description.content_type or description.name.endswith(".xml") or \
-            description.data.lstrip()[:1] == b"<"
+            description.data.lstrip()[:1] == b"<" or description.data[:2] in (b"\xff\xfe", b"\xfe\xff")
 
     def parse(self, description: EventPart, pictures: dict[str, bytes]) -> CameraEvent:
         return parse_alert(description.data, pictures)
