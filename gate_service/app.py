@@ -29,16 +29,18 @@ log = logging.getLogger(__name__)
 def build_api() -> Api:
     import blacklist
     from gate_service import audit_routes, health
+    from gate_service.cameras import routes as cameras
     from gate_service.gates import routes as gates
     from gate_service.inspection import routes as inspection
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
     from gate_service.reports import routes as reports
+    from gate_service.video import audit_routes as video_audits
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy, inspection):
+    for module in (health, registry, passages, gates, reports, video, policy, inspection, cameras, video_audits):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
@@ -153,6 +155,9 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.gates.service import gates_context
 
     app.cleanup_ctx.append(gates_context)
+    from gate_service.cameras.manager import cameras_context
+
+    app.cleanup_ctx.append(cameras_context)  # after the gates hub: camera frames go into its ingest
     app.cleanup_ctx.append(link.site_context)  # after the blacklist, video and judge it reads from
     if settings.demo:
         from gate_service.demo import demo_context

@@ -172,7 +172,7 @@ def _load_extensions() -> None:
     import importlib
 
     for module in ("gate_service.policy.cli", "gate_service.ledger.cli", "gate_service.retention.cli",
-                   "gate_service.passages.crops"):
+                   "gate_service.passages.crops", "gate_service.video.audit_cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

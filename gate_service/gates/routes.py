@@ -66,7 +66,8 @@ async def post_frame(request: web.Request) -> web.Response:
 
 @api.route("POST", "/api/v1/gates/{gate_id}/camera-events", roles=("kiosk", "admin"), tag="gates",
            content_types=("multipart/form-data",), status=201,
-           summary="An ANPR camera's event (Hikvision EventNotificationAlert XML + pictures): one passage, "
+           summary="An ANPR camera's event (Hikvision EventNotificationAlert XML or Dahua TrafficJunction JSON, + "
+                   "pictures): one passage, "
                    "the camera's read checked against cleangate's own")
 async def camera_event(request: web.Request) -> web.Response:
     from gate_service.gates.camera import read_multipart, record_event

@@ -105,7 +105,7 @@ async def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     sources = ("corrected",) if args.only_corrected else LABEL_SOURCES
 
     async def work(db: Any) -> int:
-        counts = await export_crops(db.pool, open_store(settings.data_dir), Path(args.out), since, until,
+        counts = await export_crops(db.pool, open_store(settings.data_dir, settings.media_url), Path(args.out), since, until,
                                     gate_id=args.gate, sources=sources)
         total = sum(counts[s] for s in LABEL_SOURCES)
         print(f"{total} crops written to {args.out} / 已导出车牌图像 {total} 张: "

@@ -217,12 +217,57 @@
     await guard("ledger-error", async () => {
       const [{ gates }, { enterprises }] = await Promise.all([api("/api/v1/gates"), api("/api/v1/enterprises")]);
       for (const g of gates) $("l-gate").append(el("option", { value: g.id }, g.name || g.id));
+      for (const g of gates) $("au-gate").append(el("option", { value: g.id }, g.name || g.id));
       for (const x of enterprises) $("l-enterprise").append(el("option", { value: x.id }, x.name || x.id));
     });
     loadReport();
+    loadAudits();
     loadAlerts();
     loadPolicy();
     loadLedger();
   });
+  // ---- 视频核查: the reader over recorded video, vehicles not in the ledger are the finding ---------------------
+  async function loadAudits() {
+    await guard("audit-msg", async () => {
+      const { audits } = await api("/api/v1/video/audits");
+      const table = el("table", {}, el("tr", {}, ["门岗", "时段", "状态", "车辆", "未入台账", ""].map((h) => el("th", {}, h))));
+      for (const a of audits) {
+        const status = { running: "核查中", done: "完成", failed: "失败" }[a.status] || a.status;
+        table.append(el("tr", {},
+          el("td", {}, a.gate_id), el("td", {}, `${fmtTime(a.period_from)} – ${fmtTime(a.period_to)}`),
+          el("td", {}, status + (a.error ? ` (${a.error})` : "")), el("td", { class: "num" }, a.vehicles ?? "—"),
+          el("td", { class: "num" + (a.findings ? " deny" : "") }, a.findings ?? "—"),
+          el("td", {}, a.status === "done" ? el("button", { type: "button", onclick: () => showAudit(a.id) }, "查看 / view") : "")));
+      }
+      $("audit-table").replaceChildren(table);
+      if (audits.some((a) => a.status === "running")) setTimeout(loadAudits, 3000);
+    });
+  }
+  async function showAudit(id) {
+    await guard("audit-msg", async () => {
+      const a = await api(`/api/v1/video/audits/${id}`);
+      const r = a.result || {};
+      const list = el("div", { class: "row" });
+      for (const v of r.vehicles || []) {
+        list.append(el("figure", { class: v.in_ledger ? "" : "deny", style: "margin:4px" },
+          el("img", { src: v.thumbnail, alt: v.plate, width: "160" }),
+          el("figcaption", {}, `${fmtTime(v.at)} ${v.plate === "unread" ? "未识别 unread" : v.plate} · `,
+            v.in_ledger ? "台账已记录 in ledger" : el("b", {}, "未入台账 NOT IN LEDGER"))));
+      }
+      $("audit-detail").replaceChildren(
+        el("p", {}, `门岗 ${a.gate_id} · 录像 ${r.segments ?? 0} 段 ${Math.round(r.video_seconds || 0)} 秒 · 台账 ${r.ledger_rows ?? 0} 条 · 发现 ${a.findings} 辆车不在台账`),
+        list);
+    });
+  }
+  $("audit-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    await guard("audit-msg", async () => {
+      const body = { gate_id: $("au-gate").value, from: localToIso($("au-from").value), to: localToIso($("au-to").value) };
+      const a = await api("/api/v1/video/audits", { method: "POST", body });
+      showNotice("audit-msg", `核查已开始 #${a.id} / audit started`);
+      loadAudits();
+    });
+  });
+
   CG.initHeader("bureau");
 })();

@@ -121,6 +121,23 @@
   }
   setInterval(() => { if (document.visibilityState === "visible") refreshCamera(); }, 2000);
 
+  // ---- the gate's RTSP cameras: connected, fps, last frame, errors --------------------------------------------
+  async function refreshCameras() {
+    if (!gate || !CG.token()) return;
+    try {
+      const { cameras } = await api(`/api/v1/gates/${encodeURIComponent(gate)}/cameras`);
+      $("cam-state").textContent = cameras.map((c) => {
+        const s = c.state || {};
+        const on = s.connected ? "● 在线 online" : (c.enabled ? "○ 离线 offline" : "○ 停用 disabled");
+        const last = s.last_frame_at ? ` · 最后画面 ${fmtTime(s.last_frame_at)}` : "";
+        return `摄像机 ${c.id} (${c.roles.join("+")}): ${on} · ${(s.fps || 0).toFixed(1)} fps${last} · 错误 errors ${s.errors || 0}`;
+      }).join("  |  ");
+    } catch (e) {
+      $("cam-state").textContent = "";
+    }
+  }
+  setInterval(() => { if (document.visibilityState === "visible") refreshCameras(); }, 5000);
+
   // ---- control status ---------------------------------------------------------------------------------------------------------------------------------
   async function refreshStatus() {
     if (!CG.token()) return;
