@@ -40,6 +40,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "police": Limit(10, 60),
     "enterprise": Limit(5, 30),
     "anonymous": Limit(10, 30),
+    # A site box (issue 14): a heartbeat per 5 s, one long-poll, and back-to-back batches while catching up.
+    "site": Limit(20, 200),
 }
 
 

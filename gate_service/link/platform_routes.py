@@ -9,6 +9,7 @@ import binascii
 import gzip
 import json
 import zlib
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -90,6 +91,14 @@ async def _verified(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
     return statement, sig
 
 
+def _sent_at(statement: dict[str, Any]) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(statement["sent_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def _head(value: Any, field: str) -> tuple[int, bytes]:
     try:
         seq, digest = value
@@ -136,7 +145,7 @@ async def sync(request: web.Request) -> web.Response:
                 continue
             head = await store.gate_head(conn, site.token_id, gate_id, lock=True)
             if head["chain"] == "ok":
-                await store.check_site_head(conn, gate_id, site_head, head["seq"])
+                await store.check_site_head(conn, gate_id, site_head, head["seq"], _sent_at(statement))
             head = await store.gate_head(conn, site.token_id, gate_id)
             gates[gate_id] = store._refresh(head, store.Outcome(gate_id, 0, b"", "", None, None, 0)).public()
         await conn.execute("UPDATE link_sites SET last_seen = now(), reported = $2 WHERE site_id = $1",
@@ -173,7 +182,8 @@ async def post_batch(request: web.Request) -> web.Response:
     # connection-bound path (the database round trips dominate).
     async with pool.acquire() as conn, conn.transaction():
         await enrol.may_upload(conn, site, gate_id)
-        outcome = await store.accept_batch(conn, site.token_id, gate_id, rows, wire_rows, site_head)
+        outcome = await store.accept_batch(conn, site.token_id, gate_id, rows, wire_rows, site_head,
+                                           _sent_at(statement))
         if claimed is not None:
             await store.record_signed_head(conn, site.token_id, gate_id, claimed[0], claimed[1], statement, sig)
         await conn.execute("UPDATE link_sites SET last_seen = now() WHERE site_id = $1", site.token_id)

@@ -108,7 +108,8 @@ def check_internal(rows: list[dict[str, Any]]) -> tuple[int, str] | None:
 
 
 async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, rows: list[dict[str, Any]],
-                       wire_rows: list[dict[str, Any]], site_head: tuple[int, bytes] | None) -> Outcome:
+                       wire_rows: list[dict[str, Any]], site_head: tuple[int, bytes] | None,
+                       sent_at: datetime | None = None) -> Outcome:
     """Apply one verified-signature batch of one gate's rows. Call inside a transaction.
 
     Rows the platform already holds must be identical (a resent batch is acknowledged, not doubled); the next
@@ -163,13 +164,20 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
         await mark_broken(conn, gate_id, rows[cut]["gate_seq"], problem)
         out.quarantined = await _quarantine(conn, site_id, gate_id, rows[cut:], wire_rows[cut:])
     elif site_head is not None:
-        await check_site_head(conn, gate_id, site_head, out.acked_seq)
+        await check_site_head(conn, gate_id, site_head, out.acked_seq, sent_at)
     return _refresh(await gate_head(conn, site_id, gate_id), out)
 
 
-async def check_site_head(conn: asyncpg.Connection, gate_id: str, site_head: tuple[int, bytes], acked_seq: int) -> None:
+async def check_site_head(conn: asyncpg.Connection, gate_id: str, site_head: tuple[int, bytes], acked_seq: int,
+                          sent_at: datetime | None) -> None:
     """A site's own head behind what it already uploaded means rows were cut from its ledger."""
     seq, digest = site_head
+    if sent_at is not None:
+        newest = await conn.fetchval(
+            """UPDATE link_gate_heads SET statement_at = GREATEST(statement_at, $2) WHERE gate_id = $1
+               RETURNING statement_at""", gate_id, sent_at)
+        if newest is not None and newest > sent_at:
+            return  # a stale statement: the site has said something newer since
     if seq >= acked_seq:
         return
     stored = await stored_hashes(conn, gate_id, [seq]) if seq > 0 else {0: GENESIS}

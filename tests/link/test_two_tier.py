@@ -158,7 +158,7 @@ async def test_tail_cut_and_rehash_at_the_site_is_flagged_broken_with_the_first_
     state = await wait_for(lambda: broken(cut), 30)
     assert state and state["first_bad_seq"] == 6 and state["site_chain"] == "broken"
     state = await wait_for(lambda: broken(cut_only), 30)
-    assert state and state["first_bad_seq"] == 8
+    assert state and state["first_bad_seq"] == 8, state
     # What the platform holds is unchanged, and the site's new history sits apart.
     assert await _platform_rows(tiers, cut) == (10, 10)
     rows = await tiers.platform.sql("SELECT gate_seq FROM link_quarantine WHERE gate_id = $1 ORDER BY gate_seq", cut)
