@@ -15,12 +15,18 @@ through the same adapter and signed batches a real site uses (gate_service.link.
 3. the bureau's clean-transport report over 24 months at the platform, covering every site's rows.
 """
 
+# ruff: noqa: E402 - sys.path is fixed before anything else is imported (see below)
 from __future__ import annotations
+
+import sys
+
+# Run as a script, this file's folder comes first on sys.path, and its name would shadow the standard library's
+# `platform` (which uuid, asyncio and aiohttp import). Drop that entry before importing anything else.
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
 
 import argparse
 import asyncio
 import os
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,14 +37,14 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._service import Service  # noqa: E402
-from gate_service.db.connect import _init_connection  # noqa: E402
-from gate_service.db.embedded import embedded_server  # noqa: E402
-from gate_service.ledger.chain import GENESIS, link  # noqa: E402
-from gate_service.link.adapter import CleangateHttp  # noqa: E402
-from gate_service.link.enrol import create_site_token  # noqa: E402
-from gate_service.link.keys import load_or_create  # noqa: E402
-from gate_service.link.wire import encode_row, statement_bytes  # noqa: E402
+from benchmarks._service import Service
+from gate_service.db.connect import _init_connection
+from gate_service.db.embedded import embedded_server
+from gate_service.ledger.chain import GENESIS, link
+from gate_service.link.adapter import CleangateHttp
+from gate_service.link.enrol import create_site_token
+from gate_service.link.keys import load_or_create
+from gate_service.link.wire import encode_row, statement_bytes
 
 BATCH = 500
 TICK = os.sysconf("SC_CLK_TCK")

@@ -148,8 +148,7 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
     new = [r for r in rows[: cut if cut is not None else len(rows)] if r["gate_seq"] > out.acked_seq]
     if new:
         now = datetime.now(timezone.utc)
-        for row in new:
-            await _insert(conn, row, site_id, now)
+        await _insert(conn, new, site_id, now)
         last = new[-1]
         await conn.execute(
             "UPDATE link_gate_heads SET seq = $2, hash = $3, acked_at = $4 WHERE gate_id = $1",
@@ -188,16 +187,13 @@ async def check_site_head(conn: asyncpg.Connection, gate_id: str, site_head: tup
     # accept_batch finds the first differing seq.
 
 
-async def _insert(conn: asyncpg.Connection, row: dict[str, Any], site_id: int, now: datetime) -> None:
-    args = [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, now]
-    try:
-        async with conn.transaction():
-            await conn.execute(_INSERT, *args)
-    except asyncpg.CheckViolationError as exc:
-        if "no partition" not in str(exc):
-            raise
-        await ensure_partition(conn, row["at"].astimezone(timezone.utc).date())
-        await conn.execute(_INSERT, *args)
+async def _insert(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime) -> None:
+    # Partitions first (a site's backlog may span months), then one pipelined statement for the batch.
+    months = {r["at"].astimezone(timezone.utc).date().replace(day=1) for r in rows}
+    for month in sorted(months):
+        await ensure_partition(conn, month)
+    await conn.executemany(_INSERT, [
+        [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, now] for row in rows])
 
 
 async def record_signed_head(conn: asyncpg.Connection, site_id: int, gate_id: str, seq: int, digest: bytes,
