@@ -60,6 +60,11 @@ def run(settings: Settings) -> int:
     p_url, s_url = f"http://{host}:{p_port}", f"http://{host}:{s_port}"
     env = {**os.environ, "CLEANGATE_LOG_LEVEL": os.environ.get("CLEANGATE_LOG_LEVEL", "WARNING")}
     procs: list[subprocess.Popen] = []
+
+    def stop(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, timeout) ends both children as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         print(f"[联网演示] 平台 platform {p_url} (data: {p_dir})", flush=True)
         platform = subprocess.Popen([sys.executable, "-m", "gate_service", "serve", "--host", host, "--port",
