@@ -30,6 +30,7 @@ def build_api() -> Api:
     import blacklist
     from gate_service import audit_routes, health
     from gate_service.gates import routes as gates
+    from gate_service.inspection import routes as inspection
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
@@ -37,7 +38,7 @@ def build_api() -> Api:
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy):
+    for module in (health, registry, passages, gates, reports, video, policy, inspection):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
+    app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api

@@ -111,18 +111,46 @@ async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
     return principal
 
 
+# Canonical paths of the WebSocket routes, the only ones where a token may come in the URL (?access_token=):
+# browsers cannot set headers on a WebSocket. The modules that declare such routes add them here.
+WEBSOCKET_ROUTES: set[str] = set()
+
+
+def _url_token(request: web.Request) -> str | None:
+    if "access_token" not in request.query:
+        return None
+    resource = request.match_info.route.resource
+    if (request.headers.get("Upgrade", "").lower() != "websocket" or resource is None
+            or resource.canonical not in WEBSOCKET_ROUTES):
+        # Refused rather than ignored: a URL with a token ends up in logs, histories and Referer headers.
+        raise ApiError(401, "token_in_query",
+                       "令牌只能放在 Authorization 头中(仅 WebSocket 连接可用 access_token 参数)/ send the token "
+                       "in the Authorization header; ?access_token= works for WebSocket upgrades only",
+                       field="access_token")
+    return request.query["access_token"]
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
-    if not header and request.headers.get("Upgrade", "").lower() == "websocket" and "access_token" in request.query:
-        # Browsers cannot set headers on a WebSocket: the console passes its token in the URL, for upgrades only.
-        header = "Bearer " + request.query["access_token"]
+    if not header:
+        url_token = _url_token(request)
+        if url_token is not None:
+            header = "Bearer " + url_token
     if header:
+        failures = request.app.get(keys.AUTH_FAILURES)
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if failures is not None and not (token and hash_token(token) in _last_known):
+            failures.check(request.remote)
+        if scheme.lower() != "bearer" or not token:
+            if failures is not None:
+                failures.failed(request.remote)
             raise ApiError(401, "invalid_token", "令牌格式应为 Bearer <token> / expected 'Bearer <token>'")
-        principal = await resolve(request.app[keys.POOL], token.strip())
+        principal = await resolve(request.app[keys.POOL], token)
         if principal is None:
+            if failures is not None:
+                failures.failed(request.remote)
             raise ApiError(401, "invalid_token", "令牌无效或已吊销 / token unknown or revoked")
         request[keys.PRINCIPAL] = principal
     return await handler(request)

@@ -23,6 +23,7 @@ METRICS: web.AppKey[ServiceMetrics] = web.AppKey("metrics", object)  # type: ign
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 PUBLIC_PATHS: web.AppKey[set[str]] = web.AppKey("public_paths", set)
 SERVICES: web.AppKey[dict[str, Any]] = web.AppKey("services", dict)
+AUTH_FAILURES: web.AppKey[Any] = web.AppKey("auth_failures", object)  # gate_service.ratelimit.FailedAuth
 
 
 def _request_key(name: str) -> Any:

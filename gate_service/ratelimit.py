@@ -5,7 +5,8 @@ few passages, so it gets the most; people (police, ecology, enterprises) far les
 429 with ``Retry-After`` (whole seconds) and ``{"error": {"code": "rate_limited", ...}}``.
 
 Configured by ``CLEANGATE_RATE_LIMITS``: ``"kiosk=30/60,enterprise=2/20"`` overrides those roles (``rate/burst``;
-``anonymous`` is the per-IP bucket for requests without a token); ``off`` disables limiting. The buckets live in
+``anonymous`` is the per-IP bucket for requests without a token; ``auth_failures`` the per-IP budget of
+wrong tokens, see ``FailedAuth``); ``off`` disables limiting. The buckets live in
 the process: with N replicas behind nginx a token may get up to N times its rate (nginx's ``limit_req`` is the
 cluster-wide backstop, see deploy/nginx).
 
@@ -40,6 +41,9 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "police": Limit(10, 60),
     "enterprise": Limit(5, 30),
     "anonymous": Limit(10, 30),
+    # Wrong or revoked tokens per client address: 20 at once (a console left open with an old token retries a
+    # few times), then one per 5 s. Tokens carry 256 random bits, so this is about noise and load, not odds.
+    "auth_failures": Limit(0.2, 20),
     # A site box (issue 14): a heartbeat per 5 s, one long-poll, and back-to-back batches while catching up.
     "site": Limit(20, 200),
 }
@@ -87,6 +91,13 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / limit.rate
 
+    def peek(self, key: Any, role: str) -> float:
+        """Like ``take`` without taking: 0 when a token is there, else seconds until one is."""
+        limit = self.limits.get(role) or self.limits["anonymous"]
+        tokens, stamp = self._buckets.get(key, (limit.burst, self.clock()))
+        tokens = min(limit.burst, tokens + (self.clock() - stamp) * limit.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / limit.rate
+
     def _prune(self, now: float) -> None:
         # A bucket idle long enough to be full again carries no information: forget it.
         idle = max(lim.burst / lim.rate for lim in self.limits.values())
@@ -96,6 +107,41 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class FailedAuth:
+    """Failed authentications per client address (``request.remote``: the client behind trusted proxies).
+
+    An address that used up its budget gets 429 ``rate_limited`` for every token this replica has not seen
+    valid, without the token being looked up, until the budget refills.
+    """
+
+    ROLE = "auth_failures"
+
+    def __init__(self, limits: dict[str, Limit] | None) -> None:
+        self.limit = (limits or {}).get(self.ROLE) if limits is not None else None
+        self._limiter = RateLimiter({self.ROLE: self.limit, "anonymous": self.limit}) if self.limit else None
+
+    @classmethod
+    def from_spec(cls, spec: str) -> FailedAuth:
+        return cls(parse_limits(spec))
+
+    def check(self, address: str | None) -> None:
+        """Raise 429 when the address has no failures left."""
+        if self._limiter is None:
+            return
+        wait = self._limiter.peek(address, self.ROLE)
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise ApiError(
+                429, "rate_limited",
+                f"令牌错误次数过多,请 {retry} 秒后重试 / too many failed authentications, retry in {retry} s",
+                retry_after_s=retry, headers={"Retry-After": str(retry)},
+            )
+
+    def failed(self, address: str | None) -> None:
+        if self._limiter is not None:
+            self._limiter.take(address, self.ROLE)
 
 
 def middleware() -> Any:

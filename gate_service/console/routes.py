@@ -3,6 +3,8 @@ a passage's snapshot, the photo of a vehicle's 随车清单/行驶证)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 from datetime import datetime, timezone
@@ -34,12 +36,36 @@ def render_page(name: str) -> str:
     return (STATIC / name).read_text(encoding="utf-8").replace("<!--#include header-->", header.rstrip("\n"))
 
 
+def page_headers(html: str) -> dict[str, str]:
+    """What a console page is served with: a CSP that runs only our own scripts (inline ones by their hash),
+    no framing (a framed console could be clickjacked into an override), and no Referer leaving the page."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", html, re.S))
+    csp = "; ".join((
+        "default-src 'self'",
+        f"script-src 'self' {hashes}".rstrip(),
+        # The pages size inputs and tables with style attributes; styles cannot run code.
+        "style-src 'self' 'unsafe-inline'",
+        # Snapshots and documents are fetched with the token and shown as blob: URLs; the chart is inline SVG.
+        "img-src 'self' blob: data:",
+        # 'self' covers same-origin ws:/wss: in browsers implementing CSP 3.
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
+    return {"Cache-Control": "no-cache", "Content-Security-Policy": csp, "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
+
 def _page(name: str) -> web.Handler:
     body = render_page(name)  # read once: the pages are part of the installed package
+    headers = page_headers(body)
 
     async def page(request: web.Request) -> web.StreamResponse:
-        return web.Response(text=body, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        return web.Response(text=body, content_type="text/html", charset="utf-8", headers=headers)
 
     page.__name__ = "console_" + name.split(".")[0]
     return page
@@ -112,21 +138,19 @@ async def snapshot(request: web.Request) -> web.Response:
     ref = row["crop_ref"] if request.query.get("kind") == "crop" else row["snapshot_ref"]
     if not ref:
         raise ApiError(404, "no_snapshot", "该通行记录没有抓拍图片(人工录入或未保存)/ this passage has no snapshot")
+    from gate_service.video.storage import BadKey
+
     try:
         data = await request.app[keys.MEDIA_STORE].read(ref)
-    except FileNotFoundError:
+    except (FileNotFoundError, BadKey):  # BadKey: a reference stored before clients were kept from setting it
         raise ApiError(404, "snapshot_missing", "抓拍图片已删除或缺失 / the snapshot is gone from storage") from None
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", text.encode("unicode_escape").decode("ascii").replace("\\u", "u")) or "x"
 
 
 @api.route("POST", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin"), tag=TAG, status=201,
            content_types=PHOTO_TYPES,
            summary="Upload the photo of a registered vehicle's 随车清单 or 行驶证 (JPEG/PNG body); kept in the "
-                   "media store and referenced from the vehicle's extra.document_ref")
+                   "media store under a key the server makes (never one a client names)")
 async def upload_document(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
     data = await request.read()
@@ -135,9 +159,9 @@ async def upload_document(request: web.Request) -> web.Response:
     if len(data) > MAX_PHOTO_BYTES:
         raise ApiError(413, "image_too_large", f"图片不能超过 {MAX_PHOTO_BYTES // 1048576} MB / image too large")
     if data[:3] == b"\xff\xd8\xff":
-        ext = "jpg"
+        ext, ctype = "jpg", "image/jpeg"
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        ext = "png"
+        ext, ctype = "png", "image/png"
     else:
         raise ApiError(422, "image_invalid", "只接受 JPEG 或 PNG 图片 / only JPEG or PNG images")
     pool = request.app[keys.POOL]
@@ -147,27 +171,38 @@ async def upload_document(request: web.Request) -> web.Response:
 
     now = datetime.now(timezone.utc)
     principal: Principal = request[keys.PRINCIPAL]
-    key = media_key("documents", principal.gate_id or "console", now,
-                    f"{_safe(plate)}-{uuid.uuid4().hex[:10]}.{ext}")
+    # media_key adds 128 random bits; nothing of the plate goes into the key.
+    key = media_key("documents", principal.gate_id or "console", now, f"document.{ext}")
     stored = await request.app[keys.MEDIA_STORE].put(key, data)
-    doc = {"document_ref": stored.key, "document_sha256": stored.sha256, "document_bytes": stored.bytes,
-           "document_uploaded_at": now.isoformat(), "document_uploaded_by": principal.actor}
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE vehicles SET extra = extra || $2::jsonb, updated_at = now() WHERE plate = $1",
-                           plate, doc)
-        await audit(conn, request, "vehicle.document", plate, {"ref": stored.key, "bytes": stored.bytes})
+        doc_id = await conn.fetchval(
+            """INSERT INTO vehicle_documents (plate, storage_key, content_type, bytes, sha256, uploaded_at,
+                                              uploaded_by, token_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+            plate, stored.key, ctype, stored.bytes, stored.sha256, now, principal.actor, principal.token_id)
+        await audit(conn, request, "vehicle.document", plate, {"ref": stored.key, "bytes": stored.bytes,
+                                                               "document_id": doc_id})
+    doc = {"document_id": doc_id, "document_ref": stored.key, "document_sha256": stored.sha256,
+           "document_bytes": stored.bytes, "document_uploaded_at": now.isoformat(),
+           "document_uploaded_by": principal.actor}
     return json_response({"plate": plate, **doc}, status=201)
 
 
-@api.route("GET", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin", "ecology", "police"),
+# Not the police: their console is the blacklist, and no picture or video route admits them.
+@api.route("GET", "/api/v1/console/vehicles/{plate}/document", roles=("kiosk", "admin", "ecology"),
            tag=TAG, produces=("image/jpeg", "image/png"), summary="The uploaded 随车清单/行驶证 photo of a vehicle")
 async def get_document(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
-    ref = await request.app[keys.POOL].fetchval("SELECT extra->>'document_ref' FROM vehicles WHERE plate = $1", plate)
-    if not ref:
+    row = await request.app[keys.POOL].fetchrow(
+        """SELECT storage_key, content_type FROM vehicle_documents WHERE plate = $1
+           ORDER BY uploaded_at DESC, id DESC LIMIT 1""", plate)
+    if row is None:
         raise ApiError(404, "no_document", "该车辆没有上传随车清单/行驶证照片 / no document photo for this vehicle")
+    from gate_service.video.storage import BadKey
+
     try:
-        data = await request.app[keys.MEDIA_STORE].read(ref)
-    except FileNotFoundError:
+        data = await request.app[keys.MEDIA_STORE].read(row["storage_key"])
+    except (FileNotFoundError, BadKey):
         raise ApiError(404, "document_missing", "照片文件缺失 / the photo is missing from storage") from None
-    return web.Response(body=data, content_type="image/png" if ref.endswith(".png") else "image/jpeg")
+    return web.Response(body=data, content_type=row["content_type"],
+                        headers={"Cache-Control": "private, no-store"})

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from gate_service import keys
-from gate_service.auth import require_gate
+from gate_service.auth import WEBSOCKET_ROUTES, require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
+from gate_service.validation import loads_json
 from gate_service.web import Api, dumps, json_response
 from plate_reader.image import ImageError
 
@@ -23,6 +23,8 @@ api = Api()
 
 DIRECTION = {"direction": {"type": "string", "enum": ["in", "out"]}}
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+WATCH, STREAM = "/api/v1/gates/{gate_id}/watch", "/api/v1/gates/{gate_id}/stream"
+WEBSOCKET_ROUTES.update((WATCH, STREAM))
 
 
 async def _gate(request: web.Request) -> str:
@@ -74,7 +76,8 @@ async def camera_event(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "应为 multipart/form-data / expected multipart/form-data")
     event = await read_multipart(request)
     principal = request[keys.PRINCIPAL]
-    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id)
+    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id,
+                                principal.role)
     return json_response(answer, status=200 if answer.get("replayed") else 201)
 
 
@@ -103,7 +106,7 @@ async def _open_socket(request: web.Request, gate_id: str, ws: web.WebSocketResp
     return ws, ingest, send
 
 
-@api.route("GET", "/api/v1/gates/{gate_id}/watch", roles=("kiosk", "admin", "ecology"), tag="gates",
+@api.route("GET", WATCH, roles=("kiosk", "admin", "ecology"), tag="gates",
            summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
 async def watch(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
@@ -117,7 +120,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-@api.route("GET", "/api/v1/gates/{gate_id}/stream", roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
+@api.route("GET", STREAM, roles=("kiosk", "admin"), query=DIRECTION, tag="gates",
            summary="WebSocket: binary JPEG frames in; JSON reads and passages out")
 async def stream(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
@@ -136,8 +139,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif msg.type == WSMsgType.TEXT:
-                with contextlib.suppress(ValueError):
-                    command = json.loads(msg.data)
+                with contextlib.suppress(ApiError):
+                    command = loads_json(msg.data)
                     if isinstance(command, dict) and command.get("direction") in ("in", "out"):
                         direction = command["direction"]
                         await send({"type": "direction", "direction": direction})

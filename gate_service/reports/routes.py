@@ -187,8 +187,9 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
         if not rows:
             raise not_found("企业 enterprise", enterprise_id)
         if fmt != "json":
-            return export_reports(rows, None, fmt, q.get("view", "summary"),
-                                  f"clean-transport-{enterprise_id}-{first}-{last}")
+            return await export_reports(request, rows, None, fmt, q.get("view", "summary"),
+                                        f"clean-transport-{enterprise_id}-{first}-{last}",
+                                        xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
         return json_response(rows[0])
 
     # Months only where they are shown: JSON with months=true, the CSV months view, XLSX (its 月度 sheet).
@@ -203,7 +204,9 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
     rows = compute.sort_rows(rows, q.get("sort", "ratio"), q.get("order", "asc") == "desc")
     totals = compute.city_totals(rows, first, last)
     if fmt != "json":
-        return export_reports(rows, totals, fmt, q.get("view", "summary"), f"clean-transport-{first}-{last}")
+        return await export_reports(request, rows, totals, fmt, q.get("view", "summary"),
+                                    f"clean-transport-{first}-{last}",
+                                    xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
     if q.get("months") != "true":
         rows = [{k: v for k, v in r.items() if k != "months"} for r in rows]
     return json_response({"from": first.isoformat(), "to": last.isoformat(), "count": len(rows),

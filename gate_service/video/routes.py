@@ -28,7 +28,8 @@ api = Api()
 
 MP4 = "video/mp4"
 SEGMENT_COLUMNS = """s.id, s.gate_id, s.started_at, s.ended_at, s.status, s.fps, s.width, s.height, s.frames,
-    s.bytes, s.sha256, s.note, s.legal_hold, s.hold_reason, s.hold_case_ref, s.held_by, s.held_at, s.deleted_at"""
+    s.bytes, s.sha256, s.note, s.legal_hold, s.hold_reason, s.hold_case_ref, s.held_by, s.held_at, s.deleted_at,
+    s.enterprise_id"""
 
 HOLD = {
     "type": "object",
@@ -50,9 +51,9 @@ CLIP_QUERY = {"before": SECONDS, "after": SECONDS, "whole": {"type": "string", "
 MAX_CLIP_SECONDS = 300
 
 
-# A segment with what serving it needs: its storage key and its gate's enterprise (for the enterprise check).
-_SEGMENT_WITH_GATE = (f"SELECT {SEGMENT_COLUMNS}, s.storage_key, g.enterprise_id FROM video_segments s "
-                      "LEFT JOIN gates g ON g.id = s.gate_id")
+# A segment with what serving it needs: its storage key and its enterprise - the one that owned the gate when
+# it was recorded (set by the database at insert), not the gate's owner today.
+_SEGMENT_WITH_GATE = f"SELECT {SEGMENT_COLUMNS}, s.storage_key FROM video_segments s"
 
 
 def _segment_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -252,8 +253,8 @@ async def list_segments(request: web.Request) -> web.Response:
     start, end = _bound(request, "from", False), _bound(request, "to", True)
     held = None if "held" not in q else q["held"] == "true"
     rows = await request.app[keys.POOL].fetch(
-        f"""SELECT {SEGMENT_COLUMNS} FROM video_segments s LEFT JOIN gates g ON g.id = s.gate_id
-            WHERE ($1::text IS NULL OR s.gate_id = $1) AND ($2::text IS NULL OR g.enterprise_id = $2)
+        f"""SELECT {SEGMENT_COLUMNS} FROM video_segments s
+            WHERE ($1::text IS NULL OR s.gate_id = $1) AND ($2::text IS NULL OR s.enterprise_id = $2)
               AND ($3::timestamptz IS NULL OR coalesce(s.ended_at, 'infinity') >= $3)
               AND ($4::timestamptz IS NULL OR s.started_at < $4)
               AND ($5::boolean IS NULL OR s.legal_hold = $5)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -73,8 +74,12 @@ def key_part(text: str) -> str:
 
 
 def media_key(kind: str, gate_id: str, at: datetime, name: str) -> str:
-    """``kind/gate/YYYY/MM/DD/name`` by the UTC day: one folder per gate per day keeps listings small."""
+    """``kind/gate/YYYY/MM/DD/<name>-<32 hex>.<ext>`` by the UTC day: one folder per gate per day keeps listings
+    small; 128 random bits in every key mean no key can be derived from an id, a time or a plate (a key that
+    leaks through some path still names nothing else). Each call makes a new key: callers store it."""
     day = at.astimezone(timezone.utc) if at.tzinfo else at
+    stem, dot, ext = name.rpartition(".")
+    name = f"{stem}-{secrets.token_hex(16)}.{ext}" if dot and stem else f"{name}-{secrets.token_hex(16)}"
     return check_key(f"{key_part(kind)}/{key_part(gate_id)}/{day:%Y/%m/%d}/{name}")
 
 

@@ -145,3 +145,27 @@ async def test_media_only_for_the_sites_own_uploaded_passages(client, app, admin
     resp = await client.put("/api/v1/link/media/snapshots/g-b/2026/12/01/other.jpg", data=jpeg,
                             headers={**site.headers, "Content-Type": "image/jpeg"})
     assert resp.status == 404
+
+
+async def test_a_row_naming_another_enterprise_is_kept_apart(client, app, admin, tmp_path):
+    site = await _site(client, app, admin, tmp_path)
+    rows = chain(4)
+    rows[2]["enterprise_id"] = "e-b"  # would land in e-b's ledger and reports
+    prev = rows[1]["hash"]
+    for row in rows[2:]:
+        row["prev_hash"], row["hash"] = prev, link(prev, row)
+        prev = row["hash"]
+    status, out = await site.send(rows)
+    assert status == 200 and out["chain"] == "broken" and out["first_bad_seq"] == 3 and out["acked_seq"] == 2
+    assert await app[app_keys.POOL].fetchval("SELECT count(*) FROM passages WHERE enterprise_id = 'e-b'") == 0
+
+
+async def test_a_batch_past_its_own_signed_head_is_refused_not_taken_for_a_cut(client, app, admin, tmp_path):
+    # A site that read its head, then sent rows written after it: its signed site_head is older than its rows.
+    # That once broke the chain ("rows after seq 3 were removed") for an honest site under load.
+    site = await _site(client, app, admin, tmp_path)
+    rows = chain(5)
+    status, out = await site.send(rows, head=rows[2])
+    assert status == 422 and out["error"]["code"] == "head_mismatch"
+    status, out = await site.send(rows)
+    assert status == 200 and out["chain"] == "ok" and out["acked_seq"] == 5

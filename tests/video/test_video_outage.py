@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import subprocess
 import tempfile
 import uuid
@@ -139,7 +140,8 @@ async def check_segment(pool, store: LocalStore, row, read_back, frame_size, fra
     if frames is not None:
         assert row["frames"] == frames
         assert read_back(path) == (frames, frame_size)
-    assert row["storage_key"] == f"video/g1/2025/01/06/{row['started_at']:%Y%m%dT%H%M%S}Z-{row['id']}.mp4"
+    assert re.fullmatch(f"video/g1/2025/01/06/{row['started_at']:%Y%m%dT%H%M%S}Z-{row['id']}-[0-9a-f]{{32}}\\.mp4",
+                        row["storage_key"]), row["storage_key"]
 
 
 async def test_outage_mid_stream_video_is_recorded_locally_then_indexed(

@@ -47,10 +47,7 @@ CREATE TABLE link_gate_heads (
     problem text,
     broken_at timestamptz,
     -- Rows received after the break are kept apart; the site resumes from here.
-    quarantine_seq bigint NOT NULL DEFAULT 0,
-    -- The site's clock on the newest statement applied: an older one (a request that was slow to arrive,
-    -- its sender long gone on) may not claim the site's head is behind.
-    statement_at timestamptz
+    quarantine_seq bigint NOT NULL DEFAULT 0
 );
 
 -- Every signed head the platform accepted: the external anchor. Append-only.
