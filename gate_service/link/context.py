@@ -68,10 +68,10 @@ async def site_context(app: web.Application) -> AsyncIterator[None]:
                     media=SideStreams(pool, app.get(keys.MEDIA_STORE)))
     app[UPLINK] = uplink
 
-    def reload_plans() -> None:
+    def reload_plans(candidate: Path) -> None:
         from gate_service.policy import load_policy_set
 
-        fresh = load_policy_set(*policy_paths(settings))
+        fresh = load_policy_set(*settings.policy_paths, candidate)  # raises when the plans do not load
         # In place: the judge, the routes and the reports hold this one object.
         app[keys.POLICIES].__dict__.update(fresh.__dict__)
         log.info("plan files from the platform loaded")

@@ -78,6 +78,11 @@ class Uplink:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("uplink: local database not available (%s)", exc)
                 delay = self.backoff.next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - an unexpected answer must not end the uplink for good
+                log.exception("uplink: unexpected failure; retrying")
+                delay = self.backoff.next()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)

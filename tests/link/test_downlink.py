@@ -13,6 +13,8 @@ from gate_service import keys as app_keys
 from gate_service.link.downlink import Downlink
 from gate_service.link.hub import Hub
 from gate_service.link.status import LinkStatus
+from gate_service.policy import load_policy_set
+from gate_service.policy.loader import PLANS_DIR
 from gate_service.policy.plans import examples
 from gate_service.web import dumps
 
@@ -55,10 +57,10 @@ async def test_hub_answer_applied_at_a_site(client, app, admin, tmp_path):
         reloaded = []
         status = LinkStatus("http://platform")
         down = Downlink(pool, None, status, blacklist=bl, plans_dir=tmp_path / "site-plans",
-                        reload_plans=lambda: reloaded.append(True))
+                        reload_plans=lambda folder: reloaded.append(load_policy_set(folder)))
         await down.apply(answer)
         assert (tmp_path / "site-plans" / PLAN.name).read_text(encoding="utf-8") == PLAN.read_text(encoding="utf-8")
-        assert reloaded == [True]
+        assert len(reloaded) == 1 and any(PLAN.name in str(p.source) for p in reloaded[0].policies)
         mirrored = await pool.fetchrow("SELECT level, declared_by FROM alerts WHERE platform_id IS NOT NULL")
         assert mirrored["level"] == "red" and mirrored["declared_by"].startswith("平台")
         await down.apply(answer)  # applying twice changes nothing
@@ -73,6 +75,11 @@ async def test_hub_answer_applied_at_a_site(client, app, admin, tmp_path):
         await down.apply(lifted)
         assert bl.lookup("晋LA0001", now) is None
         assert bl.lookup("晋LA0003", now) is not None
+        # A plan file the site cannot load (its id clashes with a bundled plan) is refused; the old ones stay.
+        clash = {"streams": {"plans": {"version": "bad", "files": [
+            {"name": "again.toml", "text": (PLANS_DIR / "base.toml").read_text(encoding="utf-8")}]}}}
+        await down.apply(clash)
+        assert sorted(p.name for p in (tmp_path / "site-plans").iterdir()) == [PLAN.name]
         # Restarted offline: the last versions are known again.
         again = Downlink(pool, None, LinkStatus("http://platform"), blacklist=bl, plans_dir=tmp_path / "site-plans")
         await again.load()
