@@ -36,8 +36,7 @@ async def platform_context(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[keys.SETTINGS]
     hub = Hub(app[keys.POOL], tuple(settings.policy_paths))
-    app[HUB] = hub
-    await hub.start()
+    app[HUB] = hub  # started by the first site's downlink request
     yield
     await hub.stop()
 

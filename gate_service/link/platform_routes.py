@@ -154,6 +154,8 @@ async def sync(request: web.Request) -> web.Response:
                            site.token_id, {"heads": heads, "pending": statement.get("pending", {}),
                                            "sent_at": statement.get("sent_at")})
     hub = request.app.get(HUB)
+    if hub is not None:
+        await hub.start()
     return json_response({"gates": gates, "downlink": hub.versions if hub else {}})
 
 
