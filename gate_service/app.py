@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gate_service import keys, ratelimit
-from gate_service.auth import auth_middleware
+from gate_service.auth import TokenCache, auth_middleware
 from gate_service.config import Settings
 from gate_service.db import open_database
 from gate_service.db.connect import create_pool
@@ -131,11 +131,15 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
     app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
+    app[keys.TOKEN_CACHE] = TokenCache()
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
     app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
     app.cleanup_ctx.append(_database)
+    from gate_service.revocation import revocation_context
+
+    app.cleanup_ctx.append(revocation_context)  # revocations close sockets and reach the outage cache
     from gate_service.video.recorder import video_context
 
     app.cleanup_ctx.append(video_context)

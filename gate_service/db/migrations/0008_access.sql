@@ -91,3 +91,15 @@ END;
 $$;
 CREATE TRIGGER video_segments_owner BEFORE INSERT OR UPDATE ON video_segments
     FOR EACH ROW EXECUTE FUNCTION video_segment_owner();
+
+-- A revocation is announced at commit, whoever makes it (any replica, `gate-service token revoke`, plain SQL):
+-- every replica then forgets the token in its outage cache and closes the WebSockets it opened.
+CREATE FUNCTION api_token_revoked_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('token_revoked', NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER api_tokens_revoked AFTER UPDATE OF revoked_at ON api_tokens
+    FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION api_token_revoked_notify();
