@@ -145,6 +145,9 @@ async def drop_partition(pool: asyncpg.Pool, part: Partition, as_of: date) -> tu
                       FROM "{name}") s
                 GROUP BY gate_id, island""",
             name)
+        # The override index (migration 0008) is derived from these rows: it goes with them.
+        await conn.execute("DELETE FROM passage_overrides WHERE override_at >= $1 AND override_at < $2",
+                           part.start, part.end)
         await conn.execute(f'DROP TABLE "{name}"')
     return rows, [r["ref"] for r in refs]
 
