@@ -1,6 +1,6 @@
 """Fit ``plate_reader.calibration.KNOTS``: the probability that a read is exact, given the reader's raw score.
 
-    .venv/bin/python benchmarks/calibrate_confidence.py [--data DIR]
+    .venv/bin/python benchmarks/calibrate_confidence.py [--data DIR] [--engine own]
 
 Fits on the EasyPR **dev** half only: the clean photos plus three degraded copies of each (shrunk to 0.5 and
 0.35 and re-compressed, or shrunk to 0.6, blurred and compressed hard), since the clean dev half has too few
@@ -53,8 +53,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_dir())
     ap.add_argument("--min-block", type=int, default=20)
+    ap.add_argument("--engine", default="ppocr", help="the engine to fit (KNOTS_BY_ENGINE in calibration.py)")
     args = ap.parse_args()
-    reader = PlateReader(threads=1)
+    reader = PlateReader(engine=args.engine, threads=1)
     raw: list[float] = []
     right: list[bool] = []
     for s in load(args.data, half="dev"):
@@ -66,7 +67,8 @@ def main() -> int:
                 right.append(r.plate == s.plate)
     knots = fit_knots(raw, right, min_block=args.min_block)
     print(f"{len(raw)} reads with a plate, {sum(right)} exact")
-    print("KNOTS = " + repr(knots))
+    print(f"KNOTS_BY_ENGINE[{args.engine!r}] = " + repr(knots))
+    reliability(f"{args.engine} map now", [calibrate(c, reader.knots) for c in raw], right)
     reliability("raw score ", raw, right)
     reliability("calibrated", [calibrate(c, knots) for c in raw], right)
     return 0

@@ -1,13 +1,14 @@
 """Benchmark: N simulated kiosks streaming real photos at 5 frames/s over WebSocket into a running service.
 
-    .venv/bin/python benchmarks/ingest.py [--kiosks 1 4 16] [--seconds 20] [--fps 5]
+    .venv/bin/python benchmarks/ingest.py [--kiosks 1 4 16] [--seconds 20] [--fps 5] [--engines ppocr own]
 
 Each kiosk has its own gate and drives "vehicles" past it: 40 dev-half photos of ../shared/data/plates/easypr become
 5 consecutive frames (re-encoded so no two are byte-identical), then 2 frames of an empty lane. Printed per N:
 frames sent, frames read by the service (from its /metrics), frames dropped as stale or shed, passages
 recorded and how many of them name the vehicle driven past, passages/s, and frame→decision latency p50/p99 (first frame of a vehicle sent → its passage back on
 the socket). The N=1 row is the baseline the others are compared with (ratios), since absolute times on a
-shared 2-core machine are noisy.
+shared 2-core machine are noisy. With several ``--engines`` (CLEANGATE_PLATE_ENGINE: one service per engine, one
+after the other) each later engine is also compared with the first at the same N: frames read/s, p50, right.
 """
 
 from __future__ import annotations
@@ -127,25 +128,36 @@ def main() -> None:
     parser.add_argument("--kiosks", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fps", type=float, default=5)
+    parser.add_argument("--engines", nargs="+", default=[""],
+                        help="plate engines to compare (CLEANGATE_PLATE_ENGINE), e.g. ppocr own; default: the service's")
     args = parser.parse_args()
     if not (PHOTOS / "labels.csv").exists():
         sys.exit(f"no photos at {PHOTOS}")
     cars = vehicles()
-    service = Service()
-    try:
-        print(f"service up in {service.start():.1f} s; {len(cars)} vehicles from {PHOTOS}")
-        admin = {"Authorization": "Bearer " + service.cli("token", "create", "--role", "admin")}
-        tokens = asyncio.run(setup(service, admin, cars, max(args.kiosks)))
-        rows = [asyncio.run(run_level(service, admin, tokens, n, cars, args.seconds, args.fps)) for n in args.kiosks]
-    finally:
-        service.close()
-    base = rows[0]
-    print(f"\n{'N':>3} {'sent':>6} {'read':>6} {'read/s':>7} {'dropped':>8} {'shed':>5} {'passages':>9} "
+    results: dict[str, list[dict]] = {}
+    for engine in args.engines:
+        service = Service(env={"CLEANGATE_PLATE_ENGINE": engine} if engine else None)
+        try:
+            print(f"[{engine or 'default'}] service up in {service.start():.1f} s; {len(cars)} vehicles from {PHOTOS}")
+            admin = {"Authorization": "Bearer " + service.cli("token", "create", "--role", "admin")}
+            tokens = asyncio.run(setup(service, admin, cars, max(args.kiosks)))
+            results[engine] = [asyncio.run(run_level(service, admin, tokens, n, cars, args.seconds, args.fps))
+                               for n in args.kiosks]
+        finally:
+            service.close()
+    print(f"\n{'engine':<9}{'N':>3} {'sent':>6} {'read':>6} {'read/s':>7} {'dropped':>8} {'shed':>5} {'passages':>9} "
           f"{'right':>6} {'pass/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50 vs N=1':>10}")
-    for r in rows:
-        print(f"{r['n']:>3} {r['sent']:>6} {r['read']:>6} {r['read_fps']:>7.1f} {r['dropped']:>8} {r['shed']:>5} "
-              f"{r['passages']:>9} {r['right']:>6} {r['passages_s']:>7.2f} {r['p50']:>8.0f} {r['p99']:>8.0f} "
-              f"{r['p50'] / base['p50']:>10.2f}")
+    for engine, rows in results.items():
+        base = rows[0]
+        for r in rows:
+            print(f"{engine or 'default':<9}{r['n']:>3} {r['sent']:>6} {r['read']:>6} {r['read_fps']:>7.1f} "
+                  f"{r['dropped']:>8} {r['shed']:>5} {r['passages']:>9} {r['right']:>6} {r['passages_s']:>7.2f} "
+                  f"{r['p50']:>8.0f} {r['p99']:>8.0f} {r['p50'] / base['p50']:>10.2f}")
+    first, *others = list(results)
+    for engine in others:
+        for a, b in zip(results[first], results[engine], strict=True):
+            print(f"{engine} vs {first} at N={a['n']}: frames read/s x{b['read_fps'] / max(a['read_fps'], 1e-9):.2f}, "
+                  f"p50 first frame -> decision x{b['p50'] / a['p50']:.2f}, right passages {b['right']} vs {a['right']}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
@@ -12,7 +13,8 @@ from blacklist.importer import LIMITS, normalise_plate, parse_date
 from blacklist.model import AUDITORS, MANAGERS, READERS, REASONS, SHANGHAI, STATUSES, BlacklistError, today
 from blacklist.service import APP_KEY, Blacklist
 from blacklist.store import Listing
-from sheets import Sheet, write_csv, write_xlsx
+from sheets import Sheet, SheetError
+from sheets.stream import csv_response, xlsx_response
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -130,17 +132,18 @@ async def list_entries(request: web.Request) -> web.StreamResponse:
     if status != "active" and bl.principal_of(request).role not in AUDITORS:
         raise BlacklistError(403, "forbidden_status",
                              "该角色只能查看有效的黑名单 / this role may read only the active list", "status")
-    rows = await bl.list_entries(
-        plate=normalise_plate(q["plate"]) if q.get("plate") else None,
-        reason=q.get("reason"),
-        status=None if status == "all" else status,
-        added_from=parse_date(q["added_from"], "added_from") if q.get("added_from") else None,
-        added_to=parse_date(q["added_to"], "added_to") if q.get("added_to") else None,
-    )
+    filters = {
+        "plate": normalise_plate(q["plate"]) if q.get("plate") else None,
+        "reason": q.get("reason"),
+        "status": None if status == "all" else status,
+        "added_from": parse_date(q["added_from"], "added_from") if q.get("added_from") else None,
+        "added_to": parse_date(q["added_to"], "added_to") if q.get("added_to") else None,
+    }
     fmt = q.get("format", "json")
     if fmt == "json":
+        rows = await bl.list_entries(**filters)
         return _json({"entries": [entry_json(r) for r in rows], "count": len(rows)})
-    return _export(rows, fmt)
+    return await _export(request, bl.iter_entries(**filters), fmt)
 
 
 def _local(moment: datetime | None) -> datetime | None:
@@ -148,23 +151,30 @@ def _local(moment: datetime | None) -> datetime | None:
     return moment.astimezone(SHANGHAI).replace(tzinfo=None) if moment else None
 
 
-def _export(rows: list[dict[str, Any]], fmt: str) -> web.Response:
-    table = [
+def export_rows(rows: list[Any]) -> list[list[Any]]:
+    return [
         [r["plate"], REASONS.get(r["reason"], r["reason"]), r["valid_until"], STATUSES.get(r["status"]), r["note"],
          r["case_ref"], r["checkpoint"], _local(r["added_at"]), r["added_by"], _local(r["closed_at"]),
          r["close_reason"] if r["closed_kind"] == "revoked" else None]
         for r in rows
     ]
-    stamp = today().strftime("%Y%m%d")
+
+
+async def _formatted(chunks: AsyncIterator[list[Any]]) -> AsyncIterator[list[list[Any]]]:
+    async for rows in chunks:
+        yield export_rows(rows)
+
+
+async def _export(request: web.Request, chunks: AsyncIterator[list[Any]], fmt: str) -> web.StreamResponse:
+    name = f"blacklist-{today().strftime('%Y%m%d')}.{fmt}"
     if fmt == "csv":
-        data, ctype = write_csv(EXPORT_HEADERS, table), CSV
-    else:
-        sheet = Sheet("黑名单", EXPORT_HEADERS, table, formats={2: "yyyy-mm-dd", 7: "yyyy-mm-dd hh:mm:ss",
-                                                              9: "yyyy-mm-dd hh:mm:ss"},
-                      widths={0: 14, 1: 18, 7: 20, 9: 20})
-        data, ctype = write_xlsx([sheet]), XLSX
-    return web.Response(body=data, content_type=ctype, charset="utf-8" if fmt == "csv" else None, headers={
-        "Content-Disposition": f'attachment; filename="blacklist-{stamp}.{fmt}"'})
+        return await csv_response(request, name, EXPORT_HEADERS, _formatted(chunks))
+    sheet = Sheet("黑名单", EXPORT_HEADERS, formats={2: "yyyy-mm-dd", 7: "yyyy-mm-dd hh:mm:ss", 9: "yyyy-mm-dd hh:mm:ss"},
+                  widths={7: 20, 9: 20})
+    try:
+        return await xlsx_response(request, name, [(sheet, _formatted(chunks))])
+    except SheetError as exc:
+        raise BlacklistError(exc.status, exc.code, exc.message, "format") from None
 
 
 async def get_entry(request: web.Request) -> web.Response:

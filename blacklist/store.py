@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -161,19 +162,31 @@ async def open_entries(conn: Conn, plates: list[str] | None = None) -> list[asyn
     )
 
 
+_LIST = f"""SELECT * FROM (SELECT {_COLUMNS}, {_STATUS} AS status FROM blacklist_entries) e
+            WHERE ($2::text IS NULL OR plate = $2) AND ($3::text IS NULL OR reason = $3)
+              AND ($4::text IS NULL OR status = $4)
+              AND ($5::timestamptz IS NULL OR added_at >= $5) AND ($6::timestamptz IS NULL OR added_at < $6)
+            ORDER BY added_at DESC, id DESC"""
+
+
 async def list_entries(
     conn: Conn, today: date, *, plate: str | None = None, reason: str | None = None, status: str | None = None,
     added_from: datetime | None = None, added_before: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"""SELECT * FROM (SELECT {_COLUMNS}, {_STATUS} AS status FROM blacklist_entries) e
-            WHERE ($2::text IS NULL OR plate = $2) AND ($3::text IS NULL OR reason = $3)
-              AND ($4::text IS NULL OR status = $4)
-              AND ($5::timestamptz IS NULL OR added_at >= $5) AND ($6::timestamptz IS NULL OR added_at < $6)
-            ORDER BY added_at DESC, id DESC""",
-        today, plate, reason, status, added_from, added_before,
-    )
+    rows = await conn.fetch(_LIST, today, plate, reason, status, added_from, added_before)
     return [dict(r) for r in rows]
+
+
+async def iter_entries(
+    pool: asyncpg.Pool, today: date, *, plate: str | None = None, reason: str | None = None,
+    status: str | None = None, added_from: datetime | None = None, added_before: datetime | None = None,
+    size: int = 500,
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """The same rows as :func:`list_entries`, through a server-side cursor, a chunk at a time (exports)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cursor = await conn.cursor(_LIST, today, plate, reason, status, added_from, added_before)
+        while rows := await cursor.fetch(size):
+            yield rows
 
 
 async def entry_by_id(conn: Conn, entry_id: int, today: date) -> dict[str, Any] | None:

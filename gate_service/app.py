@@ -30,6 +30,7 @@ def build_api() -> Api:
     import blacklist
     from gate_service import audit_routes, health
     from gate_service.gates import routes as gates
+    from gate_service.inspection import routes as inspection
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
@@ -37,13 +38,17 @@ def build_api() -> Api:
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy):
+    for module in (health, registry, passages, gates, reports, video, policy, inspection):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
     from gate_service.passages import overrides
 
     api.extend(overrides.api.endpoints)  # 人工放行 for the police and the bureau
+    from gate_service.link import platform_routes, sites
+
+    api.extend(platform_routes.api.endpoints)  # 联网: a site's uplink and downlink (issue 14)
+    api.extend(sites.api.endpoints)
     return api
 
 
@@ -138,11 +143,14 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
-    app[keys.POLICIES] = load_policy_set(*settings.policy_paths)
+    from gate_service.link import context as link
+
+    app[keys.POLICIES] = load_policy_set(*link.policy_paths(settings))
     app.cleanup_ctx.append(_database)
     from gate_service.revocation import revocation_context
 
     app.cleanup_ctx.append(revocation_context)  # revocations close sockets and reach the outage cache
+    app.cleanup_ctx.append(link.platform_context)
     from gate_service.video.recorder import video_context
 
     app.cleanup_ctx.append(video_context)
@@ -152,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.gates.service import gates_context
 
     app.cleanup_ctx.append(gates_context)
+    app.cleanup_ctx.append(link.site_context)  # after the blacklist, video and judge it reads from
     if settings.demo:
         from gate_service.demo import demo_context
 

@@ -14,7 +14,7 @@ from gate_service import keys
 from gate_service.db.outage import DB_DOWN, is_db_down
 from gate_service.errors import ApiError
 
-ROLES = ("admin", "kiosk", "police", "ecology", "enterprise")
+ROLES = ("admin", "kiosk", "police", "ecology", "enterprise", "site")
 _PREFIX = "cg_"
 
 
@@ -49,8 +49,10 @@ async def create_token(
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     if (role == "kiosk") != (gate_id is not None):
         raise ValueError("a kiosk token needs --gate, and only a kiosk token takes one")
-    if (role == "enterprise") != (enterprise_id is not None):
-        raise ValueError("an enterprise token needs --enterprise, and only an enterprise token takes one")
+    if role == "site":
+        pass  # a site (issue 14): bound to an enterprise, or to its gates (gate_service.link.enrol)
+    elif (role == "enterprise") != (enterprise_id is not None):
+        raise ValueError("an enterprise token needs --enterprise, and only an enterprise or site token takes one")
     if gate_id is not None and not await conn.fetchval("SELECT 1 FROM gates WHERE id = $1", gate_id):
         raise ValueError(f"no gate {gate_id!r}: register it first (PUT /api/v1/gates/{gate_id})")
     if enterprise_id is not None and not await conn.fetchval("SELECT 1 FROM enterprises WHERE id = $1", enterprise_id):

@@ -81,10 +81,20 @@ async def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(db: Any) -> int:
         if args.token_cmd == "create":
+            gates = args.gate or []
             try:
-                token_id, secret = await auth.create_token(
-                    db.pool, args.role, gate_id=args.gate, enterprise_id=args.enterprise, name=args.name or ""
-                )
+                if args.role == "site":  # 联网: an enterprise's site, or a checkpoint site bound to its gates
+                    from gate_service.link.enrol import create_site_token
+
+                    token_id, secret = await create_site_token(
+                        db.pool, enterprise_id=args.enterprise, gate_ids=gates, name=args.name or "")
+                else:
+                    if len(gates) > 1:
+                        raise ValueError("only a site token takes more than one --gate")
+                    token_id, secret = await auth.create_token(
+                        db.pool, args.role, gate_id=gates[0] if gates else None, enterprise_id=args.enterprise,
+                        name=args.name or ""
+                    )
             except ValueError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
@@ -122,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_cmd", required=True)
     create = token_sub.add_parser("create", parents=[common], help="create a token (printed as the last line)")
-    create.add_argument("--role", required=True, choices=["admin", "kiosk", "police", "ecology", "enterprise"])
-    create.add_argument("--gate", help="the gate a kiosk token is bound to")
+    create.add_argument("--role", required=True, choices=["admin", "kiosk", "police", "ecology", "enterprise", "site"])
+    create.add_argument("--gate", action="append",
+                        help="the gate a kiosk token is bound to; repeated for a checkpoint site's gates")
     create.add_argument("--enterprise", help="the enterprise an enterprise token is bound to")
     create.add_argument("--name", help="who holds it, for the audit log")
     revoke = token_sub.add_parser("revoke", parents=[common], help="revoke a token by id")

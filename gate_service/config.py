@@ -41,12 +41,26 @@ class Settings:
     ledger_retention_months: int = 24
     # Provinces most plates here carry, e.g. "晋": a prior that tips close calls of the first character only.
     local_provinces: str = ""
+    # The plate reader's engine (plate_reader.reader.ENGINES); empty: the reader's measured default.
+    plate_engine: str = ""
     run_scheduler: bool = True
     demo: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs); empty: the TCP peer is the client.
     trusted_proxies: tuple[str, ...] = ()
     # Per-role token buckets, "role=rate/burst,..." or "off"; empty: gate_service.ratelimit's defaults.
     rate_limits: str = ""
+    # Rows an XLSX export may hold; past it the export answers 413 export_too_large and points to CSV.
+    export_xlsx_max_rows: int = 100_000
+    # 联网 (issue 14): set both to make this service a site reporting to that platform (gate_service/link).
+    platform_url: str | None = None
+    platform_token: str | None = None
+    platform_adapter: str = "cleangate"
+    link_max_backoff: float = 60.0
+    link_batch_size: int = 500
+    # HJ 1321: a passage counts as uploaded on time when it reaches the platform within this delay.
+    link_upload_delay_s: int = 300
+    # A site not heard from for longer is shown offline (red) on the platform.
+    link_offline_after_s: int = 120
 
     def __post_init__(self) -> None:
         from plate_reader.plates import PROVINCES
@@ -55,6 +69,10 @@ class Settings:
         if unknown:
             raise SystemExit(f"CLEANGATE_LOCAL_PROVINCES: {''.join(unknown)!r} are not province abbreviations "
                              f"({PROVINCES})")
+        from plate_reader.reader import ENGINES
+
+        if self.plate_engine and self.plate_engine not in ENGINES:
+            raise SystemExit(f"CLEANGATE_PLATE_ENGINE: {self.plate_engine!r} is not one of {', '.join(ENGINES)}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,8 +91,17 @@ class Settings:
             video_retention_days=max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183)),
             ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
             local_provinces=os.environ.get("CLEANGATE_LOCAL_PROVINCES", ""),
+            plate_engine=os.environ.get("CLEANGATE_PLATE_ENGINE", ""),
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
+            export_xlsx_max_rows=_env_int("CLEANGATE_EXPORT_XLSX_MAX_ROWS", cls.export_xlsx_max_rows),
+            platform_url=os.environ.get("CLEANGATE_PLATFORM_URL") or None,
+            platform_token=os.environ.get("CLEANGATE_PLATFORM_TOKEN") or None,
+            platform_adapter=os.environ.get("CLEANGATE_PLATFORM_ADAPTER") or cls.platform_adapter,
+            link_max_backoff=float(_env_int("CLEANGATE_LINK_MAX_BACKOFF_S", 60)),
+            link_batch_size=max(1, _env_int("CLEANGATE_LINK_BATCH_SIZE", 500)),
+            link_upload_delay_s=_env_int("CLEANGATE_LINK_UPLOAD_DELAY_S", 300),
+            link_offline_after_s=_env_int("CLEANGATE_LINK_OFFLINE_AFTER_S", 120),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -40,6 +40,10 @@ async def healthz(request: web.Request) -> web.Response:
         "video_segments_pending_index": recorder.pending_index if recorder is not None else 0,
         "version": service_version(),
     }
+    from gate_service.link.context import STATUS
+
+    if request.app.get(STATUS) is not None:  # a site: how its link to the platform stands (issue 14)
+        body["platform"] = request.app[STATUS].public()
     return json_response(body, status=200 if database == "ok" else 503)
 
 

@@ -7,6 +7,8 @@ declare theirs the same way without importing this module.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
@@ -65,9 +67,10 @@ def validate(value: Any, schema: dict[str, Any], field: str = "body") -> Any:
         fmt = schema.get("format")
         if fmt == "date":
             try:
-                date.fromisoformat(value)
+                day = date.fromisoformat(value)
             except ValueError:
                 raise _fail(field, "应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD") from None
+            in_range(day, field)
         elif fmt == "uuid":
             try:
                 UUID(value)
@@ -102,11 +105,102 @@ def validate(value: Any, schema: dict[str, Any], field: str = "body") -> Any:
     return value
 
 
+# ---- JSON bodies -----------------------------------------------------------------------------------
+
+# No field of the API needs more; Python's own int() limit (4300 digits) would otherwise surface as a 500.
+MAX_INT_DIGITS = 40
+# Bodies are a few levels deep; the limit keeps both the C parser and the walk below far from the recursion limit.
+MAX_DEPTH = 64
+
+
+class _Refused:
+    """Stands where the parser met a value it must not hand on, so the walk can name the field."""
+
+    def __init__(self, literal: str, why: str) -> None:
+        self.literal = literal
+        self.why = why
+
+
+def _float(text: str) -> float | _Refused:
+    value = float(text)
+    return value if math.isfinite(value) else _Refused(text, "超出范围 / out of range")
+
+
+def _int(text: str) -> int | _Refused:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return _Refused(text[:12] + "…", f"超过 {MAX_INT_DIGITS} 位 / more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _constant(text: str) -> _Refused:
+    # Python's json reads NaN/Infinity (not JSON at all); PostgreSQL would store NaN and every sum over it.
+    return _Refused(text, "不是有限数值 / not a finite number")
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse a client's JSON: only finite numbers, integers of at most MAX_INT_DIGITS digits, at most
+    MAX_DEPTH levels, no NUL in any string. Every route that reads a JSON body goes through here."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "请求体必须是 UTF-8 / the body must be UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, "invalid_json", f"JSON 格式错误(第 {exc.lineno} 行第 {exc.colno} 列)/ malformed JSON: {exc.msg}"
+        ) from None
+    except RecursionError:  # the C parser counts its depth and refuses, long before the stack ends
+        raise _too_deep() from None
+    _check_values(value)
+    return value
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "json_too_deep", f"JSON 嵌套超过 {MAX_DEPTH} 层 / JSON nested deeper than {MAX_DEPTH} levels")
+
+
+def _check_values(value: Any) -> None:
+    # Iterative: a body nested a few hundred levels (under the parser's limit) must not exhaust the stack here.
+    stack: list[tuple[str, Any, int]] = [("body", value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(item, _Refused):
+            field = path[5:] if path.startswith("body.") else path
+            raise ApiError(422, "invalid_value", f"字段 {field}: {item.literal} {item.why}", field=field)
+        if isinstance(item, str) and "\x00" in item:  # PostgreSQL stores no NUL in text or jsonb
+            raise ApiError(422, "invalid_character", "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if "\x00" in k:
+                    raise ApiError(422, "invalid_character",
+                                   "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
+                stack.append((f"{path}.{k}", v, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in enumerate(item))
+
+
+# Dates the service can work with: a day or a moment is shifted by a day or by UTC+8 in many places, which
+# Python cannot do at year 1 or 9999 (OverflowError, a 500); no passage, plan or report lies outside these.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def in_range(value: date, field: str) -> date:
+    """``value`` (a date or a datetime), or a 422 date_out_of_range naming the field."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise _fail(field, f"年份须在 {MIN_YEAR}–{MAX_YEAR} 之间 / the year must be within {MIN_YEAR}–{MAX_YEAR}",
+                    "date_out_of_range")
+    return value
+
+
 def parse_datetime(value: str, field: str = "at") -> datetime:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise _fail(field, "应为 ISO-8601 时间 / expected an ISO-8601 date-time") from None
+    return in_range(moment, field)
 
 
 def moment_or_now(raw: str | None, field: str = "at", *, naive: tzinfo = timezone.utc) -> datetime:
@@ -118,9 +212,10 @@ def moment_or_now(raw: str | None, field: str = "at", *, naive: tzinfo = timezon
 
 def parse_date(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise _fail(field, "应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD", "bad_query") from None
+    return in_range(day, field)
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gate_service import keys
 from gate_service.errors import ApiError
-from gate_service.validation import validate
+from gate_service.validation import loads_json, validate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -143,27 +143,7 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise ApiError(400, "empty_body", "请求体为空 / the request body is empty")
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", "请求体必须是 UTF-8 / the body must be UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(
-            400, "invalid_json", f"JSON 格式错误(第 {exc.lineno} 行第 {exc.colno} 列)/ malformed JSON: {exc.msg}"
-        ) from None
-    if _has_nul(value):  # PostgreSQL stores no NUL in text or jsonb
-        raise ApiError(422, "invalid_character", "请求体中含有空字符 \\u0000 / NUL character (\\u0000) in the body")
-    return value
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+    return loads_json(raw)
 
 
 # ---- OpenAPI -------------------------------------------------------------------------------------

@@ -22,6 +22,15 @@ KNOTS: tuple[tuple[float, float], ...] = (
 )
 
 
+# Each engine's raw score lives on its own scale: the own models are far surer of their characters than
+# PP-OCRv4, so each engine gets its own fit (an engine without one uses PP-OCRv4's).
+KNOTS_BY_ENGINE: dict[str, tuple[tuple[float, float], ...]] = {"ppocr": KNOTS}
+
+
+def knots_for(engine: str) -> tuple[tuple[float, float], ...]:
+    return KNOTS_BY_ENGINE.get(engine, KNOTS)
+
+
 def calibrate(raw: float, knots: Sequence[tuple[float, float]] = KNOTS) -> float:
     """Probability that a read with this raw score is exactly right (0–1, monotone in ``raw``)."""
     xs = [k[0] for k in knots]

@@ -18,6 +18,8 @@ def _read(args: argparse.Namespace) -> int:
     from .reader import PlateReader
 
     reader = PlateReader(engine=args.engine, threads=args.threads)
+    # Which models read the plates, so a read can be traced to the weights that made it.
+    ran = {"engine": reader.engine, "models": reader.models}
     failed = 0
     for name in args.files:
         t0 = time.perf_counter()
@@ -37,6 +39,7 @@ def _read(args: argparse.Namespace) -> int:
                 "probability": r.probability,
                 "box": list(r.box) if r.box else None,
                 "ms": round((time.perf_counter() - t0) * 1000, 1),
+                **ran,
             }
         except ImageError as e:
             failed += 1
@@ -55,11 +58,15 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .reader import DEFAULT_ENGINE, ENGINES
+
     parser = argparse.ArgumentParser(prog="plate-reader", description="Read Chinese licence plates offline.")
     sub = parser.add_subparsers(dest="command", required=True)
     rd = sub.add_parser("read", help="read the plate in each image file; one JSON line per file")
     rd.add_argument("files", nargs="+", metavar="FILE", help="image files (JPEG, PNG, BMP, WebP); - for stdin")
-    rd.add_argument("--engine", choices=("onnx", "paddle"), default="onnx")
+    rd.add_argument("--engine", choices=(*ENGINES, "onnx"), default=DEFAULT_ENGINE,
+                    help=f"own, ppocr, combined (both, product of experts) or paddle; onnx = ppocr "
+                         f"(default {DEFAULT_ENGINE})")
     rd.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     rd.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse images declaring more pixels")
     args = parser.parse_args(argv)

@@ -1,4 +1,9 @@
-"""The plate reader: locate → rectify → colour → constrained recognition, with a PP-OCR det fallback."""
+"""The plate reader: locate → rectify → kind/colour → constrained recognition, with a PP-OCR det fallback.
+
+Engines (``PlateReader(engine=...)``): ``own`` — the project's recogniser and kind classifier
+(plate_reader/weights); ``ppocr`` (formerly ``onnx``) — PP-OCRv4's recogniser with HSV colour; ``combined`` — both
+recognisers as a product of experts over the same template (experts.py); ``paddle`` — PaddleOCR 3.x.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,24 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from . import plates
-from .calibration import calibrate
-from .color import classify_color, reconcile
+from .calibration import calibrate, knots_for
+from .color import classify_color, color_fractions, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
 from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
 
-__all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus"]
+__all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
+
+ENGINES = ("own", "ppocr", "combined", "paddle")
+# The engine a reader runs when none is named (the service's CLEANGATE_PLATE_ENGINE default too).
+DEFAULT_ENGINE = "ppocr"
+_ALIASES = {"onnx": "ppocr"}  # the PP-OCRv4 engine's name before the project had models of its own
+PPOCR_VERSION = "PP-OCRv4 mobile rec (rapidocr-onnxruntime 1.4.4)"
 
 
 @dataclass
@@ -46,6 +58,11 @@ _DECODE_SLOTS = [t.slots for t in DECODE_TEMPLATES]
 # Double-row plates: the 7-character templates, each distinct slot list once (province+letter over five).
 _DOUBLE_TEMPLATES = tuple(t for i, t in enumerate(DECODE_TEMPLATES) if len(t) == 7 and t.kind != "embassy"
                           and all(u.slots != t.slots for u in DECODE_TEMPLATES[:i]))
+_DOUBLE_SLOTS = [t.slots for t in _DOUBLE_TEMPLATES]
+# An image this wide for its height, filled by a plate colour (or this small), is a plate crop: read as one.
+CROP_ASPECT = (1.8, 5.5)
+CROP_MAX_HEIGHT = 160
+CROP_MIN_FILL = 0.35
 # A read this confident ends the search: later (lower-scored) candidates are not recognised at all.
 STOP_AT = 0.8
 # Below this (calibrated) confidence the colour/edge candidates are not trusted and PP-OCR det is tried too.
@@ -56,6 +73,27 @@ ENSEMBLE_BELOW = 0.9
 ENSEMBLE_MARGINS = ((0.02, 0.06), (0.12, 0.28))
 # …and the winning crop once more at this fraction of the usual horizontal stretch (0: not).
 ENSEMBLE_STRETCH = 0.7
+
+
+def looks_like_crop(frame: np.ndarray) -> bool:
+    """A plate crop rather than a scene: plate-shaped, and small or mostly one plate colour."""
+    h, w = frame.shape[:2]
+    if not CROP_ASPECT[0] <= w / max(h, 1) <= CROP_ASPECT[1]:
+        return False
+    if h <= CROP_MAX_HEIGHT:
+        return True
+    # A big image must be mostly one plate background: only the saturated ones count, since dark night scenes
+    # and grey skies are "black" and "white" too.
+    f = color_fractions(frame)
+    return max(f["blue"], f["yellow"], f["green"]) >= CROP_MIN_FILL
+
+
+def _better(a: PlateRead | None, b: PlateRead | None) -> PlateRead | None:
+    if b is None or not b.plate:
+        return a
+    if a is None or not a.plate:
+        return b
+    return b if b.confidence > a.confidence else a
 
 
 def _calibrate(min_prob: float, score: float) -> float:
@@ -74,6 +112,7 @@ class _Attempt:
     # their probabilities on that position's frames (onnx engine only).
     slot_probs: list | None = None
     refined: bool = False  # the second-pass (straightened, tightened) crop
+    guess: object | None = None  # own/combined engines: the kind classifier's KindGuess for the crop
 
 
 _Sink = list[tuple[PlateRead, _Attempt]]
@@ -82,26 +121,42 @@ _Sink = list[tuple[PlateRead, _Attempt]]
 class PlateReader:
     """Reusable and thread-safe: sessions are created once; each ``read`` keeps its state on the stack."""
 
-    def __init__(self, engine: str = "onnx", threads: int = 1, *, province_prior: bool = True,
+    def __init__(self, engine: str = DEFAULT_ENGINE, threads: int = 1, *, province_prior: bool = True,
                  fallback: bool = True, stretch: float = 2.0, max_candidates: int = 6,
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
-                 local_provinces: str = "", local_weight: float = 4.0) -> None:
-        if engine == "onnx":
+                 local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
+                 color_source: str = "model", crop_as_crop: bool = True, expert_below: float = 2.0) -> None:
+        engine = _ALIASES.get(engine, engine)
+        self.recognizer = self.paddle = self.kinds = self.expert = None
+        if engine in ("ppocr", "combined"):
             from .recognize import Recognizer
 
-            # local_provinces: an optional per-gate prior on the province character (onnx engine only).
-            self.recognizer = Recognizer(threads, local_provinces=local_provinces, local_weight=local_weight)
-            self.paddle = None
+            # local_provinces: an optional per-gate prior on the province character (not the paddle engine).
+            ppocr = Recognizer(threads, local_provinces=local_provinces, local_weight=local_weight)
+            self.recognizer = ppocr
+        if engine in ("own", "combined"):
+            from .own_engine import KindClassifier, OwnRecognizer
+
+            # The own recogniser finds and reads the candidates; in ``combined`` PP-OCRv4 is the second expert.
+            self.expert = self.recognizer
+            self.recognizer = OwnRecognizer(threads, local_provinces, local_weight, directory=weights)
+            self.kinds = KindClassifier(threads, directory=weights)
         elif engine == "paddle":
             # PaddleOCR 3.x on the same shipped ONNX files (the [paddle] extra); text + score, no per-char probs.
             from .paddle_backend import PaddleEngine
 
             self.paddle = PaddleEngine(threads)
-            self.recognizer = None
-        else:
-            raise ValueError(f"unknown engine {engine!r}: use 'onnx' or 'paddle'")
+        elif engine != "ppocr":
+            raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+        if color_source not in ("model", "hsv"):
+            raise ValueError("color_source must be 'model' or 'hsv'")
         self.engine = engine
+        self.knots = knots_for(engine)
+        self.color_source = color_source
+        self.crop_as_crop = crop_as_crop
+        # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
+        self.expert_below = expert_below
         self.threads = threads
         self.province_prior = province_prior
         self.fallback = fallback
@@ -113,7 +168,8 @@ class PlateReader:
         self.fallback_below = fallback_below
         self.ensemble_below = ensemble_below
         self.ensemble_margins = ENSEMBLE_MARGINS
-        self.ensemble_stretch = ENSEMBLE_STRETCH
+        # The own recogniser's input width is fixed: a squeezed copy is the same input.
+        self.ensemble_stretch = ENSEMBLE_STRETCH if self.kinds is None else 0.0
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -126,6 +182,18 @@ class PlateReader:
                 self._detector = Detector(self.threads, side=self.det_side)
             return self._detector
 
+    @property
+    def models(self) -> dict[str, str]:
+        """The models this reader runs and their versions (``plate-reader read`` reports them)."""
+        from .own_engine import versions
+
+        out = versions(self.recognizer, self.kinds) if self.kinds is not None else {}
+        if self.engine in ("ppocr", "combined"):
+            out["ppocr_rec"] = PPOCR_VERSION
+        if self.paddle is not None:
+            out["paddle"] = "PaddleOCR 3.x on " + PPOCR_VERSION
+        return out
+
     # -- public --------------------------------------------------------------------------------------------
     def read(self, image: np.ndarray | bytes, *, fallback: bool | None = None, quick: bool = False) -> PlateRead:
         """Read the frame's plate. ``fallback`` overrides the reader's own setting for this call: a live
@@ -135,9 +203,15 @@ class PlateReader:
         ensemble): about half the work on the dev photos (mean 60 vs 110 ms), for a live caller that already knows
         the vehicle in view and only needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        crop_read = None
+        if self.crop_as_crop and looks_like_crop(frame):
+            # Already a plate crop (a camera's plate thumbnail): read it whole rather than search inside it.
+            crop_read = self.read_crop(frame)
+            if crop_read.plate and crop_read.confidence >= self.fallback_below:
+                return crop_read
         if quick:
-            return self._finish(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
-                                                      refine=False))
+            return self._finish(_better(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
+                                                               refine=False), crop_read))
         # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
         reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
@@ -149,13 +223,13 @@ class PlateReader:
                 best = other
         if reads is not None and best is not None and best.confidence < self.ensemble_below:
             best = self._ensemble(frame, best, reads)
-        return self._finish(best)
+        return self._finish(_better(best, crop_read))
 
     def _finish(self, read: PlateRead | None, color: str = "unknown") -> PlateRead:
         if read is None or not read.plate:
             return read or PlateRead(plate=None, color=color, confidence=0.0, box=None)
         if self.paddle is None:
-            read.probability = round(calibrate(read.confidence), 4)
+            read.probability = round(calibrate(read.confidence, self.knots), 4)
         return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
@@ -262,6 +336,9 @@ class PlateReader:
         if self.paddle is not None:
             texts = self.paddle.recognize(images)
             decode = self._decode_text
+        elif self.kinds is not None:
+            texts = self._own_probs(images, attempts)
+            decode = self._decode_own
         else:
             texts = self.recognizer.probs(images, stretch=self.stretch)
             decode = self._decode
@@ -286,6 +363,18 @@ class PlateReader:
             color = classify_color(crop)
             images.append(crop)
             attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
+            if self.kinds is not None:
+                # The kind classifier tells double-row plates (see _recognise); only the yellow truck whose
+                # edge blob is the big bottom row alone needs the plate grown upwards first, as below.
+                if pad and 3.4 <= cand.aspect <= 5.8 and color == "yellow":
+                    tl, tr, br, bl = cand.quad
+                    up = (bl - tl) * 0.8
+                    tall_quad = np.array([tl - up, tr - up, br, bl], dtype=np.float32)
+                    tall = rectify(frame, tall_quad, out_h=64)
+                    images.append(tall)
+                    attempts.append(_Attempt(Candidate(tall_quad, cand.source, cand.score, cand.aspect / 1.8),
+                                             tall, color, False, (len(images) - 1,)))
+                continue
             double_quad = None
             # Rear truck plates: two rows, province+letter above five characters.
             if cand.aspect < 2.6 and color in ("yellow", "unknown", "white", "green", "yellow-green"):
@@ -370,6 +459,71 @@ class PlateReader:
             if read is not None and (best is None or read.confidence > best.confidence):
                 best = read
         return best
+
+    # -- own and combined engines: kind classifier, then the own recogniser (and PP-OCRv4 as second expert) -
+    def _own_probs(self, images: list[np.ndarray], attempts: list[_Attempt]):
+        """Classify each crop's kind, stitching double-row plates into one row, then run the recogniser(s)."""
+        from .layout import stitch_double_row
+
+        for att, guess in zip(attempts, self.kinds.classify([att.crop for att in attempts]), strict=True):
+            att.guess = guess
+            if self.color_source == "model":
+                att.color = guess.color
+            if guess.double and not att.double:
+                images[att.parts[0]] = stitch_double_row(att.crop)
+                att.double = True
+        return self.recognizer.probs(images), images, {}
+
+    def _own_penalty(self, kind: str, att: _Attempt) -> float:
+        if self.color_source == "hsv" or att.guess is None:
+            return 0.0 if self._kinds_ok(kind, att.color) else _COLOR_MISMATCH_PENALTY
+        # The classifier's probability that the plate has a colour this kind may carry.
+        colors = ("yellow", "white", "black") if kind == "suffixed" else plates.expected_colors(kind)
+        return _COLOR_MISMATCH_PENALTY * (1.0 - min(1.0, sum(att.guess.color_prob(c) for c in colors)))
+
+    def _decode_own(self, att: _Attempt, texts) -> PlateRead | None:
+        from .experts import combine
+
+        own, images, expert = texts
+        k = att.parts[0]
+        rec = self.recognizer
+        templates, slots = (_DOUBLE_TEMPLATES, _DOUBLE_SLOTS) if att.double else (DECODE_TEMPLATES, _DECODE_SLOTS)
+        # Not text of plate length: skip the Viterbi work.
+        first = rec.constrained_many(own[k], slots) if 4 <= len(rec.greedy(own[k]).text) <= 11 else None
+        read = self._own_best(att, templates, first) if first is not None else None
+        if self.expert is None or (read is not None and read.confidence >= self.expert_below):
+            return read
+        # PP-OCRv4 as the second expert (on this crop only, once): both reads of each template are combined.
+        if k not in expert:
+            expert[k] = self.expert.probs([images[k]], stretch=self.stretch)[0]
+        if not 4 <= len(self.expert.greedy(expert[k]).text) <= 11 and read is None:
+            return None
+        second = self.expert.constrained_many(expert[k], slots)
+        if first is None:
+            first = rec.constrained_many(own[k], slots)
+        return self._own_best(att, templates, [combine(a, b, rec.chars, self.expert.chars, rec.index)
+                                               for a, b in zip(first, second, strict=True)]) or read
+
+    def _own_best(self, att: _Attempt, templates, reads) -> PlateRead | None:
+        best = None
+        for t, r in zip(templates, reads, strict=True):
+            if r is None:
+                continue
+            adj = r.score - self._own_penalty(t.kind, att)
+            if best is None or adj > best[0]:
+                best = (adj, r)
+        if best is None:
+            return None
+        r = best[1]
+        try:
+            kind = plates.parse(r.text).kind
+        except plates.InvalidPlate:
+            return None
+        att.slot_probs = r.slot_probs
+        color = att.color if self.color_source == "model" else reconcile(att.color, kind, att.crop)
+        return PlateRead(plate=r.text, color=color, confidence=round(_calibrate(min(r.char_probs), r.score), 4),
+                         box=att.cand.box, crop=att.crop, char_probs=[round(c, 4) for c in r.char_probs],
+                         kind=kind)
 
     def _decode(self, att: _Attempt, probs: list[np.ndarray]) -> PlateRead | None:
         rec = self.recognizer

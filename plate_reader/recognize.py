@@ -41,17 +41,17 @@ class TextRead:
         return float(min(self.char_probs)) if self.char_probs else 0.0
 
 
-class Recognizer:
-    """One onnxruntime session; ``run`` is serialised by a lock so one object may serve several threads."""
+class CTCDecoder:
+    """Grammar-constrained decoding of one CTC model's output, given its class list (index 0 = blank).
 
-    def __init__(self, threads: int = 1, local_provinces: str = "", local_weight: float = 4.0) -> None:
-        self.session = make_session(model_path(REC_FILE), threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        # CTC layout of PaddleOCR: index 0 is blank, then the dictionary, then a space.
-        self.chars: list[str] = ["<blank>"] + meta["character"].splitlines() + [" "]
+    Knows nothing of the model: the PP-OCRv4 recogniser below and the project's own (own_engine.py) each hand it
+    their characters, so both are decoded over the same GA 36 template lattice.
+    """
+
+    def __init__(self, chars: Sequence[str], local_provinces: str = "", local_weight: float = 4.0,
+                 junk: str = _JUNK) -> None:
+        self.chars: list[str] = list(chars)
         self.index = {c: i for i, c in enumerate(self.chars) if i > 0}
-        self._input = self.session.get_inputs()[0].name
-        self._lock = threading.Lock()
         self._slot_cache: dict[str, np.ndarray] = {}
         # Optional site prior: at a gate in Linfen most plates are 晋. Each listed province is ``local_weight``
         # times as likely as any other a priori (off by default: no prior from any data set).
@@ -59,45 +59,8 @@ class Recognizer:
         if bad or local_weight <= 0:
             raise ValueError(f"local provinces must be among {plates.PROVINCES} and the weight positive")
         self._local = {c: float(np.log(local_weight)) for c in local_provinces}
-        self.junk_idx = np.array([0] + [self.index[c] for c in _JUNK if c in self.index], dtype=np.int64)
-
-    # -- model -------------------------------------------------------------------------------------------
-    def _prep(self, img: np.ndarray, width: int) -> np.ndarray:
-        if img.ndim == 2:
-            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-        resized = cv2.resize(img, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
-        x = resized.astype(np.float32).transpose(2, 0, 1)
-        return x * (2.0 / 255.0) - 1.0
-
-    def probs(self, crops: Sequence[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
-        """Softmax outputs (T×C) for each crop; crops are resized to height 48 and batched by width."""
-        if not crops:
-            return []
-        widths = []
-        for c in crops:
-            h, w = c.shape[:2]
-            # Stretching wide gives CTC more steps per character: repeated digits (88888) need a blank between.
-            widths.append(int(np.clip(round(REC_HEIGHT * w / max(h, 1) * stretch / 8) * 8, 64, 640)))
-        out: list[np.ndarray | None] = [None] * len(crops)
-        order = np.argsort(widths)
-        # Batch crops of similar width; pad with the value 0 (mid-grey after normalisation) like PaddleOCR.
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and widths[order[j + 1]] <= widths[order[i]] * 1.25 and j + 1 - i < 7:
-                j += 1
-            idx = order[i : j + 1]
-            wmax = max(widths[k] for k in idx)
-            batch = np.zeros((len(idx), 3, REC_HEIGHT, wmax), dtype=np.float32)
-            for b, k in enumerate(idx):
-                batch[b, :, :, : widths[k]] = self._prep(crops[k], widths[k])
-            with self._lock:
-                pred = self.session.run(None, {self._input: batch})[0]
-            for b, k in enumerate(idx):
-                steps = int(np.ceil(widths[k] / 8))
-                out[k] = pred[b, :steps]
-            i = j + 1
-        return out  # type: ignore[return-value]
+        self.junk = junk
+        self.junk_idx = np.array([0] + [self.index[c] for c in junk if c in self.index], dtype=np.int64)
 
     # -- decoding ----------------------------------------------------------------------------------------
     def greedy(self, p: np.ndarray) -> TextRead:
@@ -107,7 +70,7 @@ class Recognizer:
         for t, k in enumerate(best):
             if k != prev and k != 0:
                 ch = self.chars[k]
-                if ch not in _JUNK:
+                if ch not in self.junk:
                     text.append(ch)
                     probs.append(float(p[t, k]))
             prev = k
@@ -233,3 +196,54 @@ class Recognizer:
                 r.kind = template.kind
                 best = r
         return best
+
+
+class Recognizer(CTCDecoder):
+    """PP-OCRv4's recogniser: one onnxruntime session; ``run`` is serialised by a lock so one object may serve
+    several threads."""
+
+    def __init__(self, threads: int = 1, local_provinces: str = "", local_weight: float = 4.0) -> None:
+        self.session = make_session(model_path(REC_FILE), threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # CTC layout of PaddleOCR: index 0 is blank, then the dictionary, then a space.
+        super().__init__(["<blank>"] + meta["character"].splitlines() + [" "], local_provinces, local_weight)
+        self._input = self.session.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    # -- model -------------------------------------------------------------------------------------------
+    def _prep(self, img: np.ndarray, width: int) -> np.ndarray:
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        resized = cv2.resize(img, (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+        x = resized.astype(np.float32).transpose(2, 0, 1)
+        return x * (2.0 / 255.0) - 1.0
+
+    def probs(self, crops: Sequence[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
+        """Softmax outputs (T×C) for each crop; crops are resized to height 48 and batched by width."""
+        if not crops:
+            return []
+        widths = []
+        for c in crops:
+            h, w = c.shape[:2]
+            # Stretching wide gives CTC more steps per character: repeated digits (88888) need a blank between.
+            widths.append(int(np.clip(round(REC_HEIGHT * w / max(h, 1) * stretch / 8) * 8, 64, 640)))
+        out: list[np.ndarray | None] = [None] * len(crops)
+        order = np.argsort(widths)
+        # Batch crops of similar width; pad with the value 0 (mid-grey after normalisation) like PaddleOCR.
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and widths[order[j + 1]] <= widths[order[i]] * 1.25 and j + 1 - i < 7:
+                j += 1
+            idx = order[i : j + 1]
+            wmax = max(widths[k] for k in idx)
+            batch = np.zeros((len(idx), 3, REC_HEIGHT, wmax), dtype=np.float32)
+            for b, k in enumerate(idx):
+                batch[b, :, :, : widths[k]] = self._prep(crops[k], widths[k])
+            with self._lock:
+                pred = self.session.run(None, {self._input: batch})[0]
+            for b, k in enumerate(idx):
+                steps = int(np.ceil(widths[k] / 8))
+                out[k] = pred[b, :steps]
+            i = j + 1
+        return out  # type: ignore[return-value]

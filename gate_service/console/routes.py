@@ -100,7 +100,16 @@ async def status(request: web.Request) -> web.Response:
         "policy": {"id": policy.id, "title": policy.title, "document": policy.document, "kind": policy.kind},
         "campaign": policy.kind != "base",
         "alert_level": await alert_level_at(request.app[keys.POOL], at),
+        # A site (issue 14): its link to the platform, and how old its blacklist copy is; null elsewhere.
+        "link": _link_status(request),
     })
+
+
+def _link_status(request: web.Request) -> dict | None:
+    from gate_service.link.context import STATUS
+
+    status = request.app.get(STATUS)
+    return status.public() if status is not None else None
 
 
 def _passage_id(raw: str) -> uuid.UUID:
@@ -129,9 +138,11 @@ async def snapshot(request: web.Request) -> web.Response:
     ref = row["crop_ref"] if request.query.get("kind") == "crop" else row["snapshot_ref"]
     if not ref:
         raise ApiError(404, "no_snapshot", "该通行记录没有抓拍图片(人工录入或未保存)/ this passage has no snapshot")
+    from gate_service.video.storage import BadKey
+
     try:
         data = await request.app[keys.MEDIA_STORE].read(ref)
-    except FileNotFoundError:
+    except (FileNotFoundError, BadKey):  # BadKey: a reference stored before clients were kept from setting it
         raise ApiError(404, "snapshot_missing", "抓拍图片已删除或缺失 / the snapshot is gone from storage") from None
     return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -187,9 +198,11 @@ async def get_document(request: web.Request) -> web.Response:
            ORDER BY uploaded_at DESC, id DESC LIMIT 1""", plate)
     if row is None:
         raise ApiError(404, "no_document", "该车辆没有上传随车清单/行驶证照片 / no document photo for this vehicle")
+    from gate_service.video.storage import BadKey
+
     try:
         data = await request.app[keys.MEDIA_STORE].read(row["storage_key"])
-    except FileNotFoundError:
+    except (FileNotFoundError, BadKey):
         raise ApiError(404, "document_missing", "照片文件缺失 / the photo is missing from storage") from None
     return web.Response(body=data, content_type=row["content_type"],
                         headers={"Cache-Control": "private, no-store"})

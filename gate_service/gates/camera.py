@@ -12,18 +12,21 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from xml.parsers import expat
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gate_service import keys
 from gate_service.errors import ApiError
-from gate_service.passages.judge import PassageInput
+from gate_service.passages.judge import PassageInput, body_hash, check_moment
 from plate_reader import plates
 
 log = logging.getLogger(__name__)
 
 MAX_XML = 256 * 1024
+# A camera sends the XML and two or three pictures; more parts than this is not a camera.
+MAX_PARTS = 16
 # Hikvision's plate colours → API.md's.
 _COLORS = {"blue": "blue", "yellow": "yellow", "white": "white", "black": "black", "green": "green",
            "yellowGreen": "yellow-green", "newEnergyGreen": "green", "newEnergyYellowGreen": "yellow-green",
@@ -51,12 +54,32 @@ def _text(root: ET.Element, name: str) -> str | None:
     return None
 
 
+class _Dtd(Exception):
+    pass
+
+
+def _refuse_dtd(xml: bytes) -> None:
+    """No camera needs a DTD; refusing any rules out entity expansion. Asked of expat itself, after it has
+    decoded the document: a byte search for "<!DOCTYPE" misses UTF-16 and every other encoding but ASCII's kin."""
+
+    def refuse(*_args: Any) -> None:
+        raise _Dtd()
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(xml, True)
+    except _Dtd:
+        raise ApiError(422, "bad_event", "事件 XML 不允许 DTD / DTDs are not accepted") from None
+    except (expat.ExpatError, ValueError) as exc:
+        raise ApiError(422, "bad_event", f"事件 XML 无法解析 / malformed event XML: {exc}") from None
+
+
 def parse_alert(xml: bytes, pictures: dict[str, bytes]) -> CameraEvent:
     if len(xml) > MAX_XML:
         raise ApiError(413, "event_too_large", "事件 XML 过大 / event XML too large")
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-        # No camera needs a DTD; refusing it rules out entity expansion attacks.
-        raise ApiError(422, "bad_event", "事件 XML 不允许 DTD / DTDs are not accepted")
+    _refuse_dtd(xml)
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
@@ -91,20 +114,36 @@ def parse_alert(xml: bytes, pictures: dict[str, bytes]) -> CameraEvent:
 
 
 async def read_multipart(request: web.Request) -> CameraEvent:
+    # The whole upload counts against the body limit: aiohttp caps request.read(), not a streamed multipart.
+    limit = request.app.get(keys.MAX_BODY) or 8 * 1024 * 1024
+    total = 0
     xml = None
     pictures: dict[str, bytes] = {}
     try:
         reader = await request.multipart()
+        parts = 0
         async for part in reader:
+            parts += 1
+            if parts > MAX_PARTS:
+                raise ApiError(413, "event_too_large", f"事件最多 {MAX_PARTS} 个部分 / at most {MAX_PARTS} parts",
+                               limit_parts=MAX_PARTS)
             if not isinstance(part, BodyPartReader):
                 continue  # a nested multipart: no camera sends one
             name = part.name or part.filename or ""
-            data = await part.read(decode=False)
+            chunks = []
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > limit:
+                    raise ApiError(413, "event_too_large", f"事件总大小超过 {limit} 字节 / the upload is larger "
+                                   f"than {limit} bytes", limit_bytes=limit)
+                chunks.append(chunk)
+            data = b"".join(chunks)
             ctype = part.headers.get("Content-Type", "")
-            if xml is None and ("xml" in ctype or name.endswith(".xml") or data.lstrip()[:1] == b"<"):
-                xml = bytes(data)
+            if xml is None and ("xml" in ctype or name.endswith(".xml") or data.lstrip()[:1] == b"<"
+                                or data[:2] in (b"\xff\xfe", b"\xfe\xff")):
+                xml = data
             elif data[:2] == b"\xff\xd8":
-                pictures[name] = bytes(data)
+                pictures[name] = data
     except (ValueError, AssertionError, HttpProcessingError, web.HTTPException) as exc:
         if isinstance(exc, web.HTTPException) and exc.status == 413:
             raise
@@ -123,7 +162,11 @@ def _best_picture(event: CameraEvent) -> bytes | None:
 
 
 async def record_event(app: web.Application, gate_id: str, event: CameraEvent, actor: str,
-                       token_id: int | None) -> dict[str, Any]:
+                       token_id: int | None, role: str = "kiosk") -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    if event.at is not None:
+        # The same bounds as a manual passage: a camera with a wrong clock must not date a passage 2001.
+        check_moment(event.at, role=role, now=now, field="dateTime")
     hub = app[keys.GATES]
     picture = _best_picture(event)
     own = None
@@ -150,8 +193,7 @@ async def record_event(app: web.Application, gate_id: str, event: CameraEvent, a
                       "confidence": round(own.confidence, 4) if own else None},
         "agree": bool(event.plate and own_plate and event.plate == own_plate),
     }
-    now = datetime.now(timezone.utc)
-    at = event.at if event.at is not None and event.at <= now else now
+    at = event.at if event.at is not None else now
     snapshot_ref = None
     store = app.get(keys.MEDIA_STORE)
     if store is not None and picture is not None:
@@ -165,6 +207,9 @@ async def record_event(app: web.Application, gate_id: str, event: CameraEvent, a
         gate_id=gate_id, plate=plate, direction=event.direction, at=at, source="camera",
         plate_color=color if color != "unknown" else None, read=read, snapshot_ref=snapshot_ref,
         client_ref=f"camera:{event.event_id}" if event.event_id else None,
+        # A camera re-sending its event sends the same XML; another event under the same id is not a retry.
+        body_hash=body_hash([event.plate, event.color, event.direction, event.confidence,
+                             event.at.isoformat() if event.at else None]) if event.event_id else None,
     )
     judged = await app[keys.JUDGE].record(item, token_id=token_id, actor=actor)
     answer = judged.response()

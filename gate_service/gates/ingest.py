@@ -24,7 +24,7 @@ import numpy as np
 
 from gate_service.gates.tracker import Settled, Tracker, TrackerConfig
 from plate_reader.image import decode_image
-from plate_reader.reader import PlateRead, PlateReader
+from plate_reader.reader import DEFAULT_ENGINE, PlateRead, PlateReader
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,11 @@ class Overloaded(Exception):
 class ReaderPool:
     """One reader (model sessions created once) shared by worker threads."""
 
-    def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2, local_provinces: str = "") -> None:
+    def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2, local_provinces: str = "",
+                 engine: str = "") -> None:
         # Provinces most plates at these gates carry (晋 in Linfen): tips close calls at position 1 only.
         self.local_provinces = local_provinces
+        self.engine = engine or DEFAULT_ENGINE  # CLEANGATE_PLATE_ENGINE
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         # Frames being read or queued for a thread, across all gates. Beyond this the service sheds new
         # frames at once (503) rather than let every gate's latency grow.
@@ -54,7 +56,7 @@ class ReaderPool:
         if self._loading is None:
             loop = asyncio.get_running_loop()
             self._loading = asyncio.ensure_future(loop.run_in_executor(
-                self.executor, lambda: PlateReader(threads=1, local_provinces=self.local_provinces)))
+                self.executor, lambda: PlateReader(self.engine, threads=1, local_provinces=self.local_provinces)))
         self._reader = await self._loading
         return self._reader
 

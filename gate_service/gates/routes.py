@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from gate_service.auth import WEBSOCKET_ROUTES, require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
+from gate_service.validation import loads_json
 from gate_service.web import Api, dumps, json_response
 from plate_reader.image import ImageError
 
@@ -77,7 +77,8 @@ async def camera_event(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "应为 multipart/form-data / expected multipart/form-data")
     event = await read_multipart(request)
     principal = request[keys.PRINCIPAL]
-    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id)
+    answer = await record_event(request.app, gate_id, event, principal.actor, principal.token_id,
+                                principal.role)
     return json_response(answer, status=200 if answer.get("replayed") else 201)
 
 
@@ -151,8 +152,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif msg.type == WSMsgType.TEXT:
-                with contextlib.suppress(ValueError):
-                    command = json.loads(msg.data)
+                with contextlib.suppress(ApiError):
+                    command = loads_json(msg.data)
                     if isinstance(command, dict) and command.get("direction") in ("in", "out"):
                         direction = command["direction"]
                         await send({"type": "direction", "direction": direction})

@@ -24,7 +24,8 @@ class GatesHub:
     def __init__(self, app: web.Application, *, tracker_config: TrackerConfig | None = None,
                  workers: int | None = None) -> None:
         self.app = app
-        self.pool = ReaderPool(workers, local_provinces=app[keys.SETTINGS].local_provinces)
+        self.pool = ReaderPool(workers, local_provinces=app[keys.SETTINGS].local_provinces,
+                               engine=app[keys.SETTINGS].plate_engine)
         self.tracker_config = tracker_config
         self.gates: dict[str, GateIngest] = {}
         self._ticker: asyncio.Task[None] | None = None

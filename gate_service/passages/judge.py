@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -43,16 +45,30 @@ class PassageInput:
     overrides: UUID | None = None
     override_reason: str | None = None
     extra_flags: list[str] = field(default_factory=list)
+    # sha256 (hex) of what the client sent with client_ref: a retry must send the same (body_hash()).
+    body_hash: str | None = None
 
 
-def check_moment(at: datetime, *, role: str, now: datetime | None = None) -> None:
+def body_hash(body: Any) -> str:
+    """The hash a client_ref is bound to: of the body's content, whatever its key order or spacing."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def client_ref_conflict(client_ref: str) -> ApiError:
+    return ApiError(409, "client_ref_conflict",
+                    f"client_ref {client_ref} 已用于另一条不同内容的通行记录 / client_ref {client_ref} was already "
+                    "used with a different body; a retry must send the same body", field="client_ref")
+
+
+def check_moment(at: datetime, *, role: str, now: datetime | None = None, field: str = "at") -> None:
     now = now or datetime.now(timezone.utc)
     if at > now + CLOCK_SKEW:
-        raise ApiError(422, "time_in_future", "通行时间不能晚于当前时间 / 'at' is in the future", field="at")
+        raise ApiError(422, "time_in_future", f"通行时间不能晚于当前时间 / '{field}' is in the future", field=field)
     if role != "admin" and at < now - KIOSK_LATE_WINDOW:
         raise ApiError(422, "time_too_old",
                        f"终端补传不得早于 {KIOSK_LATE_WINDOW.days} 天前 / a kiosk may send at most "
-                       f"{KIOSK_LATE_WINDOW.days} days late", field="at")
+                       f"{KIOSK_LATE_WINDOW.days} days late", field=field)
 
 
 async def alert_level_at(conn: asyncpg.Connection | asyncpg.Pool, at: datetime) -> str | None:
@@ -132,6 +148,7 @@ class Judge:
         if item.client_ref and self.spool is not None:
             waiting = self.spool.answer_for(item.gate_id, item.client_ref)
             if waiting is not None:
+                _check_binding(item, self.spool.hash_for(item.gate_id, item.client_ref))
                 return _Replayed(waiting)  # type: ignore[return-value]
         if self.spool is not None and self.spool.has_pending(item.gate_id):
             # Keep the gate's order: behind what already waits. Try to drain first.
@@ -207,27 +224,24 @@ class Judge:
             "token_id": token_id,
             "actor": actor,
             "client_ref": item.client_ref,
+            # Not a ledger column (not hashed either): kept with the first answer in passage_refs / the spool.
+            "body_hash": item.body_hash,
         }
         return row, decision, facts
 
     async def _record_online(self, item: PassageInput, token_id: int | None, actor: str) -> Judged:
         async with self.pool.acquire() as conn:
             if item.client_ref:
-                earlier = await conn.fetchval(
-                    "SELECT response FROM passage_refs WHERE gate_id = $1 AND client_ref = $2",
-                    item.gate_id, item.client_ref,
-                )
+                earlier = await _earlier_answer(conn, item)
                 if earlier is not None:
-                    return _Replayed(earlier)  # type: ignore[return-value]
+                    return earlier
             row, decision, facts = await self._judge(conn, item, token_id, actor)
             try:
                 judged = await self._write(conn, row, decision, facts)
             except _LostRace:
-                first = await conn.fetchval(
-                    "SELECT response FROM passage_refs WHERE gate_id = $1 AND client_ref = $2",
-                    item.gate_id, item.client_ref,
-                )
-                return _Replayed(first)  # type: ignore[return-value]
+                first = await _earlier_answer(conn, item)
+                assert first is not None
+                return first
         self._count(item, decision)
         return judged
 
@@ -254,10 +268,12 @@ class Judge:
             written = await ledger.append(conn, row)
             judged = Judged(written, decision, facts)
             if row.get("client_ref"):
+                digest = row.get("body_hash")
                 inserted = await conn.fetchval(
-                    """INSERT INTO passage_refs (gate_id, client_ref, passage_id, at, response)
-                       VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1""",
+                    """INSERT INTO passage_refs (gate_id, client_ref, passage_id, at, response, body_hash)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1""",
                     row["gate_id"], row["client_ref"], written["id"], row["at"], response or judged.response(),
+                    bytes.fromhex(digest) if digest else None,
                 )
                 if inserted is None:
                     # A concurrent retry won the race: undo ours, answer with the first.
@@ -286,6 +302,23 @@ class Judge:
 
 
 _NO_DECISION = Decision("allow", (), "")
+
+
+def _check_binding(item: PassageInput, first_hash: str | None) -> None:
+    # Answers recorded before bodies were hashed carry none: they replay as they always did.
+    if first_hash is not None and item.body_hash is not None and first_hash != item.body_hash:
+        raise client_ref_conflict(item.client_ref or "")
+
+
+async def _earlier_answer(conn: asyncpg.Connection, item: PassageInput) -> Judged | None:
+    earlier = await conn.fetchrow(
+        "SELECT response, body_hash FROM passage_refs WHERE gate_id = $1 AND client_ref = $2",
+        item.gate_id, item.client_ref,
+    )
+    if earlier is None:
+        return None
+    _check_binding(item, bytes(earlier["body_hash"]).hex() if earlier["body_hash"] is not None else None)
+    return _Replayed(earlier["response"])  # type: ignore[return-value]
 
 
 class _LostRace(Exception):

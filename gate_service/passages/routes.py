@@ -13,7 +13,7 @@ from gate_service.auth import audit, enterprise_scope, require_gate
 from gate_service.errors import ApiError
 from gate_service.passages import overrides as override_rules
 from gate_service.passages.export import export_passages
-from gate_service.passages.judge import PassageInput, alert_level_at, check_moment
+from gate_service.passages.judge import PassageInput, alert_level_at, body_hash, check_moment
 from gate_service.policy.model import SHANGHAI
 from gate_service.registry.routes import normalise_plate
 from gate_service.validation import moment_or_now, parse_date, parse_datetime
@@ -84,6 +84,7 @@ async def post_passage(request: web.Request) -> web.Response:
         client_ref=body.get("client_ref"),
         overrides=overrides,
         override_reason=body.get("override_reason"),
+        body_hash=body_hash(body) if "client_ref" in body else None,
     )
     with override_rules.once():
         judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
@@ -122,6 +123,15 @@ LIST_QUERY = {
 }
 
 
+LEDGER_SQL = """SELECT p.*, g.name AS gate_name, e.name AS enterprise_name FROM passages p
+    LEFT JOIN gates g ON g.id = p.gate_id LEFT JOIN enterprises e ON e.id = p.enterprise_id
+    WHERE ($1::text IS NULL OR p.gate_id = $1) AND ($2::text IS NULL OR p.enterprise_id = $2)
+      AND ($3::text IS NULL OR p.plate = $3) AND ($4::timestamptz IS NULL OR p.at >= $4)
+      AND ($5::timestamptz IS NULL OR p.at < $5) AND ($6::text IS NULL OR p.decision = $6)
+      AND ($7::text IS NULL OR $7 = ANY (p.rules))
+    ORDER BY p.at DESC, p.gate_seq DESC LIMIT $8"""
+
+
 @api.route("GET", "/api/v1/passages", roles=("ecology", "admin", "enterprise", "kiosk"),
            summary="The ledger, filtered; format=csv|xlsx exports in the national field order", query=LIST_QUERY,
            tag="passages", produces=("application/json", "text/csv",
@@ -136,22 +146,16 @@ async def list_passages(request: web.Request) -> web.StreamResponse:
     start, end = _period(request)
     plate = normalise_plate(q["plate"]) if q.get("plate") else None
     fmt = q.get("format", "json")
-    limit = min(int(q.get("limit", "1000")), 1_000_000 if fmt != "json" else 10_000)
+    # An export streams, so by default it holds the whole period (the console's download buttons pass no limit).
+    limit = min(int(q.get("limit", "1000" if fmt == "json" else "1000000")), 1_000_000 if fmt != "json" else 10_000)
     # Exports (up to a million rows) read from the replica when one is configured; the JSON list, which guards'
     # and police screens refresh right after a passage, stays on the primary.
     pool = request.app[keys.POOL] if fmt == "json" else request.app[keys.READ_POOL]
-    rows = await pool.fetch(
-        """SELECT p.*, g.name AS gate_name, e.name AS enterprise_name FROM passages p
-           LEFT JOIN gates g ON g.id = p.gate_id LEFT JOIN enterprises e ON e.id = p.enterprise_id
-           WHERE ($1::text IS NULL OR p.gate_id = $1) AND ($2::text IS NULL OR p.enterprise_id = $2)
-             AND ($3::text IS NULL OR p.plate = $3) AND ($4::timestamptz IS NULL OR p.at >= $4)
-             AND ($5::timestamptz IS NULL OR p.at < $5) AND ($6::text IS NULL OR p.decision = $6)
-             AND ($7::text IS NULL OR $7 = ANY (p.rules))
-           ORDER BY p.at DESC, p.gate_seq DESC LIMIT $8""",
-        gate_id, enterprise_id, plate, start, end, q.get("decision"), q.get("rule"), limit,
-    )
+    args = (gate_id, enterprise_id, plate, start, end, q.get("decision"), q.get("rule"), limit)
     if fmt != "json":
-        return export_passages([dict(r) for r in rows], fmt)
+        return await export_passages(request, pool, LEDGER_SQL, args, fmt,
+                                     xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
+    rows = await pool.fetch(LEDGER_SQL, *args)
     return json_response({"passages": [public_row(dict(r)) for r in rows], "count": len(rows)})
 
 

@@ -69,12 +69,16 @@ class Spool:
         self._locks: dict[str, asyncio.Lock] = {}
         # client_ref → first answer, for kiosk retries while their passage waits here.
         self._answers: dict[tuple[str, str], dict[str, Any]] = {}
+        # client_ref → the hash of the body it came with, so a different body under it is refused meanwhile.
+        self._hashes: dict[tuple[str, str], str | None] = {}
         self._pending: set[str] = set()
         for path in self.folder.glob("*.spool"):
             self._pending.add(self._gate_of(path))
             for record in self._read(path):
                 if record["row"].get("client_ref"):
-                    self._answers[(record["row"]["gate_id"], record["row"]["client_ref"])] = record["response"]
+                    key = (record["row"]["gate_id"], record["row"]["client_ref"])
+                    self._answers[key] = record["response"]
+                    self._hashes[key] = record["row"].get("body_hash")
 
     @staticmethod
     def _gate_of(path: Path) -> str:
@@ -90,6 +94,9 @@ class Spool:
     def answer_for(self, gate_id: str, client_ref: str) -> dict[str, Any] | None:
         return self._answers.get((gate_id, client_ref))
 
+    def hash_for(self, gate_id: str, client_ref: str) -> str | None:
+        return self._hashes.get((gate_id, client_ref))
+
     def _lock(self, gate_id: str) -> asyncio.Lock:
         return self._locks.setdefault(gate_id, asyncio.Lock())
 
@@ -101,6 +108,7 @@ class Spool:
             self._pending.add(gate_id)
             if row.get("client_ref"):
                 self._answers[(gate_id, row["client_ref"])] = response
+                self._hashes[(gate_id, row["client_ref"])] = row.get("body_hash")
 
     @staticmethod
     def _write(path: Path, line: bytes) -> None:
@@ -144,4 +152,5 @@ class Spool:
                 self._pending.discard(gate_id)
                 for key in [k for k in self._answers if k[0] == gate_id]:
                     del self._answers[key]
+                    self._hashes.pop(key, None)
         return replayed

@@ -113,3 +113,24 @@ class ImportReport:
             "duplicates": self.duplicates,
             "rejected_rows": self.rejected_rows,
         }
+
+
+def judge_rows(rows: list[Row]) -> tuple[ImportReport, list[tuple[str, dict[str, Any]]]]:
+    """Each row judged on its own; the first of two rows with the same plate is kept."""
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    accepted = []
+    for row in rows:
+        try:
+            plate, fields = vehicle_from_row(row.values)
+        except RowError as exc:
+            report.reject(row, exc.code, exc.message, exc.field)
+            continue
+        if plate in seen:
+            report.duplicates += 1
+            report.reject(row, "duplicate_row", f"与第 {seen[plate]} 行车牌重复,已保留第 {seen[plate]} 行 / "
+                          f"duplicate of line {seen[plate]}, which was kept", "plate")
+            continue
+        seen[plate] = row.line
+        accepted.append((plate, fields))
+    return report, accepted

@@ -98,6 +98,14 @@ async def upsert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fi
                 registered_on = EXCLUDED.registered_on, haulier = EXCLUDED.haulier,
                 extra = vehicles.extra || EXCLUDED.extra, updated_at = now()
             RETURNING {VEHICLE_COLUMNS}, (xmax = 0) AS created""",
+        *_vehicle_values(plate, fields),
+    )
+    data = dict(row)
+    return data, data.pop("created")
+
+
+def _vehicle_values(plate: str, fields: dict[str, Any]) -> tuple[Any, ...]:
+    return (
         plate,
         fields.get("plate_color"),
         (fields.get("vin") or None) and fields["vin"].upper(),
@@ -109,12 +117,36 @@ async def upsert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fi
         fields.get("haulier"),
         fields.get("extra") or {},
     )
-    data = dict(row)
-    return data, data.pop("created")
 
 
-async def get_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str) -> dict | None:
-    row = await conn.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicles WHERE plate = $1", plate)
+async def insert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any]) -> dict | None:
+    """Register a vehicle the registry does not know; None (and nothing written) when it knows it already."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
+                                  registered_on, haulier, extra)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (plate) DO NOTHING
+            RETURNING {VEHICLE_COLUMNS}""",
+        *_vehicle_values(plate, fields),
+    )
+    return dict(row) if row else None
+
+
+def vehicle_snapshot(row: dict | None) -> dict | None:
+    """The facts of a vehicle as JSON for the audit log (its before/after)."""
+    if row is None:
+        return None
+    keys = ("plate", "plate_color", "vin", "engine_no", "emission_stage", "fuel_type", "vehicle_class",
+            "registered_on", "haulier", "extra")
+    out = {k: row.get(k) for k in keys}
+    if isinstance(out["registered_on"], date):
+        out["registered_on"] = out["registered_on"].isoformat()
+    return out
+
+
+async def get_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, *, for_update: bool = False) -> dict | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicles WHERE plate = $1{lock}", plate)
     return dict(row) if row else None
 
 

@@ -1,7 +1,9 @@
 """Report exports for the ecology bureau: Chinese headers, numbers as numbers, shares as percentages.
 
 XLSX carries one sheet per view: 汇总 (one line per enterprise, plus the city total when several), 月度 (one line
-per enterprise and month). CSV holds one view (``view=summary`` or ``view=months``), UTF-8 with BOM.
+per enterprise and month). ``view=months`` (the console's 按月 XLSX) is the monthly workbook instead: 月度, then
+one sheet per month with each enterprise's line for that month. CSV holds one view (``view=summary`` or
+``view=months``), UTF-8 with BOM. Both stream (sheets.stream): the workbook is written in a worker process.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from gate_service import vocab
-from sheets import Sheet, write_csv, write_xlsx
+from gate_service.errors import ApiError
+from sheets import Sheet, SheetError
+from sheets.stream import XLSX, csv_response, in_chunks, xlsx_response
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+__all__ = ["XLSX", "export_reports"]
 PERCENT = "0.0%"
 TONNES = "0.0"
 DAY = "yyyy-mm-dd"
@@ -91,16 +95,28 @@ def tables(reports: list[dict[str, Any]], totals: dict[str, Any] | None) -> tupl
     return summary, months
 
 
-def export_reports(reports: list[dict[str, Any]], totals: dict[str, Any] | None, fmt: str, view: str,
-                   name: str) -> web.Response:
+def _sheets(summary: list[list[Any]], months: list[list[Any]], view: str) -> list[Sheet]:
+    month_sheet = Sheet("月度", MONTH_HEADERS, months, formats=MONTH_FORMATS)
+    if view != "months":
+        return [Sheet("汇总", SUMMARY_HEADERS, summary, formats=SUMMARY_FORMATS), month_sheet]
+    by_month: dict[str, list[list[Any]]] = {}
+    for row in months:
+        by_month.setdefault(row[2], []).append(row)
+    return [month_sheet] + [Sheet(f"{m}月", MONTH_HEADERS, rows, formats=MONTH_FORMATS)
+                            for m, rows in sorted(by_month.items())]
+
+
+async def export_reports(request: web.Request, reports: list[dict[str, Any]], totals: dict[str, Any] | None,
+                         fmt: str, view: str, name: str, *, xlsx_max_rows: int) -> web.StreamResponse:
     summary, months = tables(reports, totals)
     if fmt == "csv":
         headers, rows = (MONTH_HEADERS, months) if view == "months" else (SUMMARY_HEADERS, summary)
-        return web.Response(body=write_csv(headers, rows), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    body = write_xlsx([
-        Sheet("汇总", SUMMARY_HEADERS, summary, formats=SUMMARY_FORMATS, widths={1: 28, 4: 22}),
-        Sheet("月度", MONTH_HEADERS, months, formats=MONTH_FORMATS, widths={1: 28}),
-    ])
-    return web.Response(body=body, content_type=XLSX,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return await csv_response(request, f"{name}.csv", headers, in_chunks(rows))
+    if view == "months":
+        name = name.replace("clean-transport-", "clean-transport-months-", 1)
+    try:
+        return await xlsx_response(request, f"{name}.xlsx",
+                                   [(s, in_chunks(list(s.rows))) for s in _sheets(summary, months, view)],
+                                   max_rows=xlsx_max_rows)
+    except SheetError as exc:
+        raise ApiError(exc.status, exc.code, exc.message, field="format") from None

@@ -199,8 +199,9 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
             raise not_found("企业 enterprise", enterprise_id)
         await _count_releases(pool, rows, first, last, enterprise_id)
         if fmt != "json":
-            return export_reports(rows, None, fmt, q.get("view", "summary"),
-                                  f"clean-transport-{enterprise_id}-{first}-{last}")
+            return await export_reports(request, rows, None, fmt, q.get("view", "summary"),
+                                        f"clean-transport-{enterprise_id}-{first}-{last}",
+                                        xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
         return json_response(rows[0])
 
     # Months only where they are shown: JSON with months=true, the CSV months view, XLSX (its 月度 sheet).
@@ -216,7 +217,9 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
     totals = compute.city_totals(rows, first, last)
     totals["manual_releases"] = await _count_releases(pool, rows, first, last)
     if fmt != "json":
-        return export_reports(rows, totals, fmt, q.get("view", "summary"), f"clean-transport-{first}-{last}")
+        return await export_reports(request, rows, totals, fmt, q.get("view", "summary"),
+                                    f"clean-transport-{first}-{last}",
+                                    xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
     if q.get("months") != "true":
         rows = [{k: v for k, v in r.items() if k != "months"} for r in rows]
     return json_response({"from": first.isoformat(), "to": last.isoformat(), "count": len(rows),

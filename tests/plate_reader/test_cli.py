@@ -5,6 +5,7 @@ import sys
 import cv2
 import numpy as np
 
+from plate_reader.reader import DEFAULT_ENGINE
 from plate_reader.synth import render_plate
 
 
@@ -29,7 +30,9 @@ def test_cli_reads_and_reports_errors(tmp_path):
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert len(lines) == 4
     first = lines[0]
-    assert set(first) == {"file", "plate", "color", "confidence", "probability", "box", "ms"}
+    assert set(first) == {"file", "plate", "color", "confidence", "probability", "box", "ms", "engine", "models"}
+    # The read names the engine and the versions of the models it ran.
+    assert first["engine"] == DEFAULT_ENGINE and first["models"] and all(first["models"].values())
     assert first["plate"] == "晋LD12345" and first["color"] == "green"
     assert 0 <= first["confidence"] <= 1 and 0 <= first["probability"] <= 1 and len(first["box"]) == 4
     assert "晋" in p.stdout.splitlines()[0]  # ensure_ascii=False

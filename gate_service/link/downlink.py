@@ -1,0 +1,130 @@
+"""The site's downlink: a long-poll it opens to the platform (proxy- and NAT-friendly), and applying what comes
+down to the site's own tables, through the owners' own code (the blacklist through its store, so its cache and
+NOTIFY fire). The last copy of each stream is kept in link_downlink, so a restart offline still knows it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from gate_service.link.adapter import LinkDown, PlatformAdapter, Refused
+from gate_service.link.records import upsert_vehicle
+from gate_service.link.status import LinkStatus
+from gate_service.link.uplink import Backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlatformActor:
+    """Who a change applied from the platform is recorded as at the site (blacklist events, alerts)."""
+
+    role: str = "platform"
+    actor: str = "platform"
+    token_id: int | None = None
+
+
+class Downlink:
+    def __init__(self, pool: asyncpg.Pool, adapter: PlatformAdapter, status: LinkStatus, *, blacklist: Any,
+                 plans_dir: Path, reload_plans: Any = None, wait: int = 25, max_backoff: float = 60.0) -> None:
+        self.pool, self.adapter, self.status = pool, adapter, status
+        self.blacklist = blacklist
+        self.plans_dir = plans_dir
+        self.reload_plans = reload_plans
+        self.wait = wait
+        self.backoff = Backoff(cap=max_backoff)
+        self.versions: dict[str, str] = {}
+
+    async def load(self) -> None:
+        for r in await self.pool.fetch("SELECT stream, version, received_at FROM link_downlink"):
+            self.versions[r["stream"]] = r["version"]
+            self.status.applied(r["stream"], r["version"], r["received_at"])
+
+    async def run(self) -> None:
+        while True:
+            try:
+                answer = await self.adapter.downlink(self.versions, self.wait)
+                await self.apply(answer)
+                self.backoff.reset()
+            except (LinkDown, Refused) as exc:
+                self.status.down(str(exc))
+                await asyncio.sleep(self.backoff.next())
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("downlink: could not apply (%s); retrying", exc)
+                await asyncio.sleep(self.backoff.next())
+
+    async def apply(self, answer: dict[str, Any]) -> None:
+        streams = answer.get("streams", {})
+        for name, apply in (("blacklist", self._blacklist), ("alerts", self._alerts), ("plans", self._plans),
+                            ("vehicles", self._vehicles)):
+            if name in streams:
+                data = streams[name]
+                await apply(data)
+                await self.pool.execute(
+                    """INSERT INTO link_downlink (stream, version, payload) VALUES ($1, $2, $3)
+                       ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version, payload = EXCLUDED.payload,
+                           received_at = now()""", name, data["version"],
+                    {k: v for k, v in data.items() if name in ("blacklist", "alerts", "plans") or k != "vehicles"})
+                self.versions[name] = data["version"]
+        self.status.up(answer.get("versions"))
+        # An answer, changed or not, confirms the copies are current as of now.
+        for name in answer.get("versions", {}):
+            if name in self.versions:
+                self.status.applied(name, self.versions[name])
+
+    async def _blacklist(self, data: dict[str, Any]) -> None:
+        from blacklist.store import Listing
+
+        wanted = {e["plate"]: e for e in data["entries"]}
+        local = {r["plate"]: r for r in await self.pool.fetch(
+            "SELECT plate, valid_until, added_role FROM blacklist_entries WHERE closed_at IS NULL")}
+        who = PlatformActor()
+        for plate, e in wanted.items():
+            until = date.fromisoformat(e["valid_until"]) if e.get("valid_until") else None
+            have = local.get(plate)
+            if have is not None and have["valid_until"] == until:
+                continue
+            await self.blacklist.add(Listing(plate=plate, reason=e["reason"], valid_until=until, note=e.get("note"),
+                                             case_ref=e.get("case_ref"), checkpoint=e.get("checkpoint")), who)
+        for plate, have in local.items():
+            # Only what the platform listed is lifted by the platform; the site's own entries stay.
+            if plate not in wanted and have["added_role"] == "platform":
+                await self.blacklist.revoke(plate, "平台已撤销 / lifted at the platform", who)
+
+    async def _alerts(self, data: dict[str, Any]) -> None:
+        for a in data["alerts"]:
+            await self.pool.execute(
+                """INSERT INTO alerts (level, starts_at, ends_at, note, declared_by, cancelled_at, platform_id)
+                   VALUES ($1, $2::text::timestamptz, $3::text::timestamptz, $4, $5, $6::text::timestamptz, $7)
+                   ON CONFLICT (platform_id) DO UPDATE SET level = EXCLUDED.level, starts_at = EXCLUDED.starts_at,
+                       ends_at = EXCLUDED.ends_at, note = EXCLUDED.note, cancelled_at = EXCLUDED.cancelled_at""",
+                a["level"], a["starts_at"], a["ends_at"], a.get("note"), f"平台 {a.get('declared_by', '')}".strip(),
+                a.get("cancelled_at"), a["id"])
+
+    async def _plans(self, data: dict[str, Any]) -> None:
+        self.plans_dir.mkdir(parents=True, exist_ok=True)
+        names = set()
+        for f in data["files"]:
+            name = Path(f["name"]).name  # never a path the platform chose
+            if not name.endswith(".toml"):
+                continue
+            names.add(name)
+            tmp = self.plans_dir / (name + ".tmp")
+            tmp.write_text(f["text"], encoding="utf-8")
+            tmp.replace(self.plans_dir / name)
+        for old in self.plans_dir.glob("*.toml"):
+            if old.name not in names:
+                old.unlink()
+        if self.reload_plans is not None:
+            self.reload_plans()
+
+    async def _vehicles(self, data: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for v in data["vehicles"]:
+                await upsert_vehicle(conn, v)
