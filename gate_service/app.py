@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gate_service import keys, ratelimit
-from gate_service.auth import auth_middleware
+from gate_service.auth import TokenCache, auth_middleware
 from gate_service.config import Settings
 from gate_service.db import open_database
 from gate_service.db.connect import create_pool
@@ -44,6 +44,9 @@ def build_api() -> Api:
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
+    from gate_service.passages import overrides
+
+    api.extend(overrides.api.endpoints)  # 人工放行 for the police and the bureau
     from gate_service.link import platform_routes, sites
 
     api.extend(platform_routes.api.endpoints)  # 联网: a site's uplink and downlink (issue 14)
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
     app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
+    app[keys.TOKEN_CACHE] = TokenCache()
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
@@ -145,6 +149,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app[keys.POLICIES] = load_policy_set(*link.policy_paths(settings))
     app.cleanup_ctx.append(_database)
+    from gate_service.revocation import revocation_context
+
+    app.cleanup_ctx.append(revocation_context)  # revocations close sockets and reach the outage cache
     app.cleanup_ctx.append(link.platform_context)
     from gate_service.video.recorder import video_context
 

@@ -124,6 +124,7 @@ class _Pending:
     at: datetime
     direction: str
     future: asyncio.Future[FrameResult]
+    token_id: int | None = None  # whose frame: the passage it settles into names the kiosk's token
 
 
 class GateIngest:
@@ -147,7 +148,8 @@ class GateIngest:
         self._settled_thumb: np.ndarray | None = None
         self._misses = 0  # consecutive read frames without a plate
 
-    async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
+    async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None,
+                     token_id: int | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         if digest == self._last_digest:
@@ -164,7 +166,7 @@ class GateIngest:
             stale = self._pending
             stale.future.set_result(FrameResult(dropped=True))
             self._count_drop()
-        self._pending = _Pending(data, at, direction, future)
+        self._pending = _Pending(data, at, direction, future, token_id)
         self._set_depth()
         if not self._busy:
             self._busy = True
@@ -218,7 +220,7 @@ class GateIngest:
         if self.metrics is not None:
             self.metrics.frames_read.inc(gate=self.gate_id, mode="quick" if quick else "full")
             self.metrics.frame_seconds.observe(time.perf_counter() - started)
-        payload = {"jpeg": item.data, "video": video}
+        payload = {"jpeg": item.data, "video": video, "token_id": item.token_id}
         self.latest = (item.at, item.data)
         async with self._lock:
             settled = self.tracker.feed(read, item.at, payload)

@@ -78,7 +78,9 @@ class GatesHub:
             # The tracker's own id makes a retried write of the same settled track idempotent.
             client_ref=f"track:{settled.first_at.timestamp():.3f}:{settled.track_id}",
         )
-        judged = await self.app[keys.JUDGE].record(item, token_id=None, actor=f"camera:{gate_id}")
+        # The token of the kiosk whose frame was the track's best read: who sent what the passage rests on.
+        judged = await self.app[keys.JUDGE].record(item, token_id=payload.get("token_id"),
+                                                   actor=f"camera:{gate_id}")
         # How often the fast path settles (and how often only a vehicle leaving does) is worth watching per gate.
         self.app[keys.METRICS].settled.inc(gate=gate_id, by=settled.reason)
         answer = judged.response()

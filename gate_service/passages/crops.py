@@ -6,7 +6,8 @@ guard's override names the plate that really passed, so a site accrues exactly t
 recogniser needs. ``gate-service crops export`` writes it out (images + ``labels.csv``) for such training.
 
 Labels, from strongest to weakest:
-- ``corrected``: a guard overrode the passage and entered another plate; the label is the guard's plate.
+- ``corrected``: a guard overrode the passage and entered another plate (recorded as a plate correction);
+  the label is the guard's plate.
 - ``guard_checked``: a guard overrode the passage (e.g. to let it through) keeping the plate the camera read.
 - ``camera``: nobody challenged the read; the label is the tracker's consensus (may be wrong).
 """
@@ -31,22 +32,18 @@ LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",
            "at", "passage_id", "override_reason")
 
-# Overrides are new rows pointing at the passage they override, entered shortly after it; a day of slack past
-# the period's end finds the overrides of its last passages without scanning the whole ledger.
+# A passage is overridden at most once, within a day (gate_service.passages.overrides), and the database
+# records whether the guard corrected the plate (passage_overrides, migration 0008). A late replay of a second
+# override after an outage is not a guard's label.
 _QUERY = """
 WITH cam AS (
     SELECT id, gate_id, at, plate, plate_color, read, crop_ref
       FROM passages
      WHERE source = 'camera' AND crop_ref IS NOT NULL AND at >= $1 AND at < $2
        AND ($3::text IS NULL OR gate_id = $3)
-), ov AS (
-    SELECT DISTINCT ON (overrides) overrides, plate, override_reason
-      FROM passages
-     WHERE source = 'override' AND overrides IS NOT NULL AND at >= $1 AND at < $2 + interval '1 day'
-     ORDER BY overrides, at DESC, gate_seq DESC
 )
-SELECT cam.*, ov.plate AS guard_plate, ov.override_reason
-  FROM cam LEFT JOIN ov ON ov.overrides = cam.id
+SELECT cam.*, ov.plate AS guard_plate, ov.plate_corrected, ov.override_reason
+  FROM cam LEFT JOIN passage_overrides ov ON ov.cited_id = cam.id AND NOT ov.late_replay
  ORDER BY cam.at, cam.id
 """
 
@@ -56,7 +53,7 @@ def label_of(row: Any) -> tuple[str, str]:
     guard = row["guard_plate"]
     if guard is None:
         return row["plate"], "camera"
-    return guard, "corrected" if guard != row["plate"] else "guard_checked"
+    return guard, "corrected" if row["plate_corrected"] else "guard_checked"
 
 
 async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetime, until: datetime, *,

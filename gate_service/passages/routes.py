@@ -11,6 +11,7 @@ from aiohttp import web
 from gate_service import keys
 from gate_service.auth import audit, enterprise_scope, require_gate
 from gate_service.errors import ApiError
+from gate_service.passages import overrides as override_rules
 from gate_service.passages.export import export_passages
 from gate_service.passages.judge import PassageInput, alert_level_at, body_hash, check_moment
 from gate_service.policy.model import SHANGHAI
@@ -70,11 +71,7 @@ async def post_passage(request: web.Request) -> web.Response:
             raise ApiError(422, "missing_field", "人工放行必须填写原因 / an override needs override_reason",
                            field="override_reason")
         overrides = UUID(body["overrides"])
-        original = await request.app[keys.POOL].fetchrow(
-            "SELECT gate_id, plate FROM passages WHERE id = $1", overrides)
-        if original is None or original["gate_id"] != gate_id:
-            raise ApiError(422, "unknown_passage", "被覆盖的通行记录不存在于本门岗 / no such passage at this gate",
-                           field="overrides")
+        cited = await override_rules.check_citation(request.app[keys.POOL], gate_id, overrides, at)
     item = PassageInput(
         gate_id=gate_id,
         plate=normalise_plate(body["plate"]),
@@ -89,8 +86,11 @@ async def post_passage(request: web.Request) -> web.Response:
         override_reason=body.get("override_reason"),
         body_hash=body_hash(body) if "client_ref" in body else None,
     )
-    judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
+    with override_rules.once():
+        judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
     response = judged.response()
+    if overrides is not None and not response.get("replayed"):
+        response = override_rules.describe(response, cited)
     return json_response(response, status=200 if response.get("replayed") else 201)
 
 

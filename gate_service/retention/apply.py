@@ -149,6 +149,9 @@ async def drop_partition(pool: asyncpg.Pool, part: Partition, as_of: date) -> tu
         # ACCESS SHARE for minutes), that request would hold every gate's INSERT behind it: a gate waited 10 s.
         # NOWAIT: if anyone reads the ledger now, skip; tomorrow's run tries again.
         await conn.execute(f'LOCK TABLE passages, "{name}" IN ACCESS EXCLUSIVE MODE NOWAIT')
+        # The override index (migration 0008) is derived from these rows: it goes with them.
+        await conn.execute("DELETE FROM passage_overrides WHERE override_at >= $1 AND override_at < $2",
+                           part.start, part.end)
         await conn.execute(f'DROP TABLE "{name}"')
     return rows, [r["ref"] for r in refs]
 
