@@ -88,6 +88,7 @@ async def test_a_bad_document_ref(client, admin, app) -> None:  # type: ignore[n
     await app[keys.POOL].execute(
         """UPDATE vehicles SET extra = '{"document_ref": "../../etc/passwd"}' WHERE plate = '晋LA1234'""")
     resp = await client.get("/api/v1/console/vehicles/晋LA1234/document", headers=admin)
+    # extra.document_ref is never read (documents live in vehicle_documents, migration 0008): no document.
     assert (await _error(resp, 404))["code"] == "no_document"
 
 
