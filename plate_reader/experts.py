@@ -34,15 +34,20 @@ def combine(first: TextRead | None, second: TextRead | None, first_chars: Sequen
         return second if first is None else first
     if not first.slot_probs or not second.slot_probs or len(first.slot_probs) != len(second.slot_probs):
         return first
+    ta = first.slot_totals or [1.0] * len(first.slot_probs)
+    tb = second.slot_totals or [1.0] * len(second.slot_probs)
     text, probs, slot_probs = [], [], []
-    for a, b in zip(first.slot_probs, second.slot_probs, strict=True):
+    for a, b, sa, sb in zip(first.slot_probs, second.slot_probs, ta, tb, strict=True):
         qa, qb = _by_char(a, first_chars), _by_char(b, second_chars)
         # Characters the first engine cannot emit are not candidates (both dictionaries hold the plate alphabet).
         joint = {c: qa[c] * qb.get(c, _EPS) for c in qa}
         total = sum(joint.values()) or 1.0
         best = max(joint, key=joint.__getitem__)
         text.append(best)
-        probs.append(joint[best] / total)
+        # The product's posterior among the slot's characters, times how sure the two engines are (geometric
+        # mean) that one of them is there at all: alone, the posterior would call any one-character slot, such
+        # as 使 or 港, certain.
+        probs.append(min(1.0, joint[best] / total * float(np.sqrt(min(sa, 1.0) * min(sb, 1.0)))))
         idx = np.array([first_index[c] for c in joint], dtype=np.int64)
         slot_probs.append((idx, np.array([v / total for v in joint.values()], dtype=np.float64)))
     return TextRead("".join(text), probs, (first.score + second.score) / 2, slot_probs=slot_probs)

@@ -35,6 +35,9 @@ class TextRead:
     # Per position: the slot's allowed dictionary indices and their (normalised) probability on that position's
     # frames, so several reads of one plate can pool their probability mass per character (see reader).
     slot_probs: list[tuple[np.ndarray, np.ndarray]] | None = None
+    # Per position, the sum of the slot's (unnormalised) mass: slot_probs times this is each character's own
+    # probability on those frames, which the product of experts needs (a one-character slot normalises to 1).
+    slot_totals: list[float] | None = None
 
     @property
     def confidence(self) -> float:
@@ -173,7 +176,7 @@ class CTCDecoder:
 
     def _read_out(self, p: np.ndarray, logp: np.ndarray, frames: list[list[int]],
                   info: list[tuple[np.ndarray, np.ndarray]], score: float) -> TextRead | None:
-        text, probs, slot_probs = [], [], []
+        text, probs, slot_probs, totals = [], [], [], []
         for fr, (idx, prior) in zip(frames, info, strict=True):
             if not fr:
                 return None
@@ -183,7 +186,8 @@ class CTCDecoder:
             probs.append(float(p[fr, best].max()))
             mass = p[fr][:, idx].max(0) * np.exp(prior)
             slot_probs.append((idx, mass / max(float(mass.sum()), 1e-9)))
-        return TextRead("".join(text), probs, score, slot_probs=slot_probs)
+            totals.append(float(mass.sum()))
+        return TextRead("".join(text), probs, score, slot_probs=slot_probs, slot_totals=totals)
 
     def read_plate(self, p: np.ndarray, kinds: Sequence[str] | None = None) -> TextRead | None:
         """Best grammar-valid plate among the templates of the given kinds (all when None)."""
