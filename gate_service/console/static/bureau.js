@@ -214,6 +214,8 @@
     const bureau = me.role !== "enterprise";
     $("alert-form").classList.toggle("hidden", !bureau);
     for (const id of ["f-county", "f-zone", "f-industry", "f-met"]) $(id).closest("label").classList.toggle("hidden", !bureau);
+    // 视频核查 is the bureau's inspection tool (its routes admit ecology and admin only).
+    $("audit-panel").classList.toggle("hidden", !bureau);
     await guard("ledger-error", async () => {
       const [{ gates }, { enterprises }] = await Promise.all([api("/api/v1/gates"), api("/api/v1/enterprises")]);
       for (const g of gates) $("l-gate").append(el("option", { value: g.id }, g.name || g.id));
@@ -221,7 +223,7 @@
       for (const x of enterprises) $("l-enterprise").append(el("option", { value: x.id }, x.name || x.id));
     });
     loadReport();
-    loadAudits();
+    if (bureau) loadAudits();
     loadAlerts();
     loadPolicy();
     loadLedger();
