@@ -116,6 +116,16 @@ class Blacklist:
             return None
         return entry
 
+    async def lookup_as_of(self, plate: str, at: datetime) -> Entry | None:
+        """The entry refusing this plate at a past moment, from the database: as the list was then (an entry
+        made later, or its later extension, does not count; one revoked since still does). For passages
+        dated in the past; ``lookup`` (no I/O) answers for now."""
+        row = await store.entry_as_of(self.pool, plate, at)
+        if row is None:
+            return None
+        entry = Entry.from_row(row)
+        return entry if entry.in_force_on(local_day(at)) else None
+
     def active_entries(self, at: datetime) -> list[Entry]:
         day = local_day(at)
         return [e for e in self._active.values() if e.in_force_on(day)]

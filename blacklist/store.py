@@ -169,6 +169,32 @@ _LIST = f"""SELECT * FROM (SELECT {_COLUMNS}, {_STATUS} AS status FROM blacklist
             ORDER BY added_at DESC, id DESC"""
 
 
+async def entry_as_of(conn: Conn, plate: str, at: datetime) -> dict[str, Any] | None:
+    """The entry the plate had at moment ``at`` (made by then, not yet revoked or marked expired), with its
+    last day as the listings made by then set it; None when it had none. The day check is the caller's."""
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM blacklist_entries
+            WHERE plate = $1 AND added_at <= $2 AND (closed_at IS NULL OR closed_at > $2)
+            ORDER BY added_at DESC LIMIT 1""",
+        plate, at,
+    )
+    if row is None:
+        return None
+    entry = dict(row)
+    # A later merge may have extended valid_until: at `at` only the listings made by then counted.
+    listings = await conn.fetch(
+        """SELECT valid_until FROM blacklist_events
+           WHERE entry_id = $1 AND kind IN ('add', 'merge') AND at <= $2 ORDER BY id""",
+        entry["id"], at,
+    )
+    if listings:
+        until = listings[0]["valid_until"]
+        for event in listings[1:]:
+            until = later(until, event["valid_until"])
+        entry["valid_until"] = until
+    return entry
+
+
 async def list_entries(
     conn: Conn, today: date, *, plate: str | None = None, reason: str | None = None, status: str | None = None,
     added_from: datetime | None = None, added_before: datetime | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gate_service import keys, ratelimit
-from gate_service.auth import auth_middleware
+from gate_service.auth import TokenCache, auth_middleware
 from gate_service.config import Settings
 from gate_service.db import open_database
 from gate_service.db.connect import create_pool
@@ -29,19 +29,24 @@ log = logging.getLogger(__name__)
 def build_api() -> Api:
     import blacklist
     from gate_service import audit_routes, health
+    from gate_service.cameras import routes as cameras
     from gate_service.gates import routes as gates
     from gate_service.inspection import routes as inspection
     from gate_service.passages import routes as passages
     from gate_service.policy import routes as policy
     from gate_service.registry import routes as registry
     from gate_service.reports import routes as reports
+    from gate_service.video import audit_routes as video_audits
     from gate_service.video import routes as video
 
     api = Api()
-    for module in (health, registry, passages, gates, reports, video, policy, inspection):
+    for module in (health, registry, passages, gates, reports, video, policy, inspection, cameras, video_audits):
         api.extend(module.api.endpoints)
     api.extend(audit_routes.audited_blacklist(blacklist.endpoints()))  # + audit_log rows for its changes
     api.extend(audit_routes.api.endpoints)
+    from gate_service.passages import overrides
+
+    api.extend(overrides.api.endpoints)  # 人工放行 for the police and the bureau
     from gate_service.link import platform_routes, sites
 
     api.extend(platform_routes.api.endpoints)  # 联网: a site's uplink and downlink (issue 14)
@@ -136,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.MAX_BODY] = settings.max_body_bytes
     app[keys.AUTH_FAILURES] = ratelimit.FailedAuth.from_spec(settings.rate_limits)
+    app[keys.TOKEN_CACHE] = TokenCache()
     app[keys.METRICS] = ServiceMetrics()
     api = build_api()
     app[keys.API] = api
@@ -143,6 +149,9 @@ def create_app(settings: Settings) -> web.Application:
 
     app[keys.POLICIES] = load_policy_set(*link.policy_paths(settings))
     app.cleanup_ctx.append(_database)
+    from gate_service.revocation import revocation_context
+
+    app.cleanup_ctx.append(revocation_context)  # revocations close sockets and reach the outage cache
     app.cleanup_ctx.append(link.platform_context)
     from gate_service.video.recorder import video_context
 
@@ -153,6 +162,9 @@ def create_app(settings: Settings) -> web.Application:
     from gate_service.gates.service import gates_context
 
     app.cleanup_ctx.append(gates_context)
+    from gate_service.cameras.manager import cameras_context
+
+    app.cleanup_ctx.append(cameras_context)  # after the gates hub: camera frames go into its ingest
     app.cleanup_ctx.append(link.site_context)  # after the blacklist, video and judge it reads from
     if settings.demo:
         from gate_service.demo import demo_context

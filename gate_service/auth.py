@@ -85,13 +85,46 @@ async def list_tokens(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str,
     return [dict(r) for r in rows]
 
 
-# Tokens seen valid, by hash: used only while the database is unreachable, so gates keep working through an
-# outage. Nobody can revoke a token while the database is down, so this never outlives a revocation.
-_last_known: dict[bytes, Principal] = {}
+class TokenCache:
+    """Tokens seen valid, by hash: used only while the database is unreachable, so gates keep working through
+    an outage.
+
+    A revocation reaches it within moments, not at the token's next use: ``gate_service.revocation`` listens
+    for the database's notification of each revocation and re-checks every remembered token every few seconds
+    (in case a notification was lost), so what an outage falls back on is at most that old. A token known to
+    be revoked is refused during an outage too (401, not "database unavailable").
+    """
+
+    def __init__(self) -> None:
+        self.valid: dict[bytes, Principal] = {}
+        self.revoked: set[bytes] = set()
+
+    def remember(self, digest: bytes, principal: Principal) -> None:
+        self.valid[digest] = principal
+        self.revoked.discard(digest)
+
+    def known_valid(self, digest: bytes) -> bool:
+        return digest in self.valid
+
+    def forget(self, digest: bytes) -> None:
+        if self.valid.pop(digest, None) is not None:
+            self.revoked.add(digest)
+
+    def revoke(self, token_ids: set[int]) -> int:
+        """Forget the tokens with these ids; how many were remembered."""
+        gone = [d for d, p in self.valid.items() if p.token_id in token_ids]
+        for digest in gone:
+            self.forget(digest)
+        return len(gone)
 
 
-async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
+# The cache of apps built without one (scripts, old callers); create_app gives each app its own.
+DEFAULT_CACHE = TokenCache()
+
+
+async def resolve(pool: asyncpg.Pool, token: str, cache: TokenCache | None = None) -> Principal | None:
     # Looked up on every request so that a revocation takes effect at once.
+    cache = cache if cache is not None else DEFAULT_CACHE
     digest = hash_token(token)
     try:
         row = await pool.fetchrow(
@@ -100,14 +133,16 @@ async def resolve(pool: asyncpg.Pool, token: str) -> Principal | None:
             digest,
         )
     except DB_DOWN as exc:
-        if is_db_down(exc) and digest in _last_known:
-            return _last_known[digest]
+        if is_db_down(exc) and digest in cache.valid:
+            return cache.valid[digest]
+        if is_db_down(exc) and digest in cache.revoked:
+            return None
         raise
     if row is None:
-        _last_known.pop(digest, None)
+        cache.forget(digest)
         return None
     principal = Principal(row["id"], row["role"], row["name"], row["gate_id"], row["enterprise_id"])
-    _last_known[digest] = principal
+    cache.remember(digest, principal)
     return principal
 
 
@@ -139,15 +174,16 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             header = "Bearer " + url_token
     if header:
         failures = request.app.get(keys.AUTH_FAILURES)
+        cache = request.app.get(keys.TOKEN_CACHE)
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if failures is not None and not (token and hash_token(token) in _last_known):
+        if failures is not None and not (token and (cache or DEFAULT_CACHE).known_valid(hash_token(token))):
             failures.check(request.remote)
         if scheme.lower() != "bearer" or not token:
             if failures is not None:
                 failures.failed(request.remote)
             raise ApiError(401, "invalid_token", "令牌格式应为 Bearer <token> / expected 'Bearer <token>'")
-        principal = await resolve(request.app[keys.POOL], token)
+        principal = await resolve(request.app[keys.POOL], token, cache)
         if principal is None:
             if failures is not None:
                 failures.failed(request.remote)

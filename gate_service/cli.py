@@ -38,6 +38,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("演示模式只显示警告日志 / demo mode logs warnings only (CLEANGATE_LOG_LEVEL=INFO shows everything)",
               flush=True)
     setup_logging(level)
+    if getattr(args, "demo_two_tier", False):  # a platform and a site, two processes (gate_service.link.demo)
+        from gate_service.link.demo import run
+
+        return run(settings)
     if args.demo:
         settings = settings.with_overrides(demo=True)
     app = create_app(settings)
@@ -124,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--demo", action="store_true", help="load a sample registry and run a simulated kiosk")
+    serve.add_argument("--demo-two-tier", action="store_true",
+                       help="the demo as a platform (--port) and a site (--port + 1), two processes")
     serve.set_defaults(func=_cmd_serve)
 
     migrate = sub.add_parser("migrate", parents=[common], help="apply pending database migrations")
@@ -172,7 +178,7 @@ def _load_extensions() -> None:
     import importlib
 
     for module in ("gate_service.policy.cli", "gate_service.ledger.cli", "gate_service.retention.cli",
-                   "gate_service.passages.crops"):
+                   "gate_service.passages.crops", "gate_service.video.audit_cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -17,6 +17,17 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
+# HJ 1321-2023 audits usually ask for 12 months of video; the plan's floor is 6 (deploy/OBJECT-STORAGE.md).
+VIDEO_RETENTION_PRESETS = {"hj1321": 366, "plan": 183}
+
+
+def _video_retention_days() -> int:
+    raw = os.environ.get("CLEANGATE_VIDEO_RETENTION_DAYS", "").strip().lower()
+    if raw in VIDEO_RETENTION_PRESETS:
+        return VIDEO_RETENTION_PRESETS[raw]
+    return max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183))
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
 
@@ -49,6 +60,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # Per-role token buckets, "role=rate/burst,..." or "off"; empty: gate_service.ratelimit's defaults.
     rate_limits: str = ""
+    # Where media lives: None is the local disk under data_dir/media; "s3://bucket/prefix" a bucket (AWS_* vars).
+    media_url: str | None = None
+    # Pull the registry's RTSP cameras (gate_service/cameras); off on replicas that must not record them twice.
+    pull_cameras: bool = True
     # Rows an XLSX export may hold; past it the export answers 413 export_too_large and points to CSV.
     export_xlsx_max_rows: int = 100_000
     # 联网 (issue 14): set both to make this service a site reporting to that platform (gate_service/link).
@@ -88,12 +103,14 @@ class Settings:
             pool_max=_env_int("CLEANGATE_POOL_MAX", cls.pool_max),
             log_level=os.environ.get("CLEANGATE_LOG_LEVEL", cls.log_level),
             policy_paths=tuple(Path(p) for p in policy.split(os.pathsep) if p),
-            video_retention_days=max(183, _env_int("CLEANGATE_VIDEO_RETENTION_DAYS", 183)),
+            video_retention_days=_video_retention_days(),
             ledger_retention_months=max(24, _env_int("CLEANGATE_LEDGER_RETENTION_MONTHS", 24)),
             local_provinces=os.environ.get("CLEANGATE_LOCAL_PROVINCES", ""),
             plate_engine=os.environ.get("CLEANGATE_PLATE_ENGINE", ""),
             trusted_proxies=_env_list("CLEANGATE_TRUSTED_PROXIES"),
             rate_limits=os.environ.get("CLEANGATE_RATE_LIMITS", ""),
+            media_url=os.environ.get("CLEANGATE_MEDIA_URL") or None,
+            pull_cameras=os.environ.get("CLEANGATE_PULL_CAMERAS", "1").strip().lower() not in ("0", "off", "false", "no"),
             export_xlsx_max_rows=_env_int("CLEANGATE_EXPORT_XLSX_MAX_ROWS", cls.export_xlsx_max_rows),
             platform_url=os.environ.get("CLEANGATE_PLATFORM_URL") or None,
             platform_token=os.environ.get("CLEANGATE_PLATFORM_TOKEN") or None,

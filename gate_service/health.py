@@ -38,6 +38,8 @@ async def healthz(request: web.Request) -> web.Response:
         # decided passages waiting for the ledger, and finished video segments waiting to be indexed.
         "passages_spooled": bool(judge is not None and judge.spool is not None and judge.spool.has_pending()),
         "video_segments_pending_index": recorder.pending_index if recorder is not None else 0,
+        # How many registry cameras this host pulls and how many stream now (details: /api/v1/gates/{id}/cameras).
+        "cameras": _cameras(request.app),
         "version": service_version(),
     }
     from gate_service.link.context import STATUS
@@ -45,6 +47,13 @@ async def healthz(request: web.Request) -> web.Response:
     if request.app.get(STATUS) is not None:  # a site: how its link to the platform stands (issue 14)
         body["platform"] = request.app[STATUS].public()
     return json_response(body, status=200 if database == "ok" else 503)
+
+
+def _cameras(app: web.Application) -> dict[str, int]:
+    from gate_service.cameras.manager import CAMERAS
+
+    manager = app.get(CAMERAS)
+    return manager.summary() if manager is not None else {"total": 0, "connected": 0}
 
 
 @api.route("GET", "/api/v1/openapi.json", roles=("admin", "kiosk", "police", "ecology", "enterprise"),

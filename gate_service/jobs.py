@@ -65,7 +65,7 @@ class JobContext:
         if store is None:
             from gate_service.video.storage import open_store
 
-            store = open_store(self.settings.data_dir)
+            store = open_store(self.settings.data_dir, self.settings.media_url)
         return store
 
     @classmethod

@@ -24,6 +24,8 @@ MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 PUBLIC_PATHS: web.AppKey[set[str]] = web.AppKey("public_paths", set)
 SERVICES: web.AppKey[dict[str, Any]] = web.AppKey("services", dict)
 AUTH_FAILURES: web.AppKey[Any] = web.AppKey("auth_failures", object)  # gate_service.ratelimit.FailedAuth
+TOKEN_CACHE: web.AppKey[Any] = web.AppKey("token_cache", object)  # gate_service.auth.TokenCache
+TOKEN_WATCH: web.AppKey[Any] = web.AppKey("token_watch", object)  # gate_service.revocation.TokenWatch
 
 
 def _request_key(name: str) -> Any:

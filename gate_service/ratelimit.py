@@ -44,6 +44,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     # Wrong or revoked tokens per client address: 20 at once (a console left open with an old token retries a
     # few times), then one per 5 s. Tokens carry 256 random bits, so this is about noise and load, not odds.
     "auth_failures": Limit(0.2, 20),
+    # A site box (issue 14): a heartbeat per 5 s, one long-poll, and back-to-back batches while catching up.
+    "site": Limit(20, 200),
 }
 
 

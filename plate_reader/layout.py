@@ -16,9 +16,12 @@ import numpy as np
 # below). On a 440x220 mm double-row plate the top row (province + letter) spans 15-75 mm and the bottom row
 # 90-200 mm, i.e. 16-38% and 43-82% of such a crop: cutting at 40% leaves each row whole.
 ROW_CUT = 0.40
-TOP_Y0 = 0.0
-# The two top-row characters sit in the middle of the plate (110-330 mm of 440); the sides hold only rivets.
-TOP_X = (0.16, 0.84)
+# The top row's band starts below the crop's margin, so its characters fill the stitched height the way the
+# bottom row's do (a localiser's error still leaves them whole: they start at 16%).
+TOP_Y0 = 0.07
+# The two top-row characters sit in the middle of the plate (110-330 mm of 440, 28-72% of the crop); the sides
+# hold only rivets.
+TOP_X = (0.2, 0.8)
 
 
 def stitch_double_row(crop_bgr: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_MAX_ROWS = 100_000  # a workbook beyond this is slow to build and to open; CSV has no such limit
-XLSX_WORKERS = 2  # workbooks built at once; more wait their turn
+XLSX_WORKERS = 2  # export worker processes at once; more wait their turn
 _FILE_CHUNK = 256 * 1024
 
 Chunks = AsyncIterable[Sequence[Sequence[Any]]]
@@ -43,7 +43,7 @@ def too_large(max_rows: int) -> SheetError:
         status=413)
 
 
-def _disposition(filename: str) -> str:
+def disposition(filename: str) -> str:
     # An ASCII fallback plus RFC 5987 for names with Chinese in them.
     ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
@@ -57,7 +57,7 @@ async def csv_response(request: web.Request, filename: str, headers: Sequence[st
     try:
         chunk = await anext(it, None)
         resp = web.StreamResponse(headers={"Content-Type": f"{CSV}; charset=utf-8",
-                                           "Content-Disposition": _disposition(filename)})
+                                           "Content-Disposition": disposition(filename)})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         await resp.write(csv_head(headers))
@@ -77,7 +77,8 @@ async def _close(it: Any) -> None:
         await aclose()
 
 
-def _slot() -> asyncio.Semaphore:
+def worker_slot() -> asyncio.Semaphore:
+    """Export worker processes running at once (each takes a core); more wait their turn."""
     loop = asyncio.get_running_loop()
     if loop not in _slots:
         for old in [k for k in _slots if k.is_closed()]:
@@ -89,7 +90,7 @@ def _slot() -> asyncio.Semaphore:
 async def build_xlsx(path: str, sheets: Sequence[tuple[Sheet, Chunks]], *, max_rows: int = XLSX_MAX_ROWS) -> int:
     """Write a workbook to ``path`` in a worker process; returns the number of rows. Raises ``export_too_large``
     (413) as soon as a sheet passes ``max_rows``."""
-    async with _slot():
+    async with worker_slot():
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "sheets.xlsx_worker", path, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
@@ -124,20 +125,34 @@ async def build_xlsx(path: str, sheets: Sequence[tuple[Sheet, Chunks]], *, max_r
                 await proc.wait()
 
 
+def temp_path(suffix: str = ".xlsx") -> str:
+    fd, path = tempfile.mkstemp(prefix="cleangate-export-", suffix=suffix)
+    os.close(fd)
+    return path
+
+
 async def xlsx_response(request: web.Request, filename: str, sheets: Sequence[tuple[Sheet, Chunks]], *,
                         max_rows: int = XLSX_MAX_ROWS) -> web.StreamResponse:
     """Build the workbook off the loop, then send the file. Nothing is sent until it is complete, so the row
     cap and any failure answer a JSON error."""
-    fd, path = tempfile.mkstemp(prefix="cleangate-export-", suffix=".xlsx")
-    os.close(fd)
+    path = temp_path()
     try:
         await build_xlsx(path, sheets, max_rows=max_rows)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return await send_file(request, path, filename)
+
+
+async def send_file(request: web.Request, path: str, filename: str) -> web.StreamResponse:
+    """Send a finished workbook and remove it (whatever happens to the transfer)."""
+    try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below, after the transfer
     finally:
         os.unlink(path)  # an open handle keeps the data; nothing is left behind on any path
     try:
         size = os.fstat(handle.fileno()).st_size
-        resp = web.StreamResponse(headers={"Content-Type": XLSX, "Content-Disposition": _disposition(filename)})
+        resp = web.StreamResponse(headers={"Content-Type": XLSX, "Content-Disposition": disposition(filename)})
         resp.content_length = size
         await resp.prepare(request)
         while data := await asyncio.to_thread(handle.read, _FILE_CHUNK):

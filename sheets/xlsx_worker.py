@@ -17,7 +17,7 @@ from sheets.write import Sheet, XlsxBook
 
 def main(out: str) -> int:
     try:
-        os.nice(10)  # the gates' decisions first
+        os.nice(19)  # the gates' decisions first
     except OSError:
         pass
     book = XlsxBook()

@@ -1,123 +1,43 @@
-"""ANPR camera pushes: Hikvision's `EventNotificationAlert` (multipart XML + JPEGs) as one passage each.
+"""ANPR camera pushes (Hikvision ``EventNotificationAlert`` XML, Dahua ``TrafficJunction`` JSON, each with its
+pictures) as one passage each.
 
 Many gates already have an ANPR camera that reads plates itself and pushes one event per vehicle. Its read is a
 second opinion, not the truth (DOMAIN.md): cleangate reads the picture with its own reader too, and records
-which read it went with and whether the two agreed, so an auditor can see both.
+which read it went with and whether the two agreed, so an auditor can see both. What each vendor sends is
+parsed by its adapter (``gate_service.cameras.adapters``); this module is the shared path after that: the
+upload's limits, the event-time bounds, our own read, one passage per event.
 """
 
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from xml.parsers import expat
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gate_service import keys
+from gate_service.cameras.adapters import CameraEvent, EventPart, choose, describes
+from gate_service.cameras.adapters.hikvision import parse_alert
 from gate_service.errors import ApiError
 from gate_service.passages.judge import PassageInput, body_hash, check_moment
-from plate_reader import plates
 
 log = logging.getLogger(__name__)
 
-MAX_XML = 256 * 1024
-# A camera sends the XML and two or three pictures; more parts than this is not a camera.
+__all__ = ["CameraEvent", "parse_alert", "read_multipart", "record_event"]
+
+# A camera sends the description and two or three pictures; more parts than this is not a camera.
 MAX_PARTS = 16
-# Hikvision's plate colours → API.md's.
-_COLORS = {"blue": "blue", "yellow": "yellow", "white": "white", "black": "black", "green": "green",
-           "yellowGreen": "yellow-green", "newEnergyGreen": "green", "newEnergyYellowGreen": "yellow-green",
-           "other": "unknown", "unknown": "unknown"}
 # A read of our own at least this sure wins over a camera that disagrees.
 OWN_READ_WINS_AT = 0.8
-
-
-@dataclass
-class CameraEvent:
-    plate: str | None
-    color: str
-    direction: str
-    confidence: float | None
-    at: datetime | None
-    event_id: str | None
-    pictures: dict[str, bytes]
-
-
-def _text(root: ET.Element, name: str) -> str | None:
-    # Hikvision namespaces its XML (isapi.org); match on the local name whatever the namespace.
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == name and el.text and el.text.strip():
-            return el.text.strip()
-    return None
-
-
-class _Dtd(Exception):
-    pass
-
-
-def _refuse_dtd(xml: bytes) -> None:
-    """No camera needs a DTD; refusing any rules out entity expansion. Asked of expat itself, after it has
-    decoded the document: a byte search for "<!DOCTYPE" misses UTF-16 and every other encoding but ASCII's kin."""
-
-    def refuse(*_args: Any) -> None:
-        raise _Dtd()
-
-    parser = expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    try:
-        parser.Parse(xml, True)
-    except _Dtd:
-        raise ApiError(422, "bad_event", "事件 XML 不允许 DTD / DTDs are not accepted") from None
-    except (expat.ExpatError, ValueError) as exc:
-        raise ApiError(422, "bad_event", f"事件 XML 无法解析 / malformed event XML: {exc}") from None
-
-
-def parse_alert(xml: bytes, pictures: dict[str, bytes]) -> CameraEvent:
-    if len(xml) > MAX_XML:
-        raise ApiError(413, "event_too_large", "事件 XML 过大 / event XML too large")
-    _refuse_dtd(xml)
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise ApiError(422, "bad_event", f"事件 XML 无法解析 / malformed event XML: {exc}") from None
-    raw_plate = _text(root, "licensePlate")
-    plate = None
-    if raw_plate and raw_plate not in ("无车牌", "车牌", "unknown"):
-        try:
-            plate = plates.parse(raw_plate).text
-        except plates.InvalidPlate:
-            plate = None
-    direction = {"forward": "in", "reverse": "out", "enter": "in", "exit": "out"}.get(
-        (_text(root, "direction") or "forward").lower(), "in")
-    confidence = _text(root, "confidenceLevel")
-    when = _text(root, "dateTime")
-    at = None
-    if when:
-        try:
-            at = datetime.fromisoformat(when.replace("Z", "+00:00"))
-            at = at if at.tzinfo else None
-        except ValueError:
-            at = None
-    return CameraEvent(
-        plate=plate,
-        color=_COLORS.get(_text(root, "plateColor") or "unknown", "unknown"),
-        direction=direction,
-        confidence=float(confidence) / 100 if confidence and confidence.replace(".", "", 1).isdigit() else None,
-        at=at,
-        event_id=_text(root, "UUID") or _text(root, "uuid"),
-        pictures=pictures,
-    )
 
 
 async def read_multipart(request: web.Request) -> CameraEvent:
     # The whole upload counts against the body limit: aiohttp caps request.read(), not a streamed multipart.
     limit = request.app.get(keys.MAX_BODY) or 8 * 1024 * 1024
     total = 0
-    xml = None
+    description: EventPart | None = None
     pictures: dict[str, bytes] = {}
     try:
         reader = await request.multipart()
@@ -137,25 +57,23 @@ async def read_multipart(request: web.Request) -> CameraEvent:
                     raise ApiError(413, "event_too_large", f"事件总大小超过 {limit} 字节 / the upload is larger "
                                    f"than {limit} bytes", limit_bytes=limit)
                 chunks.append(chunk)
-            data = b"".join(chunks)
-            ctype = part.headers.get("Content-Type", "")
-            if xml is None and ("xml" in ctype or name.endswith(".xml") or data.lstrip()[:1] == b"<"
-                                or data[:2] in (b"\xff\xfe", b"\xfe\xff")):
-                xml = data
-            elif data[:2] == b"\xff\xd8":
-                pictures[name] = data
+            item = EventPart(name, part.headers.get("Content-Type", ""), b"".join(chunks))
+            if item.is_picture:
+                pictures[name] = item.data
+            elif description is None and describes(item):
+                description = item  # other form fields (a device id, a channel) are not the event
     except (ValueError, AssertionError, HttpProcessingError, web.HTTPException) as exc:
         if isinstance(exc, web.HTTPException) and exc.status == 413:
             raise
         raise ApiError(422, "bad_event", f"multipart 格式错误 / malformed multipart upload: {exc}") from None
-    if xml is None:
-        raise ApiError(422, "bad_event", "缺少 EventNotificationAlert XML / no event XML in the upload")
-    return parse_alert(xml, pictures)
+    if description is None:
+        raise ApiError(422, "bad_event", "缺少事件描述(XML 或 JSON)/ no event description (XML or JSON) in the upload")
+    return choose(description).parse(description, pictures)
 
 
 def _best_picture(event: CameraEvent) -> bytes | None:
     # The scene picture shows the whole vehicle (what the national record asks for); else any.
-    for key in ("detectionPicture.jpg", "detectionPicture", "vehiclePicture.jpg"):
+    for key in event.prefer:
         if key in event.pictures:
             return event.pictures[key]
     return next(iter(event.pictures.values()), None)

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gate_service.gates.tracker import Settled, Tracker, TrackerConfig
+from gate_service.gates.tracker import Settled, Tracker, TrackerConfig, WouldDeny
 from plate_reader.image import decode_image
 from plate_reader.reader import DEFAULT_ENGINE, PlateRead, PlateReader
 
@@ -124,17 +124,19 @@ class _Pending:
     at: datetime
     direction: str
     future: asyncio.Future[FrameResult]
+    token_id: int | None = None  # whose frame: the passage it settles into names the kiosk's token
 
 
 class GateIngest:
     def __init__(self, gate_id: str, pool: ReaderPool, on_settled: OnSettled, *, metrics: Any = None,
-                 recorder: Any = None, tracker_config: TrackerConfig | None = None) -> None:
+                 recorder: Any = None, tracker_config: TrackerConfig | None = None,
+                 would_deny: WouldDeny | None = None) -> None:
         self.gate_id = gate_id
         self.pool = pool
         self.on_settled = on_settled
         self.metrics = metrics
         self.recorder = recorder
-        self.tracker = Tracker(tracker_config)
+        self.tracker = Tracker(tracker_config, would_deny=would_deny)
         self._busy = False
         self._pending: _Pending | None = None
         self._last_digest: bytes | None = None
@@ -146,7 +148,8 @@ class GateIngest:
         self._settled_thumb: np.ndarray | None = None
         self._misses = 0  # consecutive read frames without a plate
 
-    async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None) -> FrameResult:
+    async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None,
+                     token_id: int | None = None) -> FrameResult:
         at = at or datetime.now(timezone.utc)
         digest = hashlib.blake2b(data, digest_size=16).digest()
         if digest == self._last_digest:
@@ -163,7 +166,7 @@ class GateIngest:
             stale = self._pending
             stale.future.set_result(FrameResult(dropped=True))
             self._count_drop()
-        self._pending = _Pending(data, at, direction, future)
+        self._pending = _Pending(data, at, direction, future, token_id)
         self._set_depth()
         if not self._busy:
             self._busy = True
@@ -217,7 +220,7 @@ class GateIngest:
         if self.metrics is not None:
             self.metrics.frames_read.inc(gate=self.gate_id, mode="quick" if quick else "full")
             self.metrics.frame_seconds.observe(time.perf_counter() - started)
-        payload = {"jpeg": item.data, "video": video}
+        payload = {"jpeg": item.data, "video": video, "token_id": item.token_id}
         self.latest = (item.at, item.data)
         async with self._lock:
             settled = self.tracker.feed(read, item.at, payload)

@@ -56,7 +56,8 @@ async def post_frame(request: web.Request) -> web.Response:
         raise ApiError(400, "empty_body", "没有图像数据 / no image in the body")
     hub = request.app[keys.GATES]
     try:
-        result = await hub.ingest(gate_id).submit(data, direction=request.query.get("direction", "in"))
+        result = await hub.ingest(gate_id).submit(data, direction=request.query.get("direction", "in"),
+                                                  token_id=request[keys.PRINCIPAL].token_id)
     except ImageError as exc:
         raise image_error(exc) from None
     except Overloaded:
@@ -66,7 +67,8 @@ async def post_frame(request: web.Request) -> web.Response:
 
 @api.route("POST", "/api/v1/gates/{gate_id}/camera-events", roles=("kiosk", "admin"), tag="gates",
            content_types=("multipart/form-data",), status=201,
-           summary="An ANPR camera's event (Hikvision EventNotificationAlert XML + pictures): one passage, "
+           summary="An ANPR camera's event (Hikvision EventNotificationAlert XML or Dahua TrafficJunction JSON, + "
+                   "pictures): one passage, "
                    "the camera's read checked against cleangate's own")
 async def camera_event(request: web.Request) -> web.Response:
     from gate_service.gates.camera import read_multipart, record_event
@@ -94,9 +96,13 @@ async def latest_frame(request: web.Request) -> web.Response:
 
 
 async def _open_socket(request: web.Request, gate_id: str, ws: web.WebSocketResponse) -> tuple[Any, Any, Any]:
-    """Upgrade, and subscribe the socket to the gate's reads and passages (the caller unsubscribes)."""
+    """Upgrade, and subscribe the socket to the gate's reads and passages (the caller unsubscribes, and
+    calls ``_untrack``). The socket is closed (4401 token_revoked) as soon as its token is revoked."""
     await ws.prepare(request)
     ingest = request.app[keys.GATES].ingest(gate_id)
+    watch = request.app.get(keys.TOKEN_WATCH)
+    if watch is not None:
+        watch.add(request[keys.PRINCIPAL], ws)
 
     async def send(message: dict[str, Any]) -> None:
         if not ws.closed:
@@ -104,6 +110,12 @@ async def _open_socket(request: web.Request, gate_id: str, ws: web.WebSocketResp
 
     ingest.listeners.add(send)
     return ws, ingest, send
+
+
+async def _untrack(request: web.Request, ws: web.WebSocketResponse) -> None:
+    watch = request.app.get(keys.TOKEN_WATCH)
+    if watch is not None:
+        await watch.discard(request[keys.PRINCIPAL], ws)
 
 
 @api.route("GET", WATCH, roles=("kiosk", "admin", "ecology"), tag="gates",
@@ -117,6 +129,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
             pass  # screens only listen
     finally:
         ingest.listeners.discard(send)
+        await _untrack(request, ws)
     return ws
 
 
@@ -128,6 +141,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ws, ingest, send = await _open_socket(
         request, gate_id, web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY]))
     tasks: set[asyncio.Task[None]] = set()
+    token_id = request[keys.PRINCIPAL].token_id
     try:
         await send({"type": "hello", "gate_id": gate_id, "direction": direction})
         async for msg in ws:
@@ -135,7 +149,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 # Not awaited here: the socket keeps being read while a frame is being read, so a kiosk that
                 # sends faster than the reader has its stale frames dropped by the gate's mailbox instead of
                 # piling up in the socket. At most one frame per gate is read and one waits.
-                task = asyncio.ensure_future(_frame(ingest, msg.data, direction, send))
+                task = asyncio.ensure_future(_frame(ingest, msg.data, direction, send, token_id))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             elif msg.type == WSMsgType.TEXT:
@@ -156,12 +170,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         ingest.listeners.discard(send)
+        await _untrack(request, ws)
     return ws
 
 
-async def _frame(ingest: Any, data: bytes, direction: str, send: Any) -> None:
+async def _frame(ingest: Any, data: bytes, direction: str, send: Any, token_id: int | None = None) -> None:
     try:
-        result = await ingest.submit(data, direction=direction)
+        result = await ingest.submit(data, direction=direction, token_id=token_id)
     except ImageError as exc:
         err = image_error(exc)
         await send({"type": "error", "error": {"code": err.code, "message": err.message}})

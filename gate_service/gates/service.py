@@ -33,9 +33,12 @@ class GatesHub:
     def ingest(self, gate_id: str) -> GateIngest:
         gate = self.gates.get(gate_id)
         if gate is None:
+            judge = self.app.get(keys.JUDGE)
             gate = GateIngest(
                 gate_id, self.pool, self._settled, metrics=self.app[keys.METRICS],
                 recorder=self.app.get(keys.VIDEO_RECORDER), tracker_config=self.tracker_config,
+                # A single weak read the gate would deny waits for the next frame (tracker.py).
+                would_deny=(lambda plate, at: judge.would_deny(gate_id, plate, at)) if judge is not None else None,
             )
             self.gates[gate_id] = gate
         return gate
@@ -75,7 +78,9 @@ class GatesHub:
             # The tracker's own id makes a retried write of the same settled track idempotent.
             client_ref=f"track:{settled.first_at.timestamp():.3f}:{settled.track_id}",
         )
-        judged = await self.app[keys.JUDGE].record(item, token_id=None, actor=f"camera:{gate_id}")
+        # The token of the kiosk whose frame was the track's best read: who sent what the passage rests on.
+        judged = await self.app[keys.JUDGE].record(item, token_id=payload.get("token_id"),
+                                                   actor=f"camera:{gate_id}")
         # How often the fast path settles (and how often only a vehicle leaving does) is worth watching per gate.
         self.app[keys.METRICS].settled.inc(gate=gate_id, by=settled.reason)
         answer = judged.response()

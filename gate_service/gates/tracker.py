@@ -5,14 +5,20 @@ plain values. A track collects reads that resemble each other; it settles once t
 when the vehicle leaves (no read of it for ``leave_after`` seconds) if what was read is good enough. A
 settled track keeps absorbing reads of the same plate, so a lorry waiting at the barrier is recorded
 once; a different plate starts a new track at once.
+
+One vehicle, one passage (issue 15 item 16): within one stop, a plate one character from the one just recorded is
+that vehicle misread, not a second one; and a single weak read that the gate would deny (``would_deny``, the
+judge's guess from its in-memory facts) does not settle when the vehicle seems to leave, but waits for the next
+frame of it, whose reads then join the same vote, so a misread unregistered plate is not denied in a flash
+before the real one is read.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from plate_reader import plates
@@ -33,6 +39,12 @@ class TrackerConfig:
     # being exact at least ``sure_probability``, settle at once (a frame sooner at the barrier). 0 turns it off.
     sure_reads: int = 2
     sure_probability: float = 0.95
+    # Within one stop (a read this soon after the recorded vehicle was last seen), a plate this few characters
+    # from it is that vehicle. Short, so that the next lorry of a fleet (plates one apart) is its own passage.
+    same_stop_distance: int = 1
+    same_stop_gap: float = 5.0
+    # A single weak read that would be denied waits this long after it for another frame of the vehicle.
+    weak_denial_wait: float = 10.0
 
 
 @dataclass
@@ -81,6 +93,8 @@ class _Track:
     best: PlateRead | None = None
     best_payload: Any = None
     settled: Settled | None = None
+    # Set while a weak denial waits for the next frame (the vehicle seemed to leave after one weak read).
+    waiting_until: datetime | None = None
 
     def plate(self) -> str | None:
         if self.settled is not None:
@@ -99,9 +113,14 @@ class _Track:
             self.best, self.best_payload = read, payload
 
 
+# (plate, moment) -> would the gate deny it? Pure and quick: it is asked on the tracker's path.
+WouldDeny = Callable[[str, datetime], bool]
+
+
 class Tracker:
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, *, would_deny: WouldDeny | None = None) -> None:
         self.config = config or TrackerConfig()
+        self.would_deny = would_deny
         self._ids = itertools.count(1)
         self._track: _Track | None = None
         # Plates settled recently, with when they were last seen: the cooldown memory.
@@ -132,22 +151,24 @@ class Tracker:
             current = track.plate() or read.plate
             if distance(current, read.plate) <= cfg.same_vehicle_distance:
                 track.add(read, at, payload)
+                track.waiting_until = None  # the next frame came: an ordinary track again
                 if track.settled is not None:
                     self._recent[track.settled.plate] = at
                     return events
                 settled = self._try_settle(track, leaving=False)
                 return events + ([settled] if settled else [])
-            events += self._close(track)
+            # Another vehicle: the one tracked has gone, whether or not its weak read was waiting.
+            events += self._close(track, forced=True)
         track = _Track(next(self._ids))
         track.add(read, at, payload)
         self._track = track
-        seen = self._recent.get(read.plate)
-        if seen is not None and (at - seen).total_seconds() <= cfg.cooldown:
-            # Back within the cooldown (it was hidden for a moment, or another lorry passed between):
-            # the same stop, already recorded.
-            track.settled = Settled(track.id, read.plate, read.color, read.confidence, 1, at, at, read, payload,
+        stop = self._same_stop(read.plate, at)
+        if stop is not None:
+            # Back within the cooldown (it was hidden for a moment, or another lorry passed between), or the
+            # vehicle just recorded read one character differently: the same stop, already recorded.
+            track.settled = Settled(track.id, stop, read.color, read.confidence, 1, at, at, read, payload,
                                     "cooldown")
-            self._recent[read.plate] = at
+            self._recent[stop] = at
             return events
         settled = self._try_settle(track, leaving=False)
         return events + ([settled] if settled else [])
@@ -159,18 +180,56 @@ class Tracker:
         self._recent = {p: t for p, t in self._recent.items() if (now - t).total_seconds() <= cutoff}
         if track is None or track.last_at is None:
             return []
+        if track.waiting_until is not None:
+            return self._close(track, forced=True) if now >= track.waiting_until else []
         if (now - track.last_at).total_seconds() < self.config.leave_after:
             return []
         return self._close(track)
 
-    def _close(self, track: _Track) -> list[Settled]:
-        self._track = None
+    def _same_stop(self, plate: str, at: datetime) -> str | None:
+        """The recently recorded plate this read belongs to, if any."""
+        cfg = self.config
+        seen = self._recent.get(plate)
+        if seen is not None and (at - seen).total_seconds() <= cfg.cooldown:
+            return plate
+        near = [(t, p) for p, t in self._recent.items()
+                if (at - t).total_seconds() <= cfg.same_stop_gap and distance(p, plate) <= cfg.same_stop_distance]
+        return max(near)[1] if near else None
+
+    def _close(self, track: _Track, *, forced: bool = False) -> list[Settled]:
         if track.settled is not None:
+            self._track = None
             return []
-        settled = self._try_settle(track, leaving=True)
-        return [settled] if settled else []
+        vote = self._vote(track, leaving=True)
+        if vote is not None and not forced and self._weak_denial(track, vote):
+            assert track.last_at is not None
+            track.waiting_until = track.last_at + timedelta(seconds=self.config.weak_denial_wait)
+            return []  # stays the current track: the next frame of the vehicle joins its vote
+        self._track = None
+        if vote is None:
+            return []
+        self._commit(track, vote)
+        return [vote]
+
+    def _weak_denial(self, track: _Track, vote: Settled) -> bool:
+        if self.would_deny is None or len(track.reads) != 1:
+            return False
+        only = track.reads[0]
+        if (only.probability or 0.0) >= self.config.sure_probability:
+            return False
+        return self.would_deny(vote.plate, vote.first_at)
 
     def _try_settle(self, track: _Track, *, leaving: bool) -> Settled | None:
+        settled = self._vote(track, leaving=leaving)
+        if settled is not None:
+            self._commit(track, settled)
+        return settled
+
+    def _commit(self, track: _Track, settled: Settled) -> None:
+        track.settled = settled
+        self._recent[settled.plate] = settled.last_at
+
+    def _vote(self, track: _Track, *, leaving: bool) -> Settled | None:
         cfg = self.config
         vote = consensus(track.reads)
         if vote is None or not vote.plate or not plates.is_valid(vote.plate):
@@ -187,8 +246,6 @@ class Tracker:
             frames=len(track.reads), first_at=track.first_at, last_at=track.last_at, best=track.best,
             payload=track.best_payload, reason="left" if leaving else "clear_vote" if clear else "sure_vote",
         )
-        track.settled = settled
-        self._recent[vote.plate] = track.last_at
         return settled
 
 

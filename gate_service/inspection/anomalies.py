@@ -15,8 +15,8 @@ Four rules, each with its thresholds below (named constants, also returned in th
     A gate active on at least ``GATE_MIN_ACTIVE_DAYS`` of the last ``GATE_ACTIVE_WINDOW_DAYS`` days has recorded
     nothing for ``GATE_SILENT_HOURS`` hours or more.
 ``ledger_gap``
-    A hole in a gate's ``gate_seq`` among the period's rows (the hash chain makes seq gap-free: a hole is a
-    missing row).
+    A hole in a gate's ``gate_seq`` among the period's rows or just before them, or rows missing at the end of the
+    chain (its head is past the ledger's last row): the hash chain makes seq gap-free, so a hole is a removed row.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def traffic_drops(
     firms: Sequence[Mapping[str, Any]], first: date, last: date, alerts: Sequence[Mapping[str, Any]],
     enterprise_days: Iterable[tuple[str, date, int]], volumes: Mapping[tuple[str, date], float],
 ) -> list[dict[str, Any]]:
-    any_alert = compare.alert_days(alerts)
-    severe = sorted(day for day in compare.alert_days(alerts, compare.ALERT_DAY_LEVELS) if first <= day <= last)
+    severe = sorted(compare.alert_days(alerts, first, last, compare.ALERT_DAY_LEVELS))
     if not severe:
         return []
+    any_alert = compare.alert_days(alerts, severe[0] - timedelta(days=d.LOOKBACK_DAYS), severe[-1])
     trips: dict[str, dict[date, int]] = defaultdict(dict)
     for eid, day, n in enterprise_days:
         trips[eid][day] = n
@@ -181,12 +181,15 @@ def ledger_gaps(firms: Sequence[Mapping[str, Any]], gaps: Iterable[Mapping[str, 
             continue
         missing = g["next_seq"] - g["prev_seq"] - 1
         lo = g["prev_at"].astimezone(compare.SHANGHAI)
-        hi = g["next_at"].astimezone(compare.SHANGHAI)
+        tail = g["next_at"] is None  # rows missing after the ledger's last row, up to the chain head
+        hi = lo if tail else g["next_at"].astimezone(compare.SHANGHAI)
+        detail = (f"门岗 {g['gate_id']} 链头序号为 {g['next_seq'] - 1}，台账最后一条为 {g['prev_seq']}，末尾缺 {missing} 条"
+                  if tail else f"门岗 {g['gate_id']} 序号 {g['prev_seq']} 与 {g['next_seq']} 之间缺 {missing} 条")
         out.append({
             "rule": "ledger_gap", "title": TITLES["ledger_gap"], "enterprise_id": g["enterprise_id"],
             "enterprise_name": names[g["enterprise_id"]], "gate_id": g["gate_id"], "prev_seq": g["prev_seq"],
-            "next_seq": g["next_seq"], "missing": missing, "from": lo.isoformat(), "to": hi.isoformat(),
-            "detail": f"门岗 {g['gate_id']} 序号 {g['prev_seq']} 与 {g['next_seq']} 之间缺 {missing} 条",
+            "next_seq": g["next_seq"], "missing": missing, "at_end": tail, "from": lo.isoformat(),
+            "to": None if tail else hi.isoformat(), "detail": detail,
             "evidence": [
                 _evidence("ledger", "缺口前后的台账 / rows around the hole", "/api/v1/passages", gate_id=g["gate_id"],
                           **{"from": lo.date().isoformat(), "to": hi.date().isoformat()}, limit=1000),

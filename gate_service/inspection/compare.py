@@ -25,11 +25,26 @@ VIDEO_GAP_MIN_S = 300
 ALERT_DAY_LEVELS = ("orange", "red")
 
 
-def local_days(start: datetime, end: datetime) -> list[date]:
-    """The local days a span [start, end) touches."""
-    first = start.astimezone(SHANGHAI).date()
-    last = (end - timedelta(microseconds=1)).astimezone(SHANGHAI).date()
-    return d.days_between(first, last)
+def local_days(start: datetime, end: datetime, first: date | None = None, last: date | None = None) -> list[date]:
+    """The local days a span [start, end) touches, clipped to first..last when given (an alert may be declared
+    over centuries: only the days asked about are ever listed)."""
+    lo = _local_date(start)
+    if lo is None:  # starts after the last local day there is
+        return []
+    hi = _local_date(end - timedelta(microseconds=1)) or date.max
+    if first is not None:
+        lo = max(lo, first)
+    if last is not None:
+        hi = min(hi, last)
+    return d.days_between(lo, hi) if lo <= hi else []
+
+
+def _local_date(moment: datetime) -> date | None:
+    # The last 8 hours of 9999-12-31 UTC (a row written by hand) have no local day: None.
+    try:
+        return moment.astimezone(SHANGHAI).date()
+    except OverflowError:
+        return None
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -37,12 +52,14 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def alert_days(alerts: Iterable[Mapping[str, Any]], levels: Sequence[str] | None = None) -> dict[date, list[str]]:
-    """{local day: levels of the alerts in force at some moment of it}, for alerts of ``levels`` (all: None)."""
+def alert_days(alerts: Iterable[Mapping[str, Any]], first: date, last: date,
+               levels: Sequence[str] | None = None) -> dict[date, list[str]]:
+    """{local day of first..last: levels of the alerts in force at some moment of it}, for alerts of ``levels``
+    (all: None)."""
     out: dict[date, list[str]] = defaultdict(list)
     for a in alerts:
         if levels is None or a["level"] in levels:
-            for day in local_days(a["starts_at"], a["ends_at"]):
+            for day in local_days(a["starts_at"], a["ends_at"], first, last):
                 if a["level"] not in out[day]:
                     out[day].append(a["level"])
     return dict(out)
@@ -107,9 +124,9 @@ def comparison(
         trips_in[row["day"]] += row["trips_in"]
         trips_out[row["day"]] += row["trips_out"]
         denied[row["day"]] += row["denied"]
-    any_alert = alert_days(alerts)
-    severe = alert_days(alerts, ALERT_DAY_LEVELS)
     window = d.days_between(wanted[0] - timedelta(days=d.LOOKBACK_DAYS), wanted[-1]) if wanted else []
+    any_alert = alert_days(alerts, window[0], window[-1]) if window else {}
+    severe = alert_days(alerts, window[0], window[-1], ALERT_DAY_LEVELS) if window else {}
     reporting = {day for day in window if trips_in.get(day, 0) + trips_out.get(day, 0) > 0}
     # Days of the set are never their own baseline, whatever they are.
     ordinary = [day for day in d.ordinary_days(window, any_alert, reporting, frozenset(extra_holidays))
@@ -143,7 +160,8 @@ def comparison(
             if g["id"] in video_gates:
                 minutes, gaps = video_gaps(by_gate_segments.get(g["id"], []), lo, hi)
                 video = {"covered_minutes": minutes, "gaps": [_gap_json(x) for x in gaps]}
-            no_passages = counts.get(day, 0) == 0 and bool(base)
+            # A day that has not begun cannot have gone silent.
+            no_passages = counts.get(day, 0) == 0 and bool(base) and lo < now
             is_silent = no_passages or bool(video and video["gaps"])
             silent += is_silent
             gdays.append({"day": day.isoformat(), "passages": counts.get(day, 0), "baseline_passages": base,

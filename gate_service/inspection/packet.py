@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gate_service.errors import ApiError
 from gate_service.inspection import compare, service, store
 from gate_service.policy.model import period_bounds
 from gate_service.video.storage import BadKey
@@ -94,7 +95,8 @@ async def build(conn: store.Conn, media: Any, firm: dict[str, Any], first: date,
     segments: list[dict[str, Any]] = []
     if sampled_day is not None:
         lo, hi = compare.day_bounds(sampled_day)
-        segments = await store.video_segments(conn, [g["id"] for g in await store.gates(conn, firm["id"])], lo, hi)
+        gate_ids = [g["id"] for g in await store.gates(conn, firm["id"])]
+        segments = await store.video_segments(conn, firm["id"], gate_ids, lo, hi)
     return {
         "enterprise": firm, "from": first, "to": last, "seed": seed, "n": n, "population": len(population),
         "sample_digest": hashlib.sha256("\n".join(str(i) for i in ids).encode()).hexdigest(),
@@ -155,7 +157,5 @@ async def respond(request: web.Request, data: dict[str, Any], fmt: str) -> web.S
     try:
         body = await asyncio.to_thread(write_packet_pdf, data)
     except FontMissing as exc:
-        from gate_service.errors import ApiError
-
         raise ApiError(503, "pdf_font_missing", f"服务器缺少中文字体，无法生成 PDF / {exc}") from None
     return web.Response(body=body, content_type="application/pdf", headers=headers)

@@ -14,6 +14,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from gate_service.inspection import packet_tables as t
+from sheets import neutralise
 
 BOLD = Font(bold=True)
 TITLE = Font(bold=True, size=14)
@@ -31,7 +32,7 @@ def _table(ws: Worksheet, table: t.Table, start_row: int) -> int:
         cell.font, cell.fill = BOLD, HEAD
     for r, row in enumerate(rows, start_row + 2):
         for c, value in enumerate(row, 1):
-            ws.cell(r, c, value)
+            ws.cell(r, c, neutralise(value))  # override reasons, cargo, names: never a live formula
     if not rows:
         ws.cell(start_row + 2, 1, "（无）")
     return start_row + 3 + max(len(rows), 1)
@@ -64,7 +65,7 @@ def write_packet_xlsx(data: Mapping[str, Any]) -> bytes:
     row = 3
     for k, v in t.cover(data):
         ws.cell(row, 1, k).font = BOLD
-        ws.cell(row, 2, v)
+        ws.cell(row, 2, neutralise(v))
         row += 1
     row += 1
     ws.cell(row, 1, "口径说明").font = BOLD

@@ -90,7 +90,7 @@ async def comparison(request: web.Request) -> web.Response:
     pool = request.app[keys.READ_POOL]
     alert = None
     if "alert_id" in q:
-        alert, days = await service.days_of_alert(pool, int(q["alert_id"]))
+        alert, days = await service.days_of_alert(pool, int(q["alert_id"]), MAX_COMPARISON_DAYS)
         if alert is None:
             raise not_found("预警 alert", q["alert_id"])
     elif "days" in q:

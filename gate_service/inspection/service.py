@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,18 +13,22 @@ from gate_service.policy.model import period_bounds
 from gate_service.reports.compute import month_start
 
 
-async def days_of_alert(conn: store.Conn, alert_id: int) -> tuple[dict[str, Any] | None, list[date]]:
+async def days_of_alert(conn: store.Conn, alert_id: int, max_days: int) -> tuple[dict[str, Any] | None, list[date]]:
+    """The alert and its local days; at most ``max_days + 1`` of them (enough to say it is too long)."""
     alert = await store.alert(conn, alert_id)
     if alert is None:
         return None, []
-    return alert, compare.local_days(alert["starts_at"], alert["ends_at"])
+    first = compare.local_days(alert["starts_at"], alert["starts_at"] + timedelta(microseconds=1))[:1]
+    if not first or first[0] > date.max - timedelta(days=max_days):
+        return alert, compare.local_days(alert["starts_at"], alert["ends_at"])
+    return alert, compare.local_days(alert["starts_at"], alert["ends_at"], last=first[0] + timedelta(days=max_days))
 
 
 async def alert_days_between(conn: store.Conn, first: date, last: date) -> list[date]:
     """The local days of first..last with an orange or red alert in force at some moment."""
     start, end = period_bounds(first, last)
-    found = compare.alert_days(await store.alerts_between(conn, start, end), compare.ALERT_DAY_LEVELS)
-    return sorted(day for day in found if first <= day <= last)
+    return sorted(compare.alert_days(await store.alerts_between(conn, start, end), first, last,
+                                     compare.ALERT_DAY_LEVELS))
 
 
 async def comparison(conn: store.Conn, enterprise: dict[str, Any], days: list[date], now: datetime
@@ -43,11 +48,12 @@ async def comparison(conn: store.Conn, enterprise: dict[str, Any], days: list[da
     for day in wanted:
         lo, hi = compare.day_bounds(day)
         overrides += await store.overrides(conn, enterprise["id"], lo, hi)
-        segments += await store.video_segments(conn, [g["id"] for g in gates], lo, hi)
+        segments += await store.video_segments(conn, enterprise["id"], [g["id"] for g in gates], lo, hi)
     # A gate "records video" if it recorded any in the window: only there is a missing stretch a gap.
-    video_gates = await store.gates_with_video(conn, [g["id"] for g in gates], start, end)
-    return compare.comparison(enterprise, wanted, gates=gates, gate_days=gate_days, alerts=alerts, heavy=heavy,
-                              overrides=overrides, segments=segments, video_gates=video_gates, now=now)
+    video_gates = await store.gates_with_video(conn, enterprise["id"], [g["id"] for g in gates], start, end)
+    return await asyncio.to_thread(
+        compare.comparison, enterprise, wanted, gates=gates, gate_days=gate_days, alerts=alerts, heavy=heavy,
+        overrides=overrides, segments=segments, video_gates=video_gates, now=now)
 
 
 async def anomalies(conn: store.Conn, first: date, last: date, now: datetime,
@@ -69,8 +75,10 @@ async def anomalies(conn: store.Conn, first: date, last: date, now: datetime,
     activity = await store.gate_activity(conn, [g["id"] for g in gates],
                                          until - timedelta(days=rules.GATE_ACTIVE_WINDOW_DAYS), until)
     gaps = await store.seq_gaps(conn, p_start, p_end, enterprise_id)
-    lines = rules.anomalies(
-        firms, first, last, alerts=alerts, enterprise_days=enterprise_days, months=months, volumes=volumes,
-        gates=gates, activity=activity, seq_gaps=gaps, until=until)
+    # City-wide: 500 enterprises x their ordinary days x the alert days is real CPU; off the event loop, so the
+    # gates' requests never wait behind an inspector's list.
+    lines = await asyncio.to_thread(
+        rules.anomalies, firms, first, last, alerts=alerts, enterprise_days=enterprise_days, months=months,
+        volumes=volumes, gates=gates, activity=activity, seq_gaps=gaps, until=until)
     return {"from": first.isoformat(), "to": last.isoformat(), "count": len(lines), "anomalies": lines,
             "thresholds": rules.THRESHOLDS}

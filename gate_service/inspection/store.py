@@ -21,7 +21,6 @@ Conn = asyncpg.Connection | asyncpg.Pool
 HEAVY_CLASSES = ("heavy_truck", "concrete_mixer", "muck_truck")
 # 国4 and below: the stages the alert measures stop.
 LOW_STAGE_MAX = 4
-ALERT_DAY_LEVELS = ("orange", "red")
 
 
 async def enterprise(conn: Conn, enterprise_id: str) -> dict[str, Any] | None:
@@ -137,22 +136,26 @@ async def vehicles_now(conn: Conn, plates: list[str]) -> dict[str, dict[str, Any
     return {r["plate"]: dict(r) for r in rows}
 
 
-async def video_segments(conn: Conn, gate_ids: list[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Segments of these gates overlapping [start, end) (a segment still recording has no end yet)."""
+async def video_segments(conn: Conn, enterprise_id: str, gate_ids: list[str], start: datetime, end: datetime
+                         ) -> list[dict[str, Any]]:
+    """Segments of these gates overlapping [start, end) (a segment still recording has no end yet) that the
+    enterprise owned when they were recorded (``video_segments.enterprise_id``, migration 0008: a gate that changed
+    hands shows each owner only its own video)."""
     rows = await conn.fetch(
         """SELECT id, gate_id, started_at, ended_at, status, frames, bytes, sha256, storage_key, deleted_at,
                   legal_hold
-           FROM video_segments WHERE gate_id = ANY ($1::text[]) AND started_at < $3
-             AND (ended_at IS NULL OR ended_at > $2)
-           ORDER BY gate_id, started_at, id""", gate_ids, start, end)
+           FROM video_segments WHERE gate_id = ANY ($2::text[]) AND enterprise_id = $1 AND started_at < $4
+             AND (ended_at IS NULL OR ended_at > $3)
+           ORDER BY gate_id, started_at, id""", enterprise_id, gate_ids, start, end)
     return [dict(r) for r in rows]
 
 
-async def gates_with_video(conn: Conn, gate_ids: list[str], start: datetime, end: datetime) -> set[str]:
-    """Gates that recorded any video in [start, end): only for them is a missing stretch of video a gap."""
+async def gates_with_video(conn: Conn, enterprise_id: str, gate_ids: list[str], start: datetime, end: datetime
+                           ) -> set[str]:
+    """Gates that recorded any video for the enterprise in [start, end): only there is a missing stretch a gap."""
     rows = await conn.fetch(
-        """SELECT DISTINCT gate_id FROM video_segments WHERE gate_id = ANY ($1::text[]) AND started_at < $3
-             AND (ended_at IS NULL OR ended_at > $2)""", gate_ids, start, end)
+        """SELECT DISTINCT gate_id FROM video_segments WHERE gate_id = ANY ($2::text[]) AND enterprise_id = $1
+             AND started_at < $4 AND (ended_at IS NULL OR ended_at > $3)""", enterprise_id, gate_ids, start, end)
     return {r["gate_id"] for r in rows}
 
 
@@ -194,16 +197,29 @@ async def gate_activity(conn: Conn, gate_ids: list[str], window_start: datetime,
 
 async def seq_gaps(conn: Conn, start: datetime, end: datetime, enterprise_id: str | None = None
                    ) -> list[dict[str, Any]]:
-    """Holes in each gate's gate_seq among the rows of [start, end) (the chain makes seq gap-free, so a hole is
-    a missing row), and rows of the period after a hole from the last row before it."""
+    """Missing rows of each enterprise gate's chain (gate_seq is gap-free by construction, so a hole is a row
+    that was removed): holes among the rows of [start, end) and between the first of them and the last row
+    before ``start``; and rows missing at the end of the chain (the chain head says seq N, the ledger's last row
+    is below N: ``next_seq`` is then N + 1 and ``next_at`` null)."""
     rows = await conn.fetch(
-        """WITH p AS (
-               SELECT gate_id, enterprise_id, gate_seq, at,
-                      lag(gate_seq) OVER (PARTITION BY gate_id ORDER BY gate_seq) AS prev_seq,
-                      lag(at) OVER (PARTITION BY gate_id ORDER BY gate_seq) AS prev_at
-               FROM passages WHERE at >= $1 AND at < $2 AND enterprise_id IS NOT NULL
-                 AND ($3::text IS NULL OR enterprise_id = $3))
-           SELECT gate_id, enterprise_id, prev_seq, gate_seq AS next_seq, prev_at, at AS next_at
-           FROM p WHERE prev_seq IS NOT NULL AND gate_seq > prev_seq + 1
-           ORDER BY enterprise_id, gate_id, prev_seq""", start, end, enterprise_id)
+        """WITH g AS (SELECT id AS gate_id, enterprise_id FROM gates
+                      WHERE enterprise_id IS NOT NULL AND ($3::text IS NULL OR enterprise_id = $3)),
+           p AS (SELECT p.gate_id, g.enterprise_id, p.gate_seq, p.at FROM passages p JOIN g USING (gate_id)
+                 WHERE p.at >= $1 AND p.at < $2
+                 UNION ALL
+                 SELECT g.gate_id, g.enterprise_id, b.gate_seq, b.at FROM g CROSS JOIN LATERAL (
+                     SELECT gate_seq, at FROM passages x WHERE x.gate_id = g.gate_id AND x.at < $1
+                     ORDER BY gate_seq DESC LIMIT 1) b),
+           l AS (SELECT gate_id, enterprise_id, gate_seq, at,
+                        lag(gate_seq) OVER w AS prev_seq, lag(at) OVER w AS prev_at
+                 FROM p WINDOW w AS (PARTITION BY gate_id ORDER BY gate_seq))
+           SELECT gate_id, enterprise_id, prev_seq, gate_seq AS next_seq, prev_at, at AS next_at FROM l
+           WHERE prev_seq IS NOT NULL AND gate_seq > prev_seq + 1
+           UNION ALL
+           SELECT g.gate_id, g.enterprise_id, t.gate_seq, h.seq + 1, t.at, NULL
+           FROM g JOIN gate_chain_heads h USING (gate_id)
+           CROSS JOIN LATERAL (SELECT gate_seq, at FROM passages x WHERE x.gate_id = g.gate_id
+                               ORDER BY gate_seq DESC LIMIT 1) t
+           WHERE h.seq > t.gate_seq AND h.at >= $1 AND t.at < $2
+           ORDER BY 2, 1, 3""", start, end, enterprise_id)
     return [dict(r) for r in rows]

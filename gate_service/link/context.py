@@ -36,8 +36,7 @@ async def platform_context(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[keys.SETTINGS]
     hub = Hub(app[keys.POOL], tuple(settings.policy_paths))
-    app[HUB] = hub
-    await hub.start()
+    app[HUB] = hub  # started by the first site's downlink request
     yield
     await hub.stop()
 
@@ -68,10 +67,10 @@ async def site_context(app: web.Application) -> AsyncIterator[None]:
                     media=SideStreams(pool, app.get(keys.MEDIA_STORE)))
     app[UPLINK] = uplink
 
-    def reload_plans() -> None:
+    def reload_plans(candidate: Path) -> None:
         from gate_service.policy import load_policy_set
 
-        fresh = load_policy_set(*policy_paths(settings))
+        fresh = load_policy_set(*settings.policy_paths, candidate)  # raises when the plans do not load
         # In place: the judge, the routes and the reports hold this one object.
         app[keys.POLICIES].__dict__.update(fresh.__dict__)
         log.info("plan files from the platform loaded")

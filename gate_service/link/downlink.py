@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,11 @@ class Downlink:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("downlink: could not apply (%s); retrying", exc)
                 await asyncio.sleep(self.backoff.next())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bad answer must not end the downlink for good
+                log.exception("downlink: unexpected failure; retrying")
+                await asyncio.sleep(self.backoff.next())
 
     async def apply(self, answer: dict[str, Any]) -> None:
         streams = answer.get("streams", {})
@@ -108,21 +114,28 @@ class Downlink:
                 a.get("cancelled_at"), a["id"])
 
     async def _plans(self, data: dict[str, Any]) -> None:
-        self.plans_dir.mkdir(parents=True, exist_ok=True)
-        names = set()
+        # Written beside the live folder and loaded from there first: a plan the site cannot load (a clash with
+        # a bundled plan, a syntax error) is refused and logged, and never reaches the folder the next start reads.
+        candidate = self.plans_dir.with_name(self.plans_dir.name + ".new")
+        shutil.rmtree(candidate, ignore_errors=True)
+        candidate.mkdir(parents=True)
         for f in data["files"]:
             name = Path(f["name"]).name  # never a path the platform chose
-            if not name.endswith(".toml"):
-                continue
-            names.add(name)
-            tmp = self.plans_dir / (name + ".tmp")
-            tmp.write_text(f["text"], encoding="utf-8")
-            tmp.replace(self.plans_dir / name)
-        for old in self.plans_dir.glob("*.toml"):
-            if old.name not in names:
-                old.unlink()
+            if name.endswith(".toml"):
+                (candidate / name).write_text(f["text"], encoding="utf-8")
         if self.reload_plans is not None:
-            self.reload_plans()
+            try:
+                self.reload_plans(candidate)
+            except Exception as exc:  # noqa: BLE001 - PolicyError and friends: keep judging by the old plans
+                log.error("plan files from the platform refused: %s", exc)
+                shutil.rmtree(candidate, ignore_errors=True)
+                return
+        old = self.plans_dir.with_name(self.plans_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.plans_dir.exists():
+            self.plans_dir.rename(old)
+        candidate.rename(self.plans_dir)
+        shutil.rmtree(old, ignore_errors=True)
 
     async def _vehicles(self, data: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

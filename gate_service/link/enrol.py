@@ -30,8 +30,9 @@ async def create_site_token(conn: Conn, *, enterprise_id: str | None, gate_ids: 
     return token_id, secret
 
 
-async def may_upload(conn: Conn, site: Principal, gate_id: str) -> None:
-    """403 unless the gate is the site's: listed for it, or (no list) a gate of its enterprise."""
+async def may_upload(conn: Conn, site: Principal, gate_id: str) -> str | None:
+    """403 unless the gate is the site's: listed for it, or (no list) a gate of its enterprise. Returns the
+    enterprise the gate's rows must name (the gate's owner at the platform)."""
     gate = await conn.fetchrow("SELECT enterprise_id FROM gates WHERE id = $1", gate_id)
     if gate is None:
         raise ApiError(422, "unknown_gate", f"平台未登记门岗 {gate_id} / the platform has no gate {gate_id}",
@@ -45,6 +46,7 @@ async def may_upload(conn: Conn, site: Principal, gate_id: str) -> None:
     if owner is not None and owner != site.token_id:
         raise ApiError(409, "gate_owned_by_other_site",
                        f"门岗 {gate_id} 已由另一站点上传 / gate {gate_id} is uploaded by another site")
+    return gate["enterprise_id"]
 
 
 async def pin_key(conn: Conn, site: Principal, public_key: bytes, software: str | None) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Begin watching; called on the first downlink request, so a service no site talks to never polls."""
+        if self._task is not None:
+            return
         await self.refresh()
         self._task = asyncio.create_task(self._watch(), name="link-hub")
 
@@ -89,6 +92,7 @@ class Hub:
         return any(since.get(k) != v for k, v in self.versions.items())
 
     async def wait_newer(self, since: dict[str, str], wait: float) -> None:
+        await self.start()
         if self.newer(since) or wait <= 0:
             return
         event = self._changed
@@ -96,6 +100,7 @@ class Hub:
             await asyncio.wait_for(event.wait(), wait)
 
     async def changes(self, since: dict[str, str]) -> dict[str, Any]:
+        await self.start()
         versions = dict(self.versions)
         out: dict[str, Any] = {"versions": versions, "streams": {}}
         async with self.pool.acquire() as conn:

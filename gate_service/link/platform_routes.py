@@ -9,6 +9,7 @@ import binascii
 import gzip
 import json
 import zlib
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -90,6 +91,14 @@ async def _verified(request: web.Request, body: dict[str, Any]) -> tuple[dict[st
     return statement, sig
 
 
+def _sent_at(statement: dict[str, Any]) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(statement["sent_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def _head(value: Any, field: str) -> tuple[int, bytes]:
     try:
         seq, digest = value
@@ -121,8 +130,9 @@ async def sync(request: web.Request) -> web.Response:
     body = request[keys.BODY]
     statement, _ = await _verified(request, body)
     heads = statement.get("heads")
-    if not isinstance(heads, dict):
-        raise ApiError(422, "invalid_statement", "heads 应为对象 / heads must be an object", field="heads")
+    if not isinstance(heads, dict) or len(heads) > 1000:
+        raise ApiError(422, "invalid_statement", "heads 应为对象(≤1000 个门岗)/ heads must be an object of ≤ 1000 gates",
+                       field="heads")
     site = _site(request)
     pool = request.app[keys.POOL]
     gates: dict[str, Any] = {}
@@ -136,13 +146,16 @@ async def sync(request: web.Request) -> web.Response:
                 continue
             head = await store.gate_head(conn, site.token_id, gate_id, lock=True)
             if head["chain"] == "ok":
-                await store.check_site_head(conn, gate_id, site_head, head["seq"])
+                await store.check_site_head(conn, site.token_id, gate_id, site_head, head["seq"],
+                                            _sent_at(statement))
             head = await store.gate_head(conn, site.token_id, gate_id)
             gates[gate_id] = store._refresh(head, store.Outcome(gate_id, 0, b"", "", None, None, 0)).public()
-        await conn.execute("UPDATE link_sites SET last_seen = now(), reported = $2 WHERE site_id = $1",
+        await conn.execute("UPDATE link_sites SET last_seen = now(), reported = reported || $2 WHERE site_id = $1",
                            site.token_id, {"heads": heads, "pending": statement.get("pending", {}),
                                            "sent_at": statement.get("sent_at")})
     hub = request.app.get(HUB)
+    if hub is not None:
+        await hub.start()
     return json_response({"gates": gates, "downlink": hub.versions if hub else {}})
 
 
@@ -168,12 +181,16 @@ async def post_batch(request: web.Request) -> web.Response:
         raise ApiError(422, "head_mismatch", "签名的链头与批次最后一行不符 / the signed head is not the batch's last row",
                        field="statement")
     site_head = _head(statement["site_head"], "statement.site_head") if "site_head" in statement else None
+    if site_head is not None and last is not None and site_head[0] < last[0]:
+        raise ApiError(422, "head_mismatch", "站点链头早于批次最后一行 / site_head is older than the batch's last row",
+                       field="statement")
     pool = request.app[keys.POOL]
     # The hash of every row is recomputed in accept_batch; 500 rows take a few ms, fine on the loop's
     # connection-bound path (the database round trips dominate).
     async with pool.acquire() as conn, conn.transaction():
-        await enrol.may_upload(conn, site, gate_id)
-        outcome = await store.accept_batch(conn, site.token_id, gate_id, rows, wire_rows, site_head)
+        owner = await enrol.may_upload(conn, site, gate_id)
+        outcome = await store.accept_batch(conn, site.token_id, gate_id, rows, wire_rows, site_head,
+                                           _sent_at(statement), enterprise_id=owner)
         if claimed is not None:
             await store.record_signed_head(conn, site.token_id, gate_id, claimed[0], claimed[1], statement, sig)
         await conn.execute("UPDATE link_sites SET last_seen = now() WHERE site_id = $1", site.token_id)

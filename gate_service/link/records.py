@@ -33,11 +33,12 @@ def encode(record: Any, fields: tuple[str, ...]) -> dict[str, Any]:
 
 async def upsert_vehicle(conn: asyncpg.Connection, v: dict[str, Any]) -> bool:
     """Newer wins, and the writer's updated_at is kept: a change echoed back by the other tier is then older
-    or equal and changes nothing, so the two tiers never ping-pong a vehicle."""
+    or equal and changes nothing, so the two tiers never ping-pong a vehicle. A time in the future is taken as
+    now, so no tier can pin a record against later changes by dating it ahead."""
     status = await conn.execute(
         """INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
                                  registered_on, haulier, extra, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::date, $9, $10, $11::text::timestamptz)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::date, $9, $10, LEAST($11::text::timestamptz, now()))
            ON CONFLICT (plate) DO UPDATE SET plate_color = EXCLUDED.plate_color, vin = EXCLUDED.vin,
                engine_no = EXCLUDED.engine_no, emission_stage = EXCLUDED.emission_stage,
                fuel_type = EXCLUDED.fuel_type, vehicle_class = EXCLUDED.vehicle_class,
@@ -61,7 +62,7 @@ async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]
                 """INSERT INTO transport_volumes (enterprise_id, month, rail_tonnes, waterway_tonnes, pipeline_tonnes,
                                                   conveyor_tonnes, note, reported_by, reported_role, updated_at)
                    VALUES ($1, $2::text::date, $3::text::numeric, $4::text::numeric, $5::text::numeric,
-                           $6::text::numeric, $7, $8, $9, $10::text::timestamptz)
+                           $6::text::numeric, $7, $8, $9, LEAST($10::text::timestamptz, now()))
                    ON CONFLICT (enterprise_id, month) DO UPDATE SET rail_tonnes = EXCLUDED.rail_tonnes,
                        waterway_tonnes = EXCLUDED.waterway_tonnes, pipeline_tonnes = EXCLUDED.pipeline_tonnes,
                        conveyor_tonnes = EXCLUDED.conveyor_tonnes, note = EXCLUDED.note,

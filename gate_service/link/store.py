@@ -108,7 +108,8 @@ def check_internal(rows: list[dict[str, Any]]) -> tuple[int, str] | None:
 
 
 async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, rows: list[dict[str, Any]],
-                       wire_rows: list[dict[str, Any]], site_head: tuple[int, bytes] | None) -> Outcome:
+                       wire_rows: list[dict[str, Any]], site_head: tuple[int, bytes] | None,
+                       sent_at: datetime | None = None, enterprise_id: str | None = None) -> Outcome:
     """Apply one verified-signature batch of one gate's rows. Call inside a transaction.
 
     Rows the platform already holds must be identical (a resent batch is acknowledged, not doubled); the next
@@ -121,6 +122,12 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
         out.quarantined = await _quarantine(conn, site_id, gate_id, rows, wire_rows)
         return _refresh(await gate_head(conn, site_id, gate_id), out)
     bad = check_internal(rows)
+    # A site writes only its own enterprise's ledger: a row naming another would land in that enterprise's
+    # ledger and reports at the platform. Kept apart like any row that does not fit.
+    foreign = next((r for r in rows if r["enterprise_id"] != enterprise_id), None)
+    if foreign is not None and (bad is None or foreign["gate_seq"] < bad[0]):
+        bad = (foreign["gate_seq"], f"row names enterprise {foreign['enterprise_id']!r}, the gate is "
+                                    f"{enterprise_id!r}'s at the platform")
     old = [r for r in rows if r["gate_seq"] <= out.acked_seq]
     stored = await stored_hashes(conn, gate_id, [r["gate_seq"] for r in old]) if old else {}
     cut: int | None = None  # index of the first row that cannot be merged
@@ -147,8 +154,7 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
     new = [r for r in rows[: cut if cut is not None else len(rows)] if r["gate_seq"] > out.acked_seq]
     if new:
         now = datetime.now(timezone.utc)
-        for row in new:
-            await _insert(conn, row, site_id, now)
+        await _insert(conn, new, site_id, now)
         last = new[-1]
         await conn.execute(
             "UPDATE link_gate_heads SET seq = $2, hash = $3, acked_at = $4 WHERE gate_id = $1",
@@ -163,13 +169,23 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
         await mark_broken(conn, gate_id, rows[cut]["gate_seq"], problem)
         out.quarantined = await _quarantine(conn, site_id, gate_id, rows[cut:], wire_rows[cut:])
     elif site_head is not None:
-        await check_site_head(conn, gate_id, site_head, out.acked_seq)
+        await check_site_head(conn, site_id, gate_id, site_head, out.acked_seq, sent_at)
     return _refresh(await gate_head(conn, site_id, gate_id), out)
 
 
-async def check_site_head(conn: asyncpg.Connection, gate_id: str, site_head: tuple[int, bytes], acked_seq: int) -> None:
+async def check_site_head(conn: asyncpg.Connection, site_id: int, gate_id: str, site_head: tuple[int, bytes],
+                          acked_seq: int, sent_at: datetime | None) -> None:
     """A site's own head behind what it already uploaded means rows were cut from its ledger."""
     seq, digest = site_head
+    if sent_at is not None:
+        # The newest statement time (the site's clock) seen from this site: a statement older than that (a request
+        # slow to arrive, its sender long gone on to newer batches) may not claim the site's head is behind.
+        newest = await conn.fetchval(
+            """UPDATE link_sites SET reported = reported || jsonb_build_object('newest_statement_at',
+                   GREATEST(COALESCE((reported->>'newest_statement_at')::timestamptz, $2), $2))
+               WHERE site_id = $1 RETURNING (reported->>'newest_statement_at')::timestamptz""", site_id, sent_at)
+        if newest is not None and newest > sent_at:
+            return
     if seq >= acked_seq:
         return
     stored = await stored_hashes(conn, gate_id, [seq]) if seq > 0 else {0: GENESIS}
@@ -180,16 +196,13 @@ async def check_site_head(conn: asyncpg.Connection, gate_id: str, site_head: tup
     # accept_batch finds the first differing seq.
 
 
-async def _insert(conn: asyncpg.Connection, row: dict[str, Any], site_id: int, now: datetime) -> None:
-    args = [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, now]
-    try:
-        async with conn.transaction():
-            await conn.execute(_INSERT, *args)
-    except asyncpg.CheckViolationError as exc:
-        if "no partition" not in str(exc):
-            raise
-        await ensure_partition(conn, row["at"].astimezone(timezone.utc).date())
-        await conn.execute(_INSERT, *args)
+async def _insert(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime) -> None:
+    # Partitions first (a site's backlog may span months), then one pipelined statement for the batch.
+    months = {r["at"].astimezone(timezone.utc).date().replace(day=1) for r in rows}
+    for month in sorted(months):
+        await ensure_partition(conn, month)
+    await conn.executemany(_INSERT, [
+        [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, now] for row in rows])
 
 
 async def record_signed_head(conn: asyncpg.Connection, site_id: int, gate_id: str, seq: int, digest: bytes,

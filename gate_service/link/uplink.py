@@ -24,8 +24,10 @@ from gate_service.link.wire import encode_row, statement_bytes
 
 log = logging.getLogger(__name__)
 
+# Never past the head this step read: the batch's signed site_head must not be older than its own last row (the
+# platform would read that as rows cut from the ledger).
 _ROWS = f"SELECT {', '.join(HASHED_FIELDS)}, prev_hash, hash FROM passages WHERE gate_id = $1 AND gate_seq >= $2 " \
-        "ORDER BY gate_seq LIMIT $3"
+        "AND gate_seq <= $4 ORDER BY gate_seq LIMIT $3"
 
 
 class Backoff:
@@ -75,6 +77,11 @@ class Uplink:
                 delay = self.backoff.next()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("uplink: local database not available (%s)", exc)
+                delay = self.backoff.next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - an unexpected answer must not end the uplink for good
+                log.exception("uplink: unexpected failure; retrying")
                 delay = self.backoff.next()
             self._wake.clear()
             try:
@@ -132,7 +139,7 @@ class Uplink:
     async def push_gate(self, gate_id: str, head: tuple[int, bytes], state: dict[str, Any]) -> None:
         start = await self._start(gate_id, head, state)
         while start is not None and start <= head[0]:
-            rows = await self.pool.fetch(_ROWS, gate_id, start, self.batch_size)
+            rows = await self.pool.fetch(_ROWS, gate_id, start, self.batch_size, head[0])
             if not rows:
                 return
             wire = [encode_row(r) for r in rows]

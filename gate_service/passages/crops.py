@@ -6,7 +6,8 @@ guard's override names the plate that really passed, so a site accrues exactly t
 recogniser needs. ``gate-service crops export`` writes it out (images + ``labels.csv``) for such training.
 
 Labels, from strongest to weakest:
-- ``corrected``: a guard overrode the passage and entered another plate; the label is the guard's plate.
+- ``corrected``: a guard overrode the passage and entered another plate (recorded as a plate correction);
+  the label is the guard's plate.
 - ``guard_checked``: a guard overrode the passage (e.g. to let it through) keeping the plate the camera read.
 - ``camera``: nobody challenged the read; the label is the tracker's consensus (may be wrong).
 """
@@ -25,27 +26,24 @@ import asyncpg
 from gate_service.cli import _with_db, day_arg, extension
 from gate_service.config import Settings
 from gate_service.policy.model import SHANGHAI, period_bounds
+from sheets import neutralise
 
 LABEL_SOURCES = ("corrected", "guard_checked", "camera")
 HEADERS = ("file", "plate", "label_source", "camera_plate", "color", "confidence", "probability", "gate_id",
            "at", "passage_id", "override_reason")
 
-# Overrides are new rows pointing at the passage they override, entered shortly after it; a day of slack past
-# the period's end finds the overrides of its last passages without scanning the whole ledger.
+# A passage is overridden at most once, within a day (gate_service.passages.overrides), and the database
+# records whether the guard corrected the plate (passage_overrides, migration 0008). A late replay of a second
+# override after an outage is not a guard's label.
 _QUERY = """
 WITH cam AS (
     SELECT id, gate_id, at, plate, plate_color, read, crop_ref
       FROM passages
      WHERE source = 'camera' AND crop_ref IS NOT NULL AND at >= $1 AND at < $2
        AND ($3::text IS NULL OR gate_id = $3)
-), ov AS (
-    SELECT DISTINCT ON (overrides) overrides, plate, override_reason
-      FROM passages
-     WHERE source = 'override' AND overrides IS NOT NULL AND at >= $1 AND at < $2 + interval '1 day'
-     ORDER BY overrides, at DESC, gate_seq DESC
 )
-SELECT cam.*, ov.plate AS guard_plate, ov.override_reason
-  FROM cam LEFT JOIN ov ON ov.overrides = cam.id
+SELECT cam.*, ov.plate AS guard_plate, ov.plate_corrected, ov.override_reason
+  FROM cam LEFT JOIN passage_overrides ov ON ov.cited_id = cam.id AND NOT ov.late_replay
  ORDER BY cam.at, cam.id
 """
 
@@ -55,7 +53,7 @@ def label_of(row: Any) -> tuple[str, str]:
     guard = row["guard_plate"]
     if guard is None:
         return row["plate"], "camera"
-    return guard, "corrected" if guard != row["plate"] else "guard_checked"
+    return guard, "corrected" if row["plate_corrected"] else "guard_checked"
 
 
 async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetime, until: datetime, *,
@@ -87,7 +85,7 @@ async def export_crops(pool: asyncpg.Pool, store: Any, out: Path, since: datetim
                 read = row["read"] or {}
                 line = (name, plate, source, row["plate"], row["plate_color"] or read.get("color"),
                         read.get("confidence"), read.get("probability"), row["gate_id"],
-                        row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), row["override_reason"])
+                        row["at"].astimezone(SHANGHAI).isoformat(), str(row["id"]), neutralise(row["override_reason"]))
                 writer.writerow(["" if v is None else v for v in line])
                 counts[source] += 1
     return counts
@@ -104,7 +102,7 @@ async def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     sources = ("corrected",) if args.only_corrected else LABEL_SOURCES
 
     async def work(db: Any) -> int:
-        counts = await export_crops(db.pool, open_store(settings.data_dir), Path(args.out), since, until,
+        counts = await export_crops(db.pool, open_store(settings.data_dir, settings.media_url), Path(args.out), since, until,
                                     gate_id=args.gate, sources=sources)
         total = sum(counts[s] for s in LABEL_SOURCES)
         print(f"{total} crops written to {args.out} / 已导出车牌图像 {total} 张: "

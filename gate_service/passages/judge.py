@@ -18,12 +18,17 @@ from gate_service.ledger import store as ledger
 from gate_service.passages.facts import FactsCache, strongest_alert
 from gate_service.passages.spool import Spool
 from gate_service.policy import BlacklistEntry, Decision, Enterprise, Gate, PolicySet, Vehicle, decide
+from gate_service.registry import store as registry
 
 log = logging.getLogger(__name__)
 
 # A kiosk that was offline may send late, within this window; never from the future (clock skew aside).
 KIOSK_LATE_WINDOW = timedelta(days=7)
 CLOCK_SKEW = timedelta(minutes=2)
+# A passage dated further back than this is judged by the facts of its moment, read from the database (the
+# registry's vehicle_versions, the blacklist's entries and events, alerts with their cancellation); a live one
+# by the facts in memory, which are those of now. Camera reads and kiosks on a good link are seconds old.
+AS_OF_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -72,8 +77,13 @@ def check_moment(at: datetime, *, role: str, now: datetime | None = None, field:
 
 
 async def alert_level_at(conn: asyncpg.Connection | asyncpg.Pool, at: datetime) -> str | None:
+    """The alert level in force at a moment: alerts whose period covers it and that had not been cancelled by
+    then (a cancellation ends an alert from that moment on; it does not undo the days it was in force). An
+    alert's declared period is its own statement of when it applies, so one declared afterwards for a past
+    period (the bureau entering its record) counts for that period."""
     levels = await conn.fetch(
-        "SELECT level FROM alerts WHERE starts_at <= $1 AND ends_at > $1 AND cancelled_at IS NULL", at
+        """SELECT level FROM alerts
+           WHERE starts_at <= $1 AND ends_at > $1 AND (cancelled_at IS NULL OR cancelled_at > $1)""", at
     )
     return strongest_alert(r["level"] for r in levels)
 
@@ -140,9 +150,34 @@ class Judge:
         if self.blacklist is None:
             return None
         entry = self.blacklist.lookup(plate, at)
+        if entry is None or (getattr(entry, "added_at", None) is not None and entry.added_at > at):
+            return None  # listed after the moment: not a fact of that moment
+        return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
+
+    async def _blacklist_as_of(self, plate: str, at: datetime) -> BlacklistEntry | None:
+        as_of = getattr(self.blacklist, "lookup_as_of", None)
+        if as_of is None:
+            return self._blacklist_entry(plate, at)
+        entry = await as_of(plate, at)
         if entry is None:
             return None
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
+
+    def would_deny(self, gate_id: str, plate: str, at: datetime) -> bool:
+        """The decision this gate would make, from the facts in memory only (no I/O: the gate tracker asks it on
+        every weak read). A guess: the recorded decision is made by ``record`` on the database's facts."""
+        gate_row = self.facts.gates.get(gate_id)
+        if gate_row is None:
+            return False
+        enterprise_row = self.facts.enterprises.get(gate_row["enterprise_id"]) if gate_row["enterprise_id"] else None
+        vehicle, _ = vehicle_facts(self.facts.vehicles.get(plate), plate, None)
+        alert = strongest_alert(level for start, end, level in self.facts.alerts if start <= at < end)
+        decision = decide(
+            vehicle, Gate(id=gate_row["id"], zone_id=gate_row["zone_id"], enterprise_id=gate_row["enterprise_id"]),
+            Enterprise.from_row(enterprise_row) if enterprise_row else None, self._blacklist_entry(plate, at), alert,
+            at, self.policies.policy_for(at),
+        )
+        return decision.decision == "deny"
 
     async def record(self, item: PassageInput, *, token_id: int | None, actor: str) -> Judged:
         if item.client_ref and self.spool is not None:
@@ -175,10 +210,16 @@ class Judge:
                                headers={"Retry-After": "5"})
             raise not_found("门岗 gate", item.gate_id)
         enterprise_row = await self.facts.enterprise(conn, gate_row["enterprise_id"])
-        vehicle_row = await self.facts.vehicle(conn, item.plate)
-        alert = await self.facts.alert_level(conn, item.at)
+        if conn is not None and item.at < datetime.now(timezone.utc) - AS_OF_AFTER:
+            # History is judged by the facts of its moment, not today's (issue 15 item 14).
+            vehicle_row = await registry.vehicle_as_of(conn, item.plate, item.at)
+            alert = await alert_level_at(conn, item.at)
+            blacklisted = await self._blacklist_as_of(item.plate, item.at)
+        else:
+            vehicle_row = await self.facts.vehicle(conn, item.plate)
+            alert = await self.facts.alert_level(conn, item.at)
+            blacklisted = self._blacklist_entry(item.plate, item.at)
         vehicle, facts = vehicle_facts(vehicle_row, item.plate, item.plate_color)
-        blacklisted = self._blacklist_entry(item.plate, item.at)
         policy = self.policies.policy_for(item.at)
         decision = decide(
             vehicle,

@@ -11,6 +11,7 @@ from aiohttp import web
 from gate_service import keys
 from gate_service.auth import audit, enterprise_scope, require_gate
 from gate_service.errors import ApiError
+from gate_service.passages import overrides as override_rules
 from gate_service.passages.export import export_passages
 from gate_service.passages.judge import PassageInput, alert_level_at, body_hash, check_moment
 from gate_service.policy.model import SHANGHAI
@@ -70,11 +71,7 @@ async def post_passage(request: web.Request) -> web.Response:
             raise ApiError(422, "missing_field", "人工放行必须填写原因 / an override needs override_reason",
                            field="override_reason")
         overrides = UUID(body["overrides"])
-        original = await request.app[keys.POOL].fetchrow(
-            "SELECT gate_id, plate FROM passages WHERE id = $1", overrides)
-        if original is None or original["gate_id"] != gate_id:
-            raise ApiError(422, "unknown_passage", "被覆盖的通行记录不存在于本门岗 / no such passage at this gate",
-                           field="overrides")
+        cited = await override_rules.check_citation(request.app[keys.POOL], gate_id, overrides, at)
     item = PassageInput(
         gate_id=gate_id,
         plate=normalise_plate(body["plate"]),
@@ -89,8 +86,11 @@ async def post_passage(request: web.Request) -> web.Response:
         override_reason=body.get("override_reason"),
         body_hash=body_hash(body) if "client_ref" in body else None,
     )
-    judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
+    with override_rules.once():
+        judged = await judge_of(request).record(item, token_id=principal.token_id, actor=principal.actor)
     response = judged.response()
+    if overrides is not None and not response.get("replayed"):
+        response = override_rules.describe(response, cited)
     return json_response(response, status=200 if response.get("replayed") else 201)
 
 
@@ -153,8 +153,10 @@ async def list_passages(request: web.Request) -> web.StreamResponse:
     pool = request.app[keys.POOL] if fmt == "json" else request.app[keys.READ_POOL]
     args = (gate_id, enterprise_id, plate, start, end, q.get("decision"), q.get("rule"), limit)
     if fmt != "json":
-        return await export_passages(request, pool, LEDGER_SQL, args, fmt,
-                                     xlsx_max_rows=request.app[keys.SETTINGS].export_xlsx_max_rows)
+        settings = request.app[keys.SETTINGS]
+        dsn = settings.read_database_url or request.app[keys.DB].dsn
+        return await export_passages(request, pool, dsn, LEDGER_SQL, args, fmt,
+                                     xlsx_max_rows=settings.export_xlsx_max_rows)
     rows = await pool.fetch(LEDGER_SQL, *args)
     return json_response({"passages": [public_row(dict(r)) for r in rows], "count": len(rows)})
 
@@ -197,7 +199,8 @@ async def get_alerts(request: web.Request) -> web.Response:
         at = moment_or_now(request.query["at"], naive=SHANGHAI)
         rows = await pool.fetch(
             """SELECT id, level, starts_at, ends_at, note, declared_by, created_at FROM alerts
-               WHERE starts_at <= $1 AND ends_at > $1 AND cancelled_at IS NULL ORDER BY starts_at""", at)
+               WHERE starts_at <= $1 AND ends_at > $1 AND (cancelled_at IS NULL OR cancelled_at > $1)
+               ORDER BY starts_at""", at)
         return json_response({"at": at.isoformat(), "level": await alert_level_at(pool, at),
                               "alerts": [dict(r) for r in rows]})
     rows = await pool.fetch(

@@ -462,14 +462,29 @@ class PolicySet:
     def is_clean(self, fuel_type: str | None, moment: datetime) -> bool:
         return self.policy_for(moment).is_clean(fuel_type)
 
-    def target_for(self, industry: str, county: str | None, period_from: date, period_to: date) -> float | None:
+    def target_for(self, industry: str, county: str | None, period_from: date, period_to: date) -> PlanTarget | None:
         """The target for a report period. Targets carry their own dates, so every loaded plan is asked;
-        where several answer, the plan that took effect last wins."""
+        where several answer, the plan that took effect last wins, and the base's standing targets come last."""
         for p in (*reversed(self.plans), self.base):
             t = p.target_for(industry, county, period_from, period_to)
             if t is not None:
-                return t
+                return PlanTarget(t, p.id)
         return None
+
+
+class PlanTarget(float):
+    """A target share that names the plan that set it (``plan``: a policy id). A float, so every figure and
+    comparison made with a target is unchanged; the report shows the plan as ``target_plan``."""
+
+    plan: str
+
+    def __new__(cls, ratio: float, plan: str) -> PlanTarget:
+        value = super().__new__(cls, ratio)
+        value.plan = plan
+        return value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PlanTarget, (float(self), self.plan))
 
 
 def _policy_files(paths: Iterable[str | Path]) -> list[Path]:

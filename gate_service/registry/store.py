@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -148,6 +148,37 @@ async def get_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, *, fo
     lock = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(f"SELECT {VEHICLE_COLUMNS} FROM vehicles WHERE plate = $1{lock}", plate)
     return dict(row) if row else None
+
+
+_VERSION_COLUMNS = ("plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class, registered_on, "
+                    "haulier, valid_from, valid_to")
+
+
+async def vehicle_as_of(conn: asyncpg.Connection | asyncpg.Pool, plate: str, at: datetime) -> dict | None:
+    """The vehicle as the registry described it at moment ``at`` (vehicle_versions, migration 0007).
+
+    A vehicle first registered after ``at`` is taken as its first record describes it: what it is (fuel,
+    emission stage, class) did not begin when someone typed it in, whereas what changed later (a retrofit, a
+    correction, a rewrite) is not applied to the past. None: never registered, or removed before ``at``.
+    """
+    row = await conn.fetchrow(
+        f"""SELECT {_VERSION_COLUMNS} FROM vehicle_versions
+            WHERE plate = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)""",
+        plate, at,
+    )
+    if row is None:
+        row = await conn.fetchrow(
+            f"""SELECT {_VERSION_COLUMNS} FROM vehicle_versions WHERE plate = $1 AND valid_from > $2
+                ORDER BY valid_from LIMIT 1""",
+            plate, at,
+        )
+    return dict(row) if row else None
+
+
+async def vehicle_history(conn: asyncpg.Connection | asyncpg.Pool, plate: str) -> list[dict]:
+    rows = await conn.fetch(f"SELECT {_VERSION_COLUMNS} FROM vehicle_versions WHERE plate = $1 ORDER BY valid_from, id",
+                            plate)
+    return [dict(r) for r in rows]
 
 
 async def list_vehicles(

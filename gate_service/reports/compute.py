@@ -118,20 +118,21 @@ def figures_json(first: str, last: str, road: RoadCounts, non_road: Volumes, tar
                  ) -> dict[str, Any]:
     """A report line's JSON: a function over plain values, not the properties, because a city-wide report with
     months builds ~12,000 of these and this is most of its time."""
-    non_road_total = non_road.total
+    trips, clean_trips = road.trips, road.clean_trips
+    road_f, clean_road_f = float(road.tonnes), float(road.clean_tonnes)
+    non_road_total = ZERO if non_road is NO_VOLUMES else non_road.total
     if non_road_total:
         total, clean = road.tonnes + non_road_total, road.clean_tonnes + non_road_total
+        total_f, clean_f = float(total), float(clean)
         rail, waterway, pipeline, conveyor = (float(non_road.rail), float(non_road.waterway),
                                               float(non_road.pipeline), float(non_road.conveyor))
         non_road_f = float(non_road_total)
     else:  # most months of most enterprises: no rail, no conveyor
-        total, clean = road.tonnes, road.clean_tonnes
+        total, clean, total_f, clean_f = road.tonnes, road.clean_tonnes, road_f, clean_road_f
         rail = waterway = pipeline = conveyor = non_road_f = 0.0
-    trips, clean_trips = road.trips, road.clean_trips
     ratio_trips = round(clean_trips / trips, RATIO_DIGITS) if trips else None
-    total_f, clean_f = float(total), float(clean)
     ratio_tonnes = round(clean_f / total_f, RATIO_DIGITS) if total_f else None
-    basis = "tonnes" if total > 0 else "trips"
+    basis = "tonnes" if total_f > 0 else "trips"
     return {
         "from": first,
         "to": last,
@@ -141,8 +142,8 @@ def figures_json(first: str, last: str, road: RoadCounts, non_road: Volumes, tar
         "tonnes": total_f,
         "clean_tonnes": clean_f,
         "ratio_tonnes": ratio_tonnes,
-        "road_tonnes": float(road.tonnes),
-        "clean_road_tonnes": float(road.clean_tonnes),
+        "road_tonnes": road_f,
+        "clean_road_tonnes": clean_road_f,
         "non_road_tonnes": non_road_f,
         "rail_tonnes": rail,
         "waterway_tonnes": waterway,
@@ -151,6 +152,8 @@ def figures_json(first: str, last: str, road: RoadCounts, non_road: Volumes, tar
         "basis": basis,
         "ratio": ratio_tonnes if basis == "tonnes" else ratio_trips,
         "target": target,
+        # Which plan set it (a policy id; "base": a standing target, see base.toml), so a reader can check it.
+        "target_plan": getattr(target, "plan", None),
         "met": _met(target, total, clean, trips, clean_trips),
     }
 

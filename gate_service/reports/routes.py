@@ -168,6 +168,17 @@ def _as_of(request: web.Request) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
 
 
+async def _count_releases(pool: Any, rows: list[dict[str, Any]], first: date, last: date,
+                          enterprise_id: str | None = None) -> int:
+    """人工放行 (gate_service.passages.overrides) per enterprise into each row; the total of those rows."""
+    from gate_service.passages.overrides import release_counts
+
+    counts = await release_counts(pool, first, last, enterprise_id)
+    for row in rows:
+        row["manual_releases"] = counts.get(row["enterprise_id"], 0)
+    return sum(row["manual_releases"] for row in rows)
+
+
 @api.route("GET", "/api/v1/reports/clean-transport", roles=("ecology", "admin", "enterprise"), tag="reports",
            query=REPORT_QUERY, produces=("application/json", "text/csv", XLSX),
            summary="Clean-transport ratios (trips, tonnes, target, months, projection) for one enterprise or all; "
@@ -186,6 +197,7 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
         rows = await service.reports(pool, target_for, first, last, now=now, enterprise_id=enterprise_id)
         if not rows:
             raise not_found("企业 enterprise", enterprise_id)
+        await _count_releases(pool, rows, first, last, enterprise_id)
         if fmt != "json":
             return await export_reports(request, rows, None, fmt, q.get("view", "summary"),
                                         f"clean-transport-{enterprise_id}-{first}-{last}",
@@ -203,6 +215,7 @@ async def clean_transport(request: web.Request) -> web.StreamResponse:
     # Default: the lowest share first — the bureau's question is who is behind.
     rows = compute.sort_rows(rows, q.get("sort", "ratio"), q.get("order", "asc") == "desc")
     totals = compute.city_totals(rows, first, last)
+    totals["manual_releases"] = await _count_releases(pool, rows, first, last)
     if fmt != "json":
         return await export_reports(request, rows, totals, fmt, q.get("view", "summary"),
                                     f"clean-transport-{first}-{last}",

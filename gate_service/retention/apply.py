@@ -120,7 +120,7 @@ async def drop_partition(pool: asyncpg.Pool, part: Partition, as_of: date) -> tu
     """
     name = _checked(part.name)
     async with pool.acquire() as conn, conn.transaction():
-        # Never wait long behind the ingest path for the parent's lock; tomorrow's run tries again.
+        # The reads below wait for nothing that matters; the DROP's lock is taken NOWAIT just before it.
         await conn.execute("SET LOCAL lock_timeout = '10s'")
         still = await conn.fetchval(
             "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1) AND inhparent = 'passages'::regclass",
@@ -145,6 +145,13 @@ async def drop_partition(pool: asyncpg.Pool, part: Partition, as_of: date) -> tu
                       FROM "{name}") s
                 GROUP BY gate_id, island""",
             name)
+        # DROP needs ACCESS EXCLUSIVE on the parent. Queued behind a reader (a ledger export's cursor holds
+        # ACCESS SHARE for minutes), that request would hold every gate's INSERT behind it: a gate waited 10 s.
+        # NOWAIT: if anyone reads the ledger now, skip; tomorrow's run tries again.
+        await conn.execute(f'LOCK TABLE passages, "{name}" IN ACCESS EXCLUSIVE MODE NOWAIT')
+        # The override index (migration 0008) is derived from these rows: it goes with them.
+        await conn.execute("DELETE FROM passage_overrides WHERE override_at >= $1 AND override_at < $2",
+                           part.start, part.end)
         await conn.execute(f'DROP TABLE "{name}"')
     return rows, [r["ref"] for r in refs]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import tempfile
@@ -29,7 +30,7 @@ api = Api()
 MP4 = "video/mp4"
 SEGMENT_COLUMNS = """s.id, s.gate_id, s.started_at, s.ended_at, s.status, s.fps, s.width, s.height, s.frames,
     s.bytes, s.sha256, s.note, s.legal_hold, s.hold_reason, s.hold_case_ref, s.held_by, s.held_at, s.deleted_at,
-    s.enterprise_id"""
+    s.enterprise_id, s.camera_id, s.codec"""
 
 HOLD = {
     "type": "object",
@@ -177,7 +178,9 @@ async def passage_clip(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(path, headers={**headers, "Content-Type": MP4})
     before = min(int(request.query.get("before", "10")), MAX_CLIP_SECONDS) * 1000
     after = min(int(request.query.get("after", "20")), MAX_CLIP_SECONDS) * 1000
-    body, clip_start = await asyncio.to_thread(cut_clip, path, max(0, offset - before), offset + after)
+    # A camera's own stream is cut by stream copy (from the keyframe before), never re-encoded.
+    cut = cut_copy if seg.get("codec") in STREAM_COPY_CODECS else cut_clip
+    body, clip_start = await asyncio.to_thread(cut, path, max(0, offset - before), offset + after)
     if not body:
         raise ApiError(404, "no_video", "录像中没有该时段的画面 / the segment has no frames at that moment",
                        segment_id=seg["id"])
@@ -186,6 +189,41 @@ async def passage_clip(request: web.Request) -> web.StreamResponse:
     headers["X-Clip-Starts-At-Ms"] = str(clip_start)
     headers["X-Segment-Found-By"] = found_by
     return web.Response(body=body, content_type=MP4, headers=headers)
+
+
+STREAM_COPY_CODECS = ("h264", "hevc")
+
+
+def cut_copy(source: Path, start_ms: int, end_ms: int) -> tuple[bytes, int]:
+    """Copy the packets from the keyframe at or before ``start_ms`` to ``end_ms``; (MP4 bytes, clip start ms)."""
+    import shutil
+    import subprocess
+
+    ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
+    if ffmpeg is None or ffprobe is None:
+        return cut_clip(source, start_ms, end_ms)
+    probe = subprocess.run([ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                            "-of", "csv=p=0", str(source)], capture_output=True, text=True, timeout=120, check=False)
+    keys = []
+    for line in probe.stdout.splitlines():
+        pts, _, flags = line.partition(",")
+        if "K" in flags:
+            with contextlib.suppress(ValueError):
+                keys.append(float(pts) * 1000)
+    before = [k for k in keys if k <= start_ms]
+    if not keys or (not before and min(keys) > end_ms):
+        return b"", 0
+    first = max(before) if before else min(keys)
+    with tempfile.TemporaryDirectory(prefix="clip-") as tmp:
+        out = Path(tmp) / "clip.mp4"
+        done = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{first / 1000:.3f}",
+                               "-i", str(source), "-t", f"{max(0.04, (end_ms - first) / 1000):.3f}", "-map", "0:v:0",
+                               "-c", "copy", "-movflags", "+faststart", str(out)],
+                              capture_output=True, timeout=120, check=False)
+        if done.returncode != 0 or not out.exists():
+            log.error("video: stream-copy cut of %s failed: %s", source.name, done.stderr[-300:])
+            return b"", 0
+        return out.read_bytes(), int(first)
 
 
 def cut_clip(source: Path, start_ms: int, end_ms: int) -> tuple[bytes, int]:

@@ -205,6 +205,20 @@ class LocalStore:
         return True
 
 
-def open_store(data_dir: Path) -> BlobStore:
-    """The store the settings describe (today: the local disk under data_dir/media)."""
+def open_store(data_dir: Path, media_url: str | None = None) -> BlobStore:
+    """The store the settings describe: the local disk under data_dir/media (the default), or a bucket for
+    ``media_url`` ``s3://bucket/prefix`` (``gate_service.video.s3store``)."""
+    if media_url and media_url.startswith("s3://"):
+        from gate_service.video.s3store import S3Store
+
+        return S3Store.from_env(media_url, Path(data_dir))
+    if media_url:
+        raise ValueError(f"CLEANGATE_MEDIA_URL: only s3://bucket/prefix is understood, got {media_url!r}")
     return LocalStore(Path(data_dir) / "media")
+
+
+async def close_store(store: BlobStore) -> None:
+    """Release the store's connections (a bucket's HTTP client; nothing for the local disk)."""
+    aclose = getattr(store, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -73,6 +73,32 @@ def _scene(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return scene
 
 
+def crop_quad(quad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The region a crop is cut from, given the plate quad (tl, tr, br, bl), and its width/height.
+
+    Mostly ``locate.rectify``'s margin at 0.5-1.5x; sometimes cut tight to the corners (a camera's plate
+    thumbnail, CCPD's 94x24 crops); sometimes the axis-aligned box round the corners, unrectified, as a
+    plate detector's box gives it (a tilted plate stays tilted, with background in the corners).
+    """
+    tl, tr, br, bl = quad
+    wv, hv = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
+    r = rng.random()
+    if r < 0.15:
+        x0, y0 = quad.min(0)
+        x1, y1 = quad.max(0)
+        m = rng.uniform(0.0, 0.04) * (x1 - x0)
+        box = np.float32([[x0 - m, y0 - m], [x1 + m, y0 - m], [x1 + m, y1 + m], [x0 - m, y1 + m]])
+        return box, float((x1 - x0 + 2 * m) / max(1.0, y1 - y0 + 2 * m))
+    if r < 0.35:
+        px, py = PAD_X * rng.uniform(0.0, 0.4), PAD_Y * rng.uniform(0.0, 0.4)
+    else:
+        px, py = PAD_X * rng.uniform(0.5, 1.5), PAD_Y * rng.uniform(0.5, 1.5)
+    padded = np.float32([tl - wv * px - hv * py, tr + wv * px - hv * py, br + wv * px + hv * py,
+                         bl - wv * px + hv * py])
+    w, h = float(np.linalg.norm(wv)), float(np.linalg.norm(hv))
+    return padded, (w * (1 + 2 * px)) / max(1.0, h * (1 + 2 * py))
+
+
 def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.ndarray:
     """A localiser's crop of this clean plate as a camera saw it (BGR uint8, a few tens of pixels high)."""
     out_h = int(rng.integers(18, 70))
@@ -111,12 +137,7 @@ def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) 
     # A localiser's error: each corner off by a few percent of the plate's size.
     jit = np.float32([fw * 0.03, fh * 0.08]) * hard
     quad = quad + rng.normal(0, 1, quad.shape).astype(np.float32) * jit
-    tl, tr, br, bl = quad
-    wv, hv = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
-    px, py = PAD_X * rng.uniform(0.5, 1.5), PAD_Y * rng.uniform(0.5, 1.5)
-    padded = np.float32([tl - wv * px - hv * py, tr + wv * px - hv * py, br + wv * px + hv * py,
-                         bl - wv * px + hv * py])
-    aspect = (fw * (1 + 2 * px)) / (fh * (1 + 2 * py))
+    padded, aspect = crop_quad(quad, rng)
     out_w = max(16, int(round(out_h * aspect)))
     big_h = out_h * 3
     big_w = max(16, int(round(big_h * aspect)))

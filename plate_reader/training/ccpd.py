@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from plate_reader.training.augment import PAD_X, PAD_Y
+from plate_reader.training.augment import PAD_X, PAD_Y, crop_quad
 
 PROVINCES = ["皖", "沪", "津", "渝", "冀", "晋", "蒙", "辽", "吉", "黑", "苏", "浙", "京", "闽", "赣", "鲁", "豫", "鄂", "湘", "粤",
              "桂", "琼", "川", "贵", "云", "藏", "陕", "甘", "青", "宁", "新", "警", "学", "O"]
@@ -89,16 +89,15 @@ def rectify(image: np.ndarray, quad: np.ndarray, rng: np.random.Generator | None
     tl, tr, br, bl = q
     wv, hv = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
     w, h = float(np.linalg.norm(wv)), float(np.linalg.norm(hv))
-    px, py = PAD_X, PAD_Y
     if rng is not None:
         q = q + rng.normal(0, 1, q.shape).astype(np.float32) * np.float32([w * 0.03, h * 0.08])
-        tl, tr, br, bl = q
-        wv, hv = (tr - tl + br - bl) / 2, (bl - tl + br - tr) / 2
-        px, py = PAD_X * rng.uniform(0.5, 1.5), PAD_Y * rng.uniform(0.5, 1.5)
-    padded = np.float32([tl - wv * px - hv * py, tr + wv * px - hv * py, br + wv * px + hv * py,
-                         bl - wv * px + hv * py])
-    oh = out_h or max(16, int(round(h * (1 + 2 * py))))
-    ow = max(16, int(round(oh * w * (1 + 2 * px) / max(1.0, h * (1 + 2 * py)))))
+        padded, aspect = crop_quad(q, rng)
+    else:
+        padded = np.float32([tl - wv * PAD_X - hv * PAD_Y, tr + wv * PAD_X - hv * PAD_Y,
+                             br + wv * PAD_X + hv * PAD_Y, bl - wv * PAD_X + hv * PAD_Y])
+        aspect = w * (1 + 2 * PAD_X) / max(1.0, h * (1 + 2 * PAD_Y))
+    oh = out_h or max(16, int(round(h * (1 + 2 * PAD_Y))))
+    ow = max(16, int(round(oh * aspect)))
     M = cv2.getPerspectiveTransform(padded, np.float32([[0, 0], [ow, 0], [ow, oh], [0, oh]]))
     return cv2.warpPerspective(image, M, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

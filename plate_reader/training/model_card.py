@@ -89,16 +89,18 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "new-energy; white police (red 警, authority O); black 港/澳/领/使 (red 使/领). About a third of the "
         "characters of single-row and new-energy plates come from the alternative glyph sets: characters cut "
         "from real plates (wzh191920), huangxinping's glyphs and platechar.ttf letters. Kinds are weighted "
-        "towards trucks (double-row yellow 20%, yellow-green 15%), provinces uniform with 晋 at 20%.",
+        "towards trucks (double-row yellow 20%, yellow-green 15%), provinces uniform with 晋 at 12%.",
         "- **Augmentations** (`augment.py`): holder frames with text strips, bolts, mud and hard shadows; the "
         "plate placed in a cluttered scene under rotation (σ 4°), shear and perspective; the crop taken from "
-        "corners jittered like a localiser's (σ 3% of the width, 8% of the height) with 0.5–1.5× the "
-        "reader's padding; 18–70 px high, rendered 3× and shrunk; motion or defocus blur; colour cast; night/IR "
+        "corners jittered like a localiser's (σ 3% of the width, 8% of the height), then 65% with 0.5–1.5× the "
+        "reader's padding, 20% cut tight to the corners (like CCPD's 94×24 thumbnails), 15% the axis-aligned "
+        "box round the corners, unrectified (a detector's box); 18–70 px high, rendered 3× and shrunk; "
+        "easy and hard crops mixed (strength 0.4–1.1); motion or defocus blur; colour cast; night/IR "
         "(dark, desaturated), over-exposure, brightness/contrast; Gaussian noise; JPEG q30–90 (80% of crops); "
         "±2 px shifts at training time.",
         f"- **Real (CCPD)**: the 600 photos split by plate text (`ccpd_split.json`, salted hash, 20% of plates "
         f"held out): {d['ccpd_train_photos']} training photos → {d['ccpd_train_crops']:,} crops "
-        f"({d['real_copies']} jittered, lightly degraded crops per photo), drawn for {100 * d['real_share']:.0f}% "
+        f"({d['real_copies']} crops per photo, cut as the synthetic ones are and lightly degraded), drawn for {100 * d['real_share']:.0f}% "
         f"of each recogniser batch; {d['ccpd_test_photos']} test photos never trained on. CCPD is 98% 皖 and "
         "all blue: the province prior and the other colours come from the synthetic data.",
         f"- **Gate crops** (`--gate-crops DIR`, a `gate-service crops export` folder): {d['gate_crops']} in this "

@@ -147,7 +147,13 @@ def test_police_list_the_plate_and_the_kiosk_refuses_it(live, page, downloads, t
     page.screenshot("police.png")
 
     # At the kiosk (admin, who may backfill): inside the 2024-25 campaign the blacklist refuses it (三(六)29);
-    # today only the base policy applies, which has no blacklist ban, so it passes.
+    # today only the base policy applies, which has no blacklist ban, so it passes. A passage is judged by the
+    # list as it was at its moment (issue 15 item 14), so the listing is dated from the 2024 road check here (as
+    # an older list brought in would be).
+    from gate_service import keys
+
+    live.run(live.app[keys.POOL].execute(
+        "UPDATE blacklist_entries SET added_at = '2024-10-01T00:00:00+08:00' WHERE plate = '晋L12345'"))
     page.open("/kiosk", admin)
     page.wait(lambda: page.q("#gate-select").get_attribute("value") == "city-1", what="the gate")
     page.type("#m-plate", "晋L12345")

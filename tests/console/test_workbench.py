@@ -39,15 +39,15 @@ def test_bureau_workbench(live, page, downloads):
     page.set("#wb-from", "2024-12-01")
     page.set("#wb-to", "2024-12-31")
     page.click("#wb-anomalies-btn")
-    page.wait_text("#wb-anomalies-title", "4 条异常")
+    page.wait_text("#wb-anomalies-title", "5 条异常")
     rows = [r.text for r in page.qa("#wb-anomalies tbody tr")]
-    assert "预警日车流骤降" in rows[0] and "台账缺号" in rows[3] and "g-b1" in rows[3]
+    assert "预警日车流骤降" in rows[0] and "台账缺号" in rows[4] and "g-b1" in rows[4] and "末尾缺 1 条" in rows[3]
     # The first line's comparison evidence: 12-19 against its baseline of 6.
     page.click("#wb-anomalies tbody tr:first-child button.evidence[data-kind='comparison']")
     page.wait_text("#wb-evidence", "2024-12-19")
     assert "600.0%" not in page.text("#wb-evidence") and "0.0%" in page.text("#wb-evidence")
     # The ledger gap's evidence: the rows either side of the hole.
-    page.click("#wb-anomalies tbody tr:nth-child(4) button.evidence[data-kind='ledger']")
+    page.click("#wb-anomalies tbody tr:nth-child(5) button.evidence[data-kind='ledger']")
     page.wait_text("#wb-evidence-title", "缺口前后的台账")
     page.wait_text("#wb-evidence", "g-b1")
 
@@ -76,11 +76,13 @@ def test_bureau_workbench(live, page, downloads):
     # The enterprise sees only its own lines.
     page.open("/bureau", live.token("enterprise", enterprise_id="e-a"))
     page.wait_text("#who", "企业")
+    page.wait_text("#report-table", "襄汾某钢铁")  # its own report line, not a script error
+    assert not page.errors()
     page.wait(lambda: [o.get_attribute("value") for o in page.qa("#wb-enterprise option")] == ["e-a"],
               what="only its own enterprise")
     page.set("#wb-from", "2024-12-01")
     page.set("#wb-to", "2024-12-31")
     page.click("#wb-anomalies-btn")
-    page.wait_text("#wb-anomalies-title", "3 条异常")
+    page.wait_text("#wb-anomalies-title", "4 条异常")
     assert "e-b" not in page.text("#wb-anomalies")
     page.screenshot("bureau-workbench-enterprise.png")

@@ -199,3 +199,14 @@ async def test_months_button_gives_the_monthly_workbook(client, evil_world, toke
     assert [(r[0], r[2]) for r in nov] == [("e-evil", "2024-11")] and nov[0][5] >= 1
     assert monthly["2024-11月"].cell(row=2, column=4).value == datetime(2024, 11, 1)
     assert date(2024, 11, 30) == monthly["2024-11月"].cell(row=2, column=5).value.date()
+
+
+def test_inspection_packet_tables_neutralise_formulas():
+    from openpyxl import Workbook
+
+    from gate_service.inspection.packet_xlsx import _table
+
+    ws = Workbook().active
+    _table(ws, ("人工放行", ["车牌", "原因", "吨"], [["晋LA1234", EVIL["override"], -1.5]]), 1)
+    assert ws.cell(3, 2).value == "'" + EVIL["override"] and ws.cell(3, 2).data_type == "s"
+    assert ws.cell(3, 3).value == -1.5  # numbers stay numbers

@@ -122,3 +122,75 @@ def test_a_lorry_waiting_longer_than_the_cooldown_is_still_one_stop():
         assert tracker.tick(T0 + timedelta(seconds=second)) == []
     # It moves off: read again, still the same stop.
     assert tracker.feed(r("晋LA1234"), T0 + timedelta(seconds=600)) == []
+
+
+# ---- issue 15 item 16: one vehicle, one ledger row -------------------------------------------------
+
+REAL, MISREAD = "川A762ZS", "川A762Z9"
+
+
+def registered_only(plate, at):
+    """The registry of this gate as the judge's would_deny sees it: only the real lorry is registered."""
+    return plate != REAL
+
+
+def _run(tracker, events):
+    """events: (seconds, read or None); None is a frame without a plate (or the hub's periodic tick)."""
+    settled = []
+    for seconds, read in events:
+        at = T0 + timedelta(seconds=seconds)
+        settled += tracker.tick(at) if read is None else tracker.feed(read, at)
+    return settled
+
+
+def _weak(plate):
+    read = r(plate, 0.6)
+    read.probability = 0.4
+    return read
+
+
+def _sure(plate):
+    read = r(plate, 0.97)
+    read.probability = 0.98
+    return read
+
+
+def test_a_weak_misread_denial_waits_for_the_next_frame():
+    # One weak read of the misread plate, the lorry moves (no plate for 2.6 s), then the real plate.
+    events = [(0.0, _weak(MISREAD))] + [(0.5 * i, None) for i in range(1, 6)] + [
+        (2.6, r(REAL)), (2.8, r(REAL)), (3.0, r(REAL))] + [(3.0 + 0.5 * i, None) for i in range(1, 30)]
+    settled = _run(Tracker(would_deny=registered_only), events)
+    assert [s.plate for s in settled] == [REAL]
+    assert settled[0].frames == 4 and settled[0].first_at == T0  # the votes merged: one stop from the first read
+    # The behaviour before the fix (no near match within a stop, no waiting): two rows for one lorry.
+    assert [s.plate for s in _run(Tracker(TrackerConfig(same_stop_distance=0)), events)] == [MISREAD, REAL]
+    # Without the registry's word the tracker cannot tell a denial; the stop still makes one row.
+    assert [s.plate for s in _run(Tracker(), events)] == [MISREAD]
+
+
+def test_a_weak_denial_with_no_next_frame_is_still_recorded():
+    events = [(0.0, _weak(MISREAD))] + [(0.5 * i, None) for i in range(1, 30)]
+    settled = _run(Tracker(would_deny=registered_only), events)
+    assert [(s.plate, s.reason) for s in settled] == [(MISREAD, "left")]
+    # ... after the wait, not at once.
+    assert settled[0].last_at == T0
+    waited = _run(Tracker(would_deny=registered_only), [(0.0, _weak(MISREAD)), (3.0, None)])
+    assert waited == []
+
+
+def test_a_weak_read_that_is_allowed_settles_as_before():
+    events = [(0.0, _weak(REAL))] + [(0.5 * i, None) for i in range(1, 7)]
+    assert [s.plate for s in _run(Tracker(would_deny=registered_only), events)] == [REAL]
+
+
+def test_one_character_apart_in_the_same_stop_is_the_same_vehicle():
+    # The misread settled on two sure reads (the guard saw its denial); 3 s later the real plate is read after
+    # the track had closed: the same stop, not a second passage.
+    events = [(0.0, _sure(MISREAD)), (0.2, _sure(MISREAD))] + [(0.2 + 0.5 * i, None) for i in range(1, 6)] + [
+        (3.2, r(REAL)), (3.4, r(REAL)), (3.6, r(REAL))]
+    settled = _run(Tracker(would_deny=registered_only), events)
+    assert [s.plate for s in settled] == [MISREAD]
+    # A vehicle one character apart arriving well after the stop (the next lorry of a fleet) is its own passage.
+    events = [(0.0, r(MISREAD))] * 1 + [(0.2, r(MISREAD)), (0.4, r(MISREAD))] + [
+        (40.0, r(REAL)), (40.2, r(REAL)), (40.4, r(REAL))]
+    assert [s.plate for s in _run(Tracker(), events)] == [MISREAD, REAL]

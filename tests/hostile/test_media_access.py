@@ -33,7 +33,15 @@ async def test_a_document_ref_written_by_a_client_is_never_served(client, app, g
     resp = await client.put("/api/v1/vehicles/晋L55555", headers=gates["east"], json={
         "fuel_type": "diesel", "vehicle_class": "heavy_truck", "emission_stage": 6,
         "extra": {"document_ref": "video/g-west/2026/12/01/120000Z-1.mp4"}})
-    assert resp.status in (200, 201)
+    # Refused by the registry (reserved_field), or, were it stored, never read by the document route.
+    assert resp.status in (200, 201, 422)
+    if resp.status == 422:
+        assert (await resp.json())["error"]["code"] == "reserved_field"
+        await client.put("/api/v1/vehicles/晋L55555", headers=gates["east"], json={
+            "fuel_type": "diesel", "vehicle_class": "heavy_truck", "emission_stage": 6})
+        await app[keys.POOL].execute(  # as a registry import or an older release could have left it
+            """UPDATE vehicles SET extra = extra || '{"document_ref": "video/g-west/2026/12/01/120000Z-1.mp4"}'
+               WHERE plate = '晋L55555'""")
     got = await client.get("/api/v1/console/vehicles/晋L55555/document", headers=gates["east"])
     assert got.status == 404
     assert (await got.json())["error"]["code"] == "no_document"
@@ -53,7 +61,9 @@ async def test_an_uploaded_document_is_served_by_its_server_made_key(client, app
     await app[keys.MEDIA_STORE].put("video/g-west/x.mp4", SECRET_VIDEO)
     resp = await client.put("/api/v1/vehicles/晋L66666", headers=admin, json={
         "fuel_type": "electric", "vehicle_class": "heavy_truck", "extra": {"document_ref": "video/g-west/x.mp4"}})
-    assert resp.status == 200
+    assert resp.status in (200, 422)
+    await app[keys.POOL].execute(
+        """UPDATE vehicles SET extra = extra || '{"document_ref": "video/g-west/x.mp4"}' WHERE plate = '晋L66666'""")
     for headers in (gates["west"], admin):
         got = await client.get("/api/v1/console/vehicles/晋L66666/document", headers=headers)
         assert got.status == 200 and await got.read() == photo

@@ -17,10 +17,12 @@ e-a (steel, 襄汾县; gates g-a1 with video, g-a2 without):
 e-b (coal, 霍州市; gate g-b1): 5 国5 trips in per working day of December but 12-11, none on 12-18/19, one on 12-31;
   a 国3 truck denied on 12-02 12:00 (gate_seq 6), then deleted behind the ledger's back → a seq hole 5 → 7.
   Rail 100 t in November, 500 t in December (it did move to rail).
+g-a2's last row (12-17 09:00, the 国5 truck going out) is deleted the same way: rows missing at the chain's end.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta
 
 import cv2
@@ -101,7 +103,7 @@ async def build_month(app, put, post):
         await record("g-a1", EV if k < 2 else D5, at(date(2024, 11, d), 10))
     for d, n in IN.items():
         await record("g-a2", D5, at(d, 8))
-        await record("g-a2", D5, at(d, 9), "out")
+        last_a2 = await record("g-a2", D5, at(d, 9), "out")
         for i in range(n - 1):
             await record("g-a1", EV, at(d, 10, i))
             await record("g-a1", EV, at(d, 11, i), "out")
@@ -157,7 +159,8 @@ async def build_month(app, put, post):
     # Someone removes a row of g-b1 behind the ledger's back (triggers off, as a superuser could).
     async with pool.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")
-        await conn.execute("DELETE FROM passages WHERE id = $1", __import__("uuid").UUID(gone["passage_id"]))
+        for row in (gone, last_a2):
+            await conn.execute("DELETE FROM passages WHERE id = $1", uuid.UUID(row["passage_id"]))
         await conn.execute("SET session_replication_role = origin")
     # The registry learns later that the 国4 truck is really 国3: the packet's re-check must mark it.
     await put(f"/api/v1/vehicles/{D4}", {"plate_color": "yellow", "emission_stage": 3, "fuel_type": "diesel",

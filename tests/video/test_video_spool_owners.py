@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from gate_service.db.connect import create_pool
+from gate_service.video import indexing as indexing_module
 from gate_service.video import recorder as recorder_module
 from gate_service.video.recorder import CHANGED_NOTE, VideoRecorder
 from gate_service.video.storage import LocalStore
@@ -189,7 +190,7 @@ class FlakyStore(LocalStore):
 
 
 async def test_no_row_points_at_a_file_the_store_did_not_get(pool, tmp_path, dead_pool, frames, monkeypatch):
-    monkeypatch.setattr(recorder_module, "INDEX_RETRY_MAX_SECONDS", 0.0)  # retry the failed one at once
+    monkeypatch.setattr(indexing_module, "INDEX_RETRY_MAX_SECONDS", 0.0)  # retry the failed one at once
     store = FlakyStore(tmp_path / "media")
     rec = VideoRecorder(pool, store, spool_dir=tmp_path / "spool", recorder_id="r3", fps=5, segment_seconds=2)
     try:

@@ -7,8 +7,10 @@
   for (const [v, t] of Object.entries(CG.LABELS.zone)) $("f-zone").append(el("option", { value: v }, t));
   for (const [v, t] of Object.entries(CG.LABELS.industry)) $("f-industry").append(el("option", { value: v }, t));
   const year = CG.today().slice(0, 4);
-  $("f-from").value = `${year}-01-01`;
-  $("f-to").value = `${year}-12-31`;
+  // ?from=&to= (the demo's links) choose the period; else the calendar year, as the plan's targets are set.
+  const wanted = new URLSearchParams(location.search);
+  $("f-from").value = wanted.get("from") || `${year}-01-01`;
+  $("f-to").value = wanted.get("to") || `${year}-12-31`;
 
   // ---- report table ---------------------------------------------------------------------------------
   function reportQuery() {
@@ -20,10 +22,13 @@
   async function loadReport() {
     const seq = ++reportSeq;
     await guard("report-error", async () => {
-      const data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      let data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
+      if (!data.rows) data = { from: data.from, to: data.to, count: 1, rows: [data], totals: {} };  // an enterprise token: its own report
       if (seq !== reportSeq) return;
+      // An enterprise token gets its own report (one object, API.md), the bureau a list of them with totals.
+      const rows = Array.isArray(data.rows) ? data.rows : [data];
       const t = data.totals || {};
-      $("report-totals").textContent = `${data.from} 至 ${data.to} · ${data.count} 家企业` +
+      $("report-totals").textContent = `${data.from} 至 ${data.to} · ${rows.length} 家企业` +
         (t.ratio !== undefined ? ` · 全市清洁运输比例 ${pct(t.ratio)}` : "") +
         (t.trips !== undefined ? ` · 进出厂 ${t.trips} 车次,其中清洁 ${t.clean_trips}` : "");
       CG.sortableTable($("report-table"), [
@@ -39,8 +44,8 @@
         { key: "gap", title: "差距", num: true, sort: (r) => (r.target === null || r.ratio === null) ? null : r.ratio - r.target,
           render: (r) => (r.target === null || r.ratio === null) ? "—" : ((r.ratio - r.target) * 100).toFixed(1) + " 个百分点" },
         { key: "met", title: "达标", render: (r) => metTag(r.met), sort: (r) => r.met === null ? null : Number(r.met) },
-      ], data.rows, { sortKey: "ratio", sortDir: 1, onRow: (r) => drawChart(r) });
-      if (data.rows.length) drawChart(data.rows[0]);
+      ], rows, { sortKey: "ratio", sortDir: 1, onRow: (r) => drawChart(r) });
+      if (rows.length) drawChart(rows[0]);
     });
   }
   $("report-form").addEventListener("submit", (e) => { e.preventDefault(); loadReport(); });
@@ -95,7 +100,9 @@
     s.append(svg("rect", { x: L + 80, y: legendY - 9, width: 10, height: 10, class: "bar miss legend" }));
     s.append(svg("text", { x: L + 94, y: legendY }, "当月未达标"));
     s.append(svg("line", { x1: L + 170, x2: L + 196, y1: legendY - 4, y2: legendY - 4, class: "target" }));
-    s.append(svg("text", { x: L + 200, y: legendY }, `目标 target${row.target !== null ? " " + pct(row.target) : "(无)"}`));
+    // Which plan set the target: a standing one (base.toml) is a reading, and the bureau should see that.
+    const plan = row.target_plan === "base" ? " · 常态目标" : row.target_plan ? ` · ${row.target_plan}` : "";
+    s.append(svg("text", { x: L + 200, y: legendY }, `目标 target${row.target !== null ? " " + pct(row.target) + plan : "(无)"}`));
     box.append(s);
   }
 
@@ -203,15 +210,64 @@
       showError("report-error", { code: "wrong_role", message: `本页面需要生态环境局(ecology)令牌,当前角色 ${me.role} / this page needs an ecology token` });
       return;
     }
+    // An enterprise reads its own figures; declaring alerts and the city filters are the bureau's.
+    const bureau = me.role !== "enterprise";
+    $("alert-form").classList.toggle("hidden", !bureau);
+    for (const id of ["f-county", "f-zone", "f-industry", "f-met"]) $(id).closest("label").classList.toggle("hidden", !bureau);
     await guard("ledger-error", async () => {
       const [{ gates }, { enterprises }] = await Promise.all([api("/api/v1/gates"), api("/api/v1/enterprises")]);
       for (const g of gates) $("l-gate").append(el("option", { value: g.id }, g.name || g.id));
+      for (const g of gates) $("au-gate").append(el("option", { value: g.id }, g.name || g.id));
       for (const x of enterprises) $("l-enterprise").append(el("option", { value: x.id }, x.name || x.id));
     });
     loadReport();
+    loadAudits();
     loadAlerts();
     loadPolicy();
     loadLedger();
   });
+  // ---- 视频核查: the reader over recorded video, vehicles not in the ledger are the finding ---------------------
+  async function loadAudits() {
+    await guard("audit-msg", async () => {
+      const { audits } = await api("/api/v1/video/audits");
+      const table = el("table", {}, el("tr", {}, ["门岗", "时段", "状态", "车辆", "未入台账", ""].map((h) => el("th", {}, h))));
+      for (const a of audits) {
+        const status = { running: "核查中", done: "完成", failed: "失败" }[a.status] || a.status;
+        table.append(el("tr", {},
+          el("td", {}, a.gate_id), el("td", {}, `${fmtTime(a.period_from)} – ${fmtTime(a.period_to)}`),
+          el("td", {}, status + (a.error ? ` (${a.error})` : "")), el("td", { class: "num" }, a.vehicles ?? "—"),
+          el("td", { class: "num" + (a.findings ? " deny" : "") }, a.findings ?? "—"),
+          el("td", {}, a.status === "done" ? el("button", { type: "button", onclick: () => showAudit(a.id) }, "查看 / view") : "")));
+      }
+      $("audit-table").replaceChildren(table);
+      if (audits.some((a) => a.status === "running")) setTimeout(loadAudits, 3000);
+    });
+  }
+  async function showAudit(id) {
+    await guard("audit-msg", async () => {
+      const a = await api(`/api/v1/video/audits/${id}`);
+      const r = a.result || {};
+      const list = el("div", { class: "row" });
+      for (const v of r.vehicles || []) {
+        list.append(el("figure", { class: v.in_ledger ? "" : "deny", style: "margin:4px" },
+          el("img", { src: v.thumbnail, alt: v.plate, width: "160" }),
+          el("figcaption", {}, `${fmtTime(v.at)} ${v.plate === "unread" ? "未识别 unread" : v.plate} · `,
+            v.in_ledger ? "台账已记录 in ledger" : el("b", {}, "未入台账 NOT IN LEDGER"))));
+      }
+      $("audit-detail").replaceChildren(
+        el("p", {}, `门岗 ${a.gate_id} · 录像 ${r.segments ?? 0} 段 ${Math.round(r.video_seconds || 0)} 秒 · 台账 ${r.ledger_rows ?? 0} 条 · 发现 ${a.findings} 辆车不在台账`),
+        list);
+    });
+  }
+  $("audit-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    await guard("audit-msg", async () => {
+      const body = { gate_id: $("au-gate").value, from: localToIso($("au-from").value), to: localToIso($("au-to").value) };
+      const a = await api("/api/v1/video/audits", { method: "POST", body });
+      showNotice("audit-msg", `核查已开始 #${a.id} / audit started`);
+      loadAudits();
+    });
+  });
+
   CG.initHeader("bureau");
 })();

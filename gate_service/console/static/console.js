@@ -159,7 +159,9 @@ const CG = (() => {
                    r.message_en ? el("div", { class: "en" }, r.message_en) : null));
     }
     for (const r of flags || []) {
-      ul.append(el("li", { class: "flag" }, el("span", { class: "clause" }, "提示 " + r.clause), r.message));
+      if (!r || typeof r !== "object") continue;  // a bare rule id carries nothing to show
+      ul.append(el("li", { class: "flag" }, el("span", { class: "clause" }, "提示 " + (r.clause || r.rule || "")), r.message,
+                   r.message_en ? el("div", { class: "en" }, r.message_en) : null));
     }
     return ul;
   }
@@ -223,7 +225,9 @@ const CG = (() => {
     header.querySelector("#login-btn").addEventListener("click", () => login(input.value.trim()));
     input.addEventListener("keydown", (e) => { if (e.key === "Enter") login(input.value.trim()); });
     header.querySelector("#logout-btn").addEventListener("click", () => {
-      sessionStorage.removeItem(TOKEN_KEY); me = null; render(); listeners.forEach((f) => f(null));
+      // A fresh page: nothing the previous role saw (tables, charts, open sockets, blob URLs) stays on screen.
+      sessionStorage.removeItem(TOKEN_KEY); me = null; listeners.forEach((f) => f(null));
+      location.replace(location.pathname + location.search);
     });
     function render() {
       who.textContent = me ? `已登录 ${label("role", me.role)} (${me.role})` + (me.gate_id ? ` · 门岗 ${me.gate_id}` : "") +

@@ -121,6 +121,23 @@
   }
   setInterval(() => { if (document.visibilityState === "visible") refreshCamera(); }, 2000);
 
+  // ---- the gate's RTSP cameras: connected, fps, last frame, errors --------------------------------------------
+  async function refreshCameras() {
+    if (!gate || !CG.token()) return;
+    try {
+      const { cameras } = await api(`/api/v1/gates/${encodeURIComponent(gate)}/cameras`);
+      $("cam-state").textContent = cameras.map((c) => {
+        const s = c.state || {};
+        const on = s.connected ? "● 在线 online" : (c.enabled ? "○ 离线 offline" : "○ 停用 disabled");
+        const last = s.last_frame_at ? ` · 最后画面 ${fmtTime(s.last_frame_at)}` : "";
+        return `摄像机 ${c.id} (${c.roles.join("+")}): ${on} · ${(s.fps || 0).toFixed(1)} fps${last} · 错误 errors ${s.errors || 0}`;
+      }).join("  |  ");
+    } catch (e) {
+      $("cam-state").textContent = "";
+    }
+  }
+  setInterval(() => { if (document.visibilityState === "visible") refreshCameras(); }, 5000);
+
   // ---- control status ---------------------------------------------------------------------------------------------------------------------------------
   async function refreshStatus() {
     if (!CG.token()) return;
@@ -162,7 +179,11 @@
       (p.blacklisted ? " · 黑名单车辆" : "");
     const box = $("v-reasons");
     box.textContent = "";
-    if ((p.reasons || []).length || (p.flags || []).length) box.append(CG.reasonList(p.reasons, p.flags));
+    // A live answer lists every reason (denials and flags, each with its effect) and `flags` as rule ids; a row of
+    // today's list comes split already. Sort by effect so a flag is never drawn as a red denial.
+    const all = [...(p.reasons || []), ...(p.flags || []).filter((f) => f && typeof f === "object")];
+    const denials = all.filter((x) => x.effect !== "flag"), flags = all.filter((x) => x.effect === "flag");
+    if (denials.length || flags.length) box.append(CG.reasonList(denials, flags));
     const canOverride = p.decision === "deny" && me && (me.role === "kiosk" || me.role === "admin");
     $("override-form").classList.toggle("hidden", !canOverride);
     showError("override-error", null);

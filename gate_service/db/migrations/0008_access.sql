@@ -91,3 +91,113 @@ END;
 $$;
 CREATE TRIGGER video_segments_owner BEFORE INSERT OR UPDATE ON video_segments
     FOR EACH ROW EXECUTE FUNCTION video_segment_owner();
+
+-- A revocation is announced at commit, whoever makes it (any replica, `gate-service token revoke`, plain SQL):
+-- every replica then forgets the token in its outage cache and closes the WebSockets it opened.
+CREATE FUNCTION api_token_revoked_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('token_revoked', NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER api_tokens_revoked AFTER UPDATE OF revoked_at ON api_tokens
+    FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION api_token_revoked_notify();
+
+-- Overrides: a guard's override cites one passage, once. Derived from the ledger (rows go when ledger
+-- retention drops the override's month). Written by the database itself at each ledger append
+-- of an override (whatever path appends it), so "once" holds under concurrent requests: the second insert
+-- waits on the unique index and fails, and its ledger row is rolled back with it.
+-- plate_corrected: the guard entered another plate than the cited read - the label `crops export` trusts.
+-- manual_release (人工放行): the override let through a vehicle that the rules deny, or a blacklisted one,
+-- judged for the plate that passed at the override's moment (the reasons the ledger row keeps).
+CREATE TABLE passage_overrides (
+    override_id uuid PRIMARY KEY,
+    override_at timestamptz NOT NULL,
+    cited_id uuid NOT NULL,
+    cited_at timestamptz NOT NULL,
+    gate_id text NOT NULL,
+    enterprise_id text,
+    plate text NOT NULL,
+    cited_plate text NOT NULL,
+    cited_decision text NOT NULL,
+    plate_corrected boolean NOT NULL,
+    manual_release boolean NOT NULL,
+    blacklisted boolean NOT NULL,
+    denied_by text[] NOT NULL DEFAULT '{}',
+    override_reason text,
+    actor text,
+    token_id bigint,
+    -- A spooled override replayed after an outage whose passage was meanwhile overridden online: its answer was
+    -- already given, so it is kept (never a lost row) and marked, instead of blocking the spool.
+    late_replay boolean NOT NULL DEFAULT false,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX passage_overrides_once ON passage_overrides (cited_id) WHERE NOT late_replay;
+CREATE INDEX passage_overrides_release_idx ON passage_overrides (override_at) WHERE manual_release;
+CREATE INDEX passage_overrides_cited_at_idx ON passage_overrides (cited_at);
+CREATE INDEX passage_overrides_override_at_idx ON passage_overrides (override_at);
+
+CREATE FUNCTION passage_override_record() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    cited record;
+    denied text[];
+    late boolean;
+BEGIN
+    SELECT id, at, plate, decision INTO cited FROM passages
+     WHERE id = NEW.overrides AND gate_id = NEW.gate_id ORDER BY at LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'override of % cites no passage of gate %', NEW.id, NEW.gate_id
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'passage_overrides_cited';
+    END IF;
+    SELECT coalesce(array_agg(DISTINCT r->>'rule'), '{}') INTO denied
+      FROM jsonb_array_elements(NEW.reasons) r WHERE r->>'effect' = 'deny';
+    late := NEW.recorded_at < statement_timestamp() - interval '30 seconds';
+    INSERT INTO passage_overrides (override_id, override_at, cited_id, cited_at, gate_id, enterprise_id, plate,
+                                   cited_plate, cited_decision, plate_corrected, manual_release, blacklisted,
+                                   denied_by, override_reason, actor, token_id)
+    VALUES (NEW.id, NEW.at, cited.id, cited.at, NEW.gate_id, NEW.enterprise_id, NEW.plate, cited.plate,
+            cited.decision, NEW.plate <> cited.plate, NEW.blacklisted OR cardinality(denied) > 0, NEW.blacklisted,
+            denied, NEW.override_reason, NEW.actor, NEW.token_id)
+    ON CONFLICT (cited_id) WHERE NOT late_replay DO NOTHING;
+    IF NOT FOUND THEN
+        IF NOT late THEN
+            RAISE EXCEPTION 'passage % is already overridden', cited.id
+                USING ERRCODE = 'unique_violation', CONSTRAINT = 'passage_overrides_once';
+        END IF;
+        INSERT INTO passage_overrides (override_id, override_at, cited_id, cited_at, gate_id, enterprise_id, plate,
+                                       cited_plate, cited_decision, plate_corrected, manual_release, blacklisted,
+                                       denied_by, override_reason, actor, token_id, late_replay)
+        VALUES (NEW.id, NEW.at, cited.id, cited.at, NEW.gate_id, NEW.enterprise_id, NEW.plate, cited.plate,
+                cited.decision, NEW.plate <> cited.plate, NEW.blacklisted OR cardinality(denied) > 0,
+                NEW.blacklisted, denied, NEW.override_reason, NEW.actor, NEW.token_id, true);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER passages_override_record AFTER INSERT ON passages
+    FOR EACH ROW WHEN (NEW.overrides IS NOT NULL) EXECUTE FUNCTION passage_override_record();
+
+-- Overrides already in the ledger, oldest first (a second citation of a passage is kept, as a late replay).
+DO $$
+DECLARE
+    o record;
+    cited record;
+    denied text[];
+BEGIN
+    FOR o IN SELECT * FROM passages WHERE overrides IS NOT NULL ORDER BY at, gate_seq LOOP
+        SELECT id, at, plate, decision INTO cited FROM passages
+         WHERE id = o.overrides AND gate_id = o.gate_id ORDER BY at LIMIT 1;
+        CONTINUE WHEN NOT FOUND;
+        SELECT coalesce(array_agg(DISTINCT r->>'rule'), '{}') INTO denied
+          FROM jsonb_array_elements(o.reasons) r WHERE r->>'effect' = 'deny';
+        INSERT INTO passage_overrides (override_id, override_at, cited_id, cited_at, gate_id, enterprise_id, plate,
+                                       cited_plate, cited_decision, plate_corrected, manual_release, blacklisted,
+                                       denied_by, override_reason, actor, token_id, late_replay, recorded_at)
+        VALUES (o.id, o.at, cited.id, cited.at, o.gate_id, o.enterprise_id, o.plate, cited.plate, cited.decision,
+                o.plate <> cited.plate, o.blacklisted OR cardinality(denied) > 0, o.blacklisted, denied,
+                o.override_reason, o.actor, o.token_id,
+                EXISTS (SELECT 1 FROM passage_overrides x WHERE x.cited_id = cited.id), o.recorded_at);
+    END LOOP;
+END;
+$$;

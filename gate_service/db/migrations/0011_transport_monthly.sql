@@ -12,7 +12,11 @@ CREATE TABLE transport_monthly (
     clean_trips integer NOT NULL DEFAULT 0,
     tonnes numeric(16, 1) NOT NULL DEFAULT 0,
     clean_tonnes numeric(16, 1) NOT NULL DEFAULT 0,
-    PRIMARY KEY (enterprise_id, month)
+    PRIMARY KEY (enterprise_id, month),
+    -- No NaN or infinity, like transport_daily (0006).
+    CONSTRAINT transport_monthly_tonnes_finite
+        CHECK (tonnes <> 'NaN' AND clean_tonnes <> 'NaN'
+               AND tonnes NOT IN ('Infinity', '-Infinity') AND clean_tonnes NOT IN ('Infinity', '-Infinity'))
 );
 CREATE INDEX transport_monthly_month_idx ON transport_monthly (month);
 
@@ -28,8 +32,9 @@ BEGIN
     SELECT n.enterprise_id, month_of(shanghai_day(n.at)),
            count(*) FILTER (WHERE n.direction = 'in'),
            count(*) FILTER (WHERE n.direction = 'in' AND n.clean),
-           coalesce(sum(n.tonnes), 0),
-           coalesce(sum(n.tonnes) FILTER (WHERE n.clean), 0)
+           -- As transport_daily_add since 0006: a NaN stored before that migration counts as "no tonnes".
+           coalesce(sum(NULLIF(n.tonnes, 'NaN')), 0),
+           coalesce(sum(NULLIF(n.tonnes, 'NaN')) FILTER (WHERE n.clean), 0)
     FROM new_passages n
     WHERE n.enterprise_id IS NOT NULL AND n.decision = 'allow'
       AND (n.overrides IS NULL OR passage_counts(n.decision, n.overrides, n.gate_id, n.gate_seq))

@@ -1,0 +1,195 @@
+"""A token revocation reaches everything that holds the token: the outage cache and open WebSockets.
+
+A request looks its token up every time, but two things outlive a single lookup: the last-known cache
+(``auth.TokenCache``, what an outage falls back on) and a WebSocket authenticated once at its upgrade. So
+each replica LISTENs on ``token_revoked`` (a trigger on ``api_tokens`` notifies at commit, whoever revokes:
+this replica, another one, ``gate-service token revoke``) and then forgets the token and closes its sockets
+with close code 4401 ``token_revoked``. In case a notification is lost (listener reconnecting, network
+partition) every remembered token and every open socket's token is re-checked every ``recheck_interval``
+seconds: that bounds how stale the outage cache can be when an outage begins. The listener follows the
+blacklist's pattern (blacklist/service.py): held on a pool connection, checked, reconnected with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gate_service import keys
+from gate_service.auth import Principal, TokenCache
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "token_revoked"
+CLOSE_REVOKED = 4401  # 4000-4999: the application's own close codes; 4401 reads as "401 on a socket"
+CLOSE_MESSAGE = "token_revoked 令牌已吊销 / token revoked".encode()
+
+
+class TokenWatch:
+    def __init__(self, pool: asyncpg.Pool, cache: TokenCache, *, recheck_interval: float = 10.0) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.recheck_interval = recheck_interval
+        self.sockets: dict[int, set[web.WebSocketResponse]] = {}
+        self._listener: Any = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._closing: dict[web.WebSocketResponse, asyncio.Future[None]] = {}
+        self._stopping = False
+        self.reconnects = 0
+        self.closed_sockets = 0
+
+    # ---- open sockets -------------------------------------------------------------------------------
+
+    def add(self, principal: Principal, ws: web.WebSocketResponse) -> None:
+        """Close ``ws`` as soon as ``principal``'s token is revoked (until ``discard``)."""
+        self.sockets.setdefault(principal.token_id, set()).add(ws)
+
+    async def discard(self, principal: Principal, ws: web.WebSocketResponse) -> None:
+        """The handler is done with ``ws``. If we are closing it, wait for that: a handler that returned first
+        would end the connection before the close frame went out (the kiosk would see 1006, not 4401)."""
+        open_ = self.sockets.get(principal.token_id)
+        if open_ is not None:
+            open_.discard(ws)
+            if not open_:
+                self.sockets.pop(principal.token_id, None)
+        closing = self._closing.get(ws)
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(closing), 6)
+
+    async def revoked(self, token_ids: set[int]) -> None:
+        self.cache.revoke(token_ids)
+        closing = []
+        for token_id in token_ids:
+            for ws in list(self.sockets.pop(token_id, ())):
+                task = asyncio.ensure_future(self._close(ws))
+                self._closing[ws] = task
+                task.add_done_callback(lambda _t, ws=ws: self._closing.pop(ws, None))
+                closing.append(task)
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+
+    async def _close(self, ws: web.WebSocketResponse) -> None:
+        with contextlib.suppress(Exception):
+            if not ws.closed:
+                await ws.send_json({"type": "error", "error": {
+                    "code": "token_revoked", "message": "令牌已吊销,连接已关闭 / the token was revoked"}})
+                await asyncio.wait_for(ws.close(code=CLOSE_REVOKED, message=CLOSE_MESSAGE), 5)
+                self.closed_sockets += 1
+
+    async def recheck(self) -> None:
+        """Every remembered or connected token still valid? Those that are not are treated as just revoked."""
+        ids = {p.token_id for p in self.cache.valid.values()} | set(self.sockets)
+        if not ids:
+            return
+        rows = await self.pool.fetch("SELECT id FROM api_tokens WHERE id = ANY($1::bigint[]) AND revoked_at IS NULL",
+                                     list(ids))
+        gone = ids - {r["id"] for r in rows}
+        if gone:
+            log.info("tokens %s found revoked by the periodic check", sorted(gone))
+            await self.revoked(gone)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self._listen()
+        self._task = asyncio.create_task(self._supervise(), name="token-revocation-listener")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._lost.set()
+        tasks = [t for t in (self._task, *self._pending) if t is not None]
+        for _ in range(5):
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
+        await self._drop_listener()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            token_id = int(payload)
+        except ValueError:
+            return
+        task = asyncio.ensure_future(self.revoked({token_id}))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _on_lost(self, _conn: Any) -> None:
+        self._lost.set()
+
+    async def _listen(self) -> None:
+        conn = await self.pool.acquire()
+        try:
+            await conn.add_listener(CHANNEL, self._on_notify)
+            conn.add_termination_listener(self._on_lost)
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._listener = conn
+        self._lost.clear()
+
+    async def _drop_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            conn.remove_termination_listener(self._on_lost)
+            if not conn.is_closed():
+                await asyncio.wait_for(conn.remove_listener(CHANNEL, self._on_notify), 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pool.release(conn), 5)
+
+    async def _alive(self) -> bool:
+        if self._listener is None or self._listener.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(self._listener.fetchval("SELECT 1"), 5)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    async def _supervise(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), self.recheck_interval)
+                if self._stopping:
+                    return
+                if self._lost.is_set() or not await self._alive():
+                    log.warning("token revocations: listener connection lost; reconnecting")
+                    await self._drop_listener()
+                    await self._listen()
+                    self.reconnects += 1
+                    delay = 0.2
+                # The safety net, and whatever was revoked while nobody listened.
+                await self.recheck()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be down for a while; keep trying
+                if self._stopping:
+                    return
+                log.warning("token revocations: listener or re-check failed (%s); next try in %.1fs", exc, delay)
+                self._lost.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+async def revocation_context(app: web.Application) -> AsyncIterator[None]:
+    watch = TokenWatch(app[keys.POOL], app[keys.TOKEN_CACHE])
+    app[keys.TOKEN_WATCH] = watch
+    await watch.start()
+    yield
+    await watch.stop()
