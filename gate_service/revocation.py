@@ -7,7 +7,8 @@ this replica, another one, ``gate-service token revoke``) and then forgets the t
 with close code 4401 ``token_revoked``. In case a notification is lost (listener reconnecting, network
 partition) every remembered token and every open socket's token is re-checked every ``recheck_interval``
 seconds: that bounds how stale the outage cache can be when an outage begins. The listener follows the
-blacklist's pattern (blacklist/service.py): held on a pool connection, checked, reconnected with backoff.
+blacklist's pattern (blacklist/service.py): checked, reconnected with backoff; but on a connection of its own,
+outside the pool, so that it never takes one of the gates' connections (a pool of 2 would be left with none).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ CLOSE_MESSAGE = "token_revoked 令牌已吊销 / token revoked".encode()
 
 
 class TokenWatch:
-    def __init__(self, pool: asyncpg.Pool, cache: TokenCache, *, recheck_interval: float = 10.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache: TokenCache, *, dsn: str | None = None,
+                 recheck_interval: float = 10.0) -> None:
         self.pool = pool
+        self.dsn = dsn  # the listener's own connection; without one, it borrows from the pool
         self.cache = cache
         self.recheck_interval = recheck_interval
         self.sockets: dict[int, set[web.WebSocketResponse]] = {}
@@ -130,12 +133,12 @@ class TokenWatch:
         self._lost.set()
 
     async def _listen(self) -> None:
-        conn = await self.pool.acquire()
+        conn = await (asyncpg.connect(self.dsn, timeout=10) if self.dsn else self.pool.acquire())
         try:
             await conn.add_listener(CHANNEL, self._on_notify)
             conn.add_termination_listener(self._on_lost)
         except BaseException:
-            await self.pool.release(conn)
+            await self._release(conn)
             raise
         self._listener = conn
         self._lost.clear()
@@ -149,7 +152,14 @@ class TokenWatch:
             if not conn.is_closed():
                 await asyncio.wait_for(conn.remove_listener(CHANNEL, self._on_notify), 5)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pool.release(conn), 5)
+            await asyncio.wait_for(self._release(conn), 5)
+
+    async def _release(self, conn: Any) -> None:
+        if self.dsn:
+            if not conn.is_closed():
+                await conn.close(timeout=5)
+        else:
+            await self.pool.release(conn)
 
     async def _alive(self) -> bool:
         if self._listener is None or self._listener.is_closed():
@@ -188,7 +198,8 @@ class TokenWatch:
 
 
 async def revocation_context(app: web.Application) -> AsyncIterator[None]:
-    watch = TokenWatch(app[keys.POOL], app[keys.TOKEN_CACHE])
+    db = app.get(keys.DB)
+    watch = TokenWatch(app[keys.POOL], app[keys.TOKEN_CACHE], dsn=getattr(db, "dsn", None))
     app[keys.TOKEN_WATCH] = watch
     await watch.start()
     yield

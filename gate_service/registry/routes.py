@@ -112,6 +112,12 @@ async def put_vehicle(request: web.Request) -> web.Response:
         raise ApiError(422, "plate_mismatch", "请求体中的车牌与路径不一致 / body plate differs from the path", field="plate")
     extra = dict(body.pop("extra", None) or {})
     extra.update({k: v for k, v in body.items() if k not in schemas.VEHICLE_FIELDS})
+    for key in extra:
+        if key.startswith(schemas.SERVER_EXTRA_PREFIX):
+            # Made by the server when a photo is uploaded (console document route): a client-made key could
+            # point at any file of the media store.
+            raise ApiError(422, "reserved_field", f"{key} 由系统在上传照片时生成 / {key} is set by the server on "
+                           "upload", field=f"extra.{key}")
     fields = {k: v for k, v in body.items() if k in schemas.VEHICLE_FIELDS}
     fields["extra"] = extra
     principal = request[keys.PRINCIPAL]

@@ -43,6 +43,9 @@ VEHICLE_FIELDS = {
     "haulier": {"type": "string", "maxLength": 200, "nullable": True},
 }
 
+# Keys of a vehicle's `extra` the server writes (the uploaded document photo's reference, hash, size, ...).
+SERVER_EXTRA_PREFIX = "document_"
+
 VEHICLE = {
     "type": "object",
     "required": ["fuel_type", "vehicle_class"],
