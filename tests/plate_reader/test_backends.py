@@ -1,4 +1,5 @@
-"""The same reading tests for both engines: ``onnx`` (default) and ``paddle`` (PaddleOCR 3.x, the [paddle] extra).
+"""The same reading tests for the engines: ``ppocr`` (PP-OCRv4; its old name ``onnx``), ``combined`` (the project's
+models with PP-OCRv4 as second expert) and ``paddle`` (PaddleOCR 3.x, the [paddle] extra).
 
 The paddle ones skip, with the reason, where ``paddleocr`` is not importable (the service's own venv never has it:
 paddlex brings opencv-contrib-python, which clobbers opencv-python's cv2/). ``scripts/test-paddle`` builds a
@@ -20,7 +21,7 @@ from plate_reader.synth import place_in_frame, render_plate
 HAVE_PADDLE = importlib.util.find_spec("paddleocr") is not None
 needs_paddle = pytest.mark.skipif(not HAVE_PADDLE, reason="paddleocr is not installed (pip install '.[paddle]' "
                                                           "in a separate venv: scripts/test-paddle)")
-ENGINES = ["onnx", pytest.param("paddle", marks=needs_paddle)]
+ENGINES = ["onnx", "combined", pytest.param("paddle", marks=needs_paddle)]
 REAL = ["shared_0001.jpg", "shared_0005.jpg", "shared_0150.png", "shared_0115.jpg", "shared_0032.jpg"]
 
 _readers: dict[str, PlateReader] = {}
@@ -78,7 +79,7 @@ def test_nothing_found(engine_reader):
 def test_engines_agree_on_interface(engine_reader):
     r = engine_reader.read(_frame("晋LC9012", "blue"))
     assert set(vars(r)) == {"plate", "color", "confidence", "box", "crop", "char_probs", "kind", "probability"}
-    # Only the onnx engine's scores are calibrated to a probability of an exact read.
+    # Every engine's scores but paddle's are calibrated to a probability of an exact read.
     assert (r.probability is None) == (engine_reader.engine == "paddle")
 
 
