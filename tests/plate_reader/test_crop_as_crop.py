@@ -1,7 +1,5 @@
 """Issue 13 item 4: an image that is already a plate crop is read whole, not searched for a plate inside it."""
 
-import csv
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,18 +8,11 @@ import pytest
 from plate_reader.reader import looks_like_crop
 from plate_reader.synth import render_plate
 
-CCPD = Path(__file__).with_name("data") / "ccpd"
 
-
-def _ccpd():
-    with open(CCPD / "labels.csv", encoding="utf-8", newline="") as f:
-        return [(cv2.imread(str(CCPD / r["file"])), r["plate"]) for r in csv.DictReader(f)]
-
-
-def test_real_plate_thumbnails_are_read_as_crops(reader):
+def test_real_plate_thumbnails_are_read_as_crops(reader, ccpd_crops):
     # CCPD's 94x24 thumbnails, cut from held-out photos: the read's box is the whole image.
     got = []
-    for crop, plate in _ccpd():
+    for crop, plate in ccpd_crops:
         r = reader.read(crop)
         h, w = crop.shape[:2]
         assert r.box is not None and r.box[2] >= w * 0.95 and r.box[3] >= h * 0.95, (plate, r.box)

@@ -18,7 +18,6 @@ from plate_reader.reader import ENGINES, PlateReader
 from plate_reader.synth import place_in_frame, render_plate
 
 ROOT = Path(__file__).resolve().parents[2]
-CCPD = Path(__file__).with_name("data") / "ccpd"
 _readers: dict[str, PlateReader] = {}
 
 

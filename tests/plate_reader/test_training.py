@@ -18,6 +18,7 @@ import pytest
 from plate_reader import plates
 from plate_reader.training import ccpd, glyphs, render, spec
 from plate_reader.training.augment import camera_crop
+from tests.plate_reader.conftest import ccpd_photo_reader
 
 CCPD_DIR = "julienkolani+ccpd-character-recognition/TP/TP1/CCPD_SubDataset"
 
@@ -199,35 +200,8 @@ def _read_shipped(folder: Path) -> dict[str, dict]:
     return {r["file"]: r for r in json.loads(proc.stdout)}
 
 
-def _ccpd_photo_reader():
-    """Reads a CCPD photo by split name from wherever the pinned subset is on this machine, or skips."""
-    import os
-
-    from plate_reader.dataset import default_dir
-    from plate_reader.training.sources import SOURCES, git_dir
-
-    plain = [Path(os.environ["CLEANGATE_CCPD_DIR"])] if os.environ.get("CLEANGATE_CCPD_DIR") else []
-    plain.append(default_dir().parent / "ccpd")
-    for d in plain:
-        if (d / "test").is_dir():
-            return lambda name: ccpd.read_photo(d / name)
-    src = next(s for s in SOURCES if s.repo.startswith("julienkolani/"))
-    try:
-        gd = git_dir(Path(os.environ.get("CLEANGATE_TRAIN_SOURCES", "/work/.mirror")), src)
-    except Exception as e:  # noqa: BLE001 - any reason the snapshot is unusable means: skip, saying why
-        pytest.skip(f"CCPD subset not on this machine (CLEANGATE_CCPD_DIR, ../shared/data/plates/ccpd or the "
-                    f"pinned snapshot): {e}")
-
-    def read(name: str) -> np.ndarray:
-        blob = subprocess.run(["git", "--git-dir", str(gd), "show", f"{src.commit}:{ccpd.SUBDIR}/{name}"],
-                              capture_output=True, check=True).stdout
-        return cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
-
-    return read
-
-
 def test_shipped_weights_read_held_out_ccpd_crops(tmp_path):
-    read = _ccpd_photo_reader()
+    read = ccpd_photo_reader()
     names = ccpd.load_split()["test"]
     truth = {}
     for i, name in enumerate(names):
