@@ -85,8 +85,11 @@ async def ledger(client, registry):
     first = await p(client, a, "g-s1", UNREGISTERED, "2024-12-10T08:05:00+08:00", tonnes=12,
                     overrides=refused["passage_id"], override_reason=why)
     assert first["decision"] == "allow"
-    await p(client, a, "g-s1", UNREGISTERED, "2024-12-10T08:06:00+08:00", tonnes=12,
-            overrides=refused["passage_id"], override_reason=why)
+    # The second press is refused now (409 already_overridden, harden-access): nothing recorded, nothing counted.
+    again = await client.post("/api/v1/gates/g-s1/passages", headers=a, json={
+        "plate": UNREGISTERED, "direction": "in", "at": "2024-12-10T08:06:00+08:00", "tonnes": 12,
+        "overrides": refused["passage_id"], "override_reason": why})
+    assert again.status == 409 and (await again.json())["error"]["code"] == "already_overridden"
     allowed = await p(client, a, "g-s1", DIESEL, "2024-12-11T08:00:00+08:00", tonnes=9)  # 1 trip, 9
     await p(client, a, "g-s1", DIESEL, "2024-12-11T08:01:00+08:00", tonnes=9,
             overrides=allowed["passage_id"], override_reason=why)
