@@ -7,10 +7,14 @@ so a recogniser is compared on the very pixels of the plate, without any localis
 
 Get the photos (no work tree in a fetched mirror):
     git -C <mirror> archive 0980fca3 TP/TP1/CCPD_SubDataset | tar -x -C /tmp/ccpd
+or let ``photo_source`` read them straight from the pinned snapshot (the training's sources folder).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,33 @@ class CcpdCrop:
     name: str
     plate: str
     crop: np.ndarray  # BGR, rectified from the four corners, 64 px high
+
+
+def photo_source(folder: Path | None = None) -> Callable[[str], np.ndarray]:
+    """Read a CCPD_SubDataset photo by its split name ("train/....jpg") from ``folder`` (holding train/ and
+    test/), or else from the pinned snapshot: CLEANGATE_TRAIN_SOURCES (default /work/.mirror) as the training
+    command finds it, at the pinned commit. Raises ``SourceMissing`` saying where it looked."""
+    if folder is not None:
+        return lambda name: _decode((Path(folder) / name).read_bytes(), name)
+    from plate_reader.training import ccpd as tccpd
+    from plate_reader.training.sources import SOURCES, git_dir
+
+    src = next(s for s in SOURCES if s.repo.startswith("julienkolani/"))
+    gd = git_dir(Path(os.environ.get("CLEANGATE_TRAIN_SOURCES", "/work/.mirror")), src)
+
+    def read(name: str) -> np.ndarray:
+        blob = subprocess.run(["git", "--git-dir", str(gd), "show", f"{src.commit}:{tccpd.SUBDIR}/{name}"],
+                              capture_output=True, check=True).stdout
+        return _decode(blob, name)
+
+    return read
+
+
+def _decode(blob: bytes, name: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"not an image: {name}")
+    return image
 
 
 def parse_name(name: str) -> tuple[str, np.ndarray]:
@@ -54,13 +85,17 @@ def crops(paths: list[Path], out_h: int = 64) -> list[CcpdCrop]:
     return out
 
 
-def tight_crops(paths: list[Path], box: bool = False) -> list[CcpdCrop]:
+def tight_crops(paths: list[Path] | list[str], box: bool = False,
+                read: Callable[[str], np.ndarray] | None = None) -> list[CcpdCrop]:
     """The plate cut to its corners without margin at CCPD's own 94x24 (a camera's plate thumbnail); ``box``:
     cut to CCPD's axis-aligned bounding box instead, unrectified (tilted plates stay tilted), as a plate
-    detector's box would give it."""
+    detector's box would give it. ``read``: how to get a photo by its name (``photo_source``), else paths."""
     out = []
     for p in sorted(paths):
-        image = cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_COLOR)
+        if read is not None:
+            image, p = read(str(p)), Path(p)
+        else:
+            image = cv2.imdecode(np.fromfile(str(p), np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             continue
         plate, quad = parse_name(p.name)

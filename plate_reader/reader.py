@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import plates
-from .calibration import calibrate, knots_for
+from .calibration import REFERENCE, ConfidenceMap, maps_for, stale
 from .color import classify_color, color_fractions, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
@@ -41,8 +41,8 @@ class PlateRead:
     char_probs: list[float] | None = None
     kind: str | None = None
     # The probability that ``plate`` is exactly right (see calibration.py); None when there is no plate, or
-    # for the paddle engine, whose scores are on another scale and not fitted. ``confidence`` stays the raw
-    # evidence score that the reader's and the gate tracker's thresholds are set in.
+    # for the paddle engine, whose scores are not fitted. ``confidence`` is the evidence score on PP-OCRv4's
+    # scale whichever engine read (calibration.py): the reader's and the gate tracker's thresholds are set in it.
     probability: float | None = None
 
 
@@ -133,7 +133,8 @@ class PlateReader:
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
-                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW) -> None:
+                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW,
+                 calibrated: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -159,7 +160,11 @@ class PlateReader:
         if color_source not in ("fused", "model", "hsv"):
             raise ValueError("color_source must be 'fused', 'model' or 'hsv'")
         self.engine = engine
-        self.knots = knots_for(engine)
+        # calibrated=False: raw scores throughout (benchmarks/calibrate_confidence.py fits the maps on them).
+        self._maps: dict[str, ConfidenceMap] = {}
+        self._reference: ConfidenceMap | None = None
+        if calibrated and engine != "paddle":
+            self._load_maps()
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
         # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
@@ -188,6 +193,32 @@ class PlateReader:
 
                 self._detector = Detector(self.threads, side=self.det_side)
             return self._detector
+
+    def _load_maps(self) -> None:
+        models = self.models
+        engine_map, self._reference = maps_for(self.engine, models)
+        if engine_map is not None:
+            self._maps[self.engine] = engine_map
+        if self.engine == "combined":
+            # Crops the own models read surely enough are never shown to PP-OCRv4: those reads are the own
+            # engine's, on its map.
+            own, _ = maps_for("own", {k: v for k, v in models.items() if k != "ppocr_rec"})
+            if own is not None:
+                self._maps["own"] = own
+
+    def _scale(self, raw: float, path: str) -> float:
+        """A raw score of one decoding path (``own``, ``combined``, ``ppocr``) on the reference scale."""
+        m = self._maps.get(path)
+        return raw if m is None else m.to_reference(raw, self._reference)
+
+    @property
+    def calibration(self) -> dict[str, dict]:
+        """The confidence maps in use: per decoding path, the model versions each was fitted for and whether
+        they are the ones running (``plate-reader read`` reports it)."""
+        models = self.models
+        return {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
+                                                                         if k in models})}
+                for path, m in self._maps.items()}
 
     @property
     def models(self) -> dict[str, str]:
@@ -235,8 +266,8 @@ class PlateReader:
     def _finish(self, read: PlateRead | None, color: str = "unknown") -> PlateRead:
         if read is None or not read.plate:
             return read or PlateRead(plate=None, color=color, confidence=0.0, box=None)
-        if self.paddle is None:
-            read.probability = round(calibrate(read.confidence, self.knots), 4)
+        if self._reference is not None:
+            read.probability = round(self._reference.probability(read.confidence), 4)
         return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
@@ -503,7 +534,7 @@ class PlateReader:
         templates, slots = (_DOUBLE_TEMPLATES, _DOUBLE_SLOTS) if att.double else (DECODE_TEMPLATES, _DECODE_SLOTS)
         # Not text of plate length: skip the Viterbi work.
         first = rec.constrained_many(own[k], slots) if 4 <= len(rec.greedy(own[k]).text) <= 11 else None
-        read = self._own_best(att, templates, first) if first is not None else None
+        read = self._own_best(att, templates, first, "own") if first is not None else None
         if self.expert is None or (read is not None and read.confidence >= self.expert_below):
             return read
         # PP-OCRv4 as the second expert (on this crop only, once): both reads of each template are combined.
@@ -515,9 +546,9 @@ class PlateReader:
         if first is None:
             first = rec.constrained_many(own[k], slots)
         return self._own_best(att, templates, [combine(a, b, rec.chars, self.expert.chars, rec.index)
-                                               for a, b in zip(first, second, strict=True)]) or read
+                                               for a, b in zip(first, second, strict=True)], "combined") or read
 
-    def _own_best(self, att: _Attempt, templates, reads) -> PlateRead | None:
+    def _own_best(self, att: _Attempt, templates, reads, path: str) -> PlateRead | None:
         best = None
         for t, r in zip(templates, reads, strict=True):
             if r is None:
@@ -534,7 +565,8 @@ class PlateReader:
             return None
         att.slot_probs = r.slot_probs
         color = att.color if self._trust(att.guess) else reconcile(att.color, kind, att.crop)
-        return PlateRead(plate=r.text, color=color, confidence=round(_calibrate(min(r.char_probs), r.score), 4),
+        conf = self._scale(_calibrate(min(r.char_probs), r.score), path)
+        return PlateRead(plate=r.text, color=color, confidence=round(conf, 4),
                          box=att.cand.box, crop=att.crop, char_probs=[round(c, 4) for c in r.char_probs],
                          kind=kind)
 
@@ -577,7 +609,7 @@ class PlateReader:
             kind = plates.parse(text).kind
         except plates.InvalidPlate:
             return None
-        conf = _calibrate(min(char_probs), score)
+        conf = self._scale(_calibrate(min(char_probs), score), REFERENCE)
         att.slot_probs = slot_probs
         return PlateRead(
             plate=text,
