@@ -102,7 +102,7 @@ def main() -> int:
     # combined: always ask PP-OCRv4, so every fitted read is a combined read.
     reader = PlateReader(engine=args.engine, threads=1, calibrated=False,
                          expert_below=1.01 if args.engine == "combined" else 0.9)
-    models = reader.models
+    models = reader.fingerprint
     raw: list[float] = []
     right: list[bool] = []
     frames = 0

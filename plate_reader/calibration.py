@@ -102,17 +102,28 @@ def stale(m: ConfidenceMap, models: dict[str, str]) -> bool:
 
 
 def save_map(m: ConfidenceMap, path: Path = MAPS_FILE) -> None:
-    """Write (or replace) one engine's map in the data file, keeping the others."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        doc = {}
-    doc.setdefault("about", "Confidence -> probability of an exact read, per engine (plate_reader/calibration.py); "
-                            "written by benchmarks/calibrate_confidence.py --write, do not edit by hand.")
-    doc.setdefault("engines", {})[m.engine] = {"models": m.models, "fitted": m.fitted,
-                                               "knots": [list(k) for k in m.knots]}
-    doc["engines"] = dict(sorted(doc["engines"].items()))
-    Path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    """Write (or replace) one engine's map in the data file, keeping the others. Fits of two engines may run at
+    once: the read-modify-write holds a lock beside the file."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    path = Path(path)
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"cleangate-calibration-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            doc = {}
+        doc.setdefault("about", "Confidence -> probability of an exact read, per engine (plate_reader/calibration.py); "
+                                "written by benchmarks/calibrate_confidence.py --write, do not edit by hand.")
+        doc.setdefault("engines", {})[m.engine] = {"models": m.models, "fitted": m.fitted,
+                                                   "knots": [list(k) for k in m.knots]}
+        doc["engines"] = dict(sorted(doc["engines"].items()))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
 
 
 def fit_knots(raw: Sequence[float], correct: Sequence[bool], *, min_block: int = 12,

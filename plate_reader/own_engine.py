@@ -8,6 +8,7 @@ Double-row plates are stitched into one row (``layout.stitch_double_row``) befor
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ def _load(directory: Path, name: str, threads: int) -> tuple[object, dict]:
         raise ModelMissing(f"the project's plate model {onnx_path} (+ .json) is not installed; reinstall cleangate")
     with open(meta_path, encoding="utf-8") as f:
         meta = json.load(f)
+    # What the confidence maps are fitted for: a retrained file under an unchanged version string is another model.
+    meta["_sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
     return make_session(onnx_path, threads), meta
 
 
@@ -112,11 +115,14 @@ class OwnRecognizer(CTCDecoder):
         return [o for o in out.astype(np.float32, copy=False)]
 
 
-def versions(recognizer: OwnRecognizer | None, kinds: KindClassifier | None) -> dict[str, str]:
-    """The model versions a read used, for ``plate-reader read``'s JSON."""
+def versions(recognizer: OwnRecognizer | None, kinds: KindClassifier | None, *, digests: bool = False
+             ) -> dict[str, str]:
+    """The model versions a read used, for ``plate-reader read``'s JSON; with ``digests``, each ONNX file's
+    sha256 (first 16 hex) too, as ``<name>_sha256`` (what a confidence map is fitted for)."""
     out = {}
-    if recognizer is not None:
-        out[REC_NAME] = recognizer.version
-    if kinds is not None:
-        out[KIND_NAME] = kinds.version
+    for name, model in ((REC_NAME, recognizer), (KIND_NAME, kinds)):
+        if model is not None:
+            out[name] = model.version
+            if digests:
+                out[name + "_sha256"] = model.meta["_sha256"]
     return out

@@ -194,15 +194,25 @@ class PlateReader:
                 self._detector = Detector(self.threads, side=self.det_side)
             return self._detector
 
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """``models`` plus the own ONNX files' digests: what a confidence map is fitted for."""
+        from .own_engine import versions
+
+        out = self.models
+        if self.kinds is not None:
+            out.update(versions(self.recognizer, self.kinds, digests=True))
+        return out
+
     def _load_maps(self) -> None:
-        models = self.models
+        models = self.fingerprint
         engine_map, self._reference = maps_for(self.engine, models)
         if engine_map is not None:
             self._maps[self.engine] = engine_map
         if self.engine == "combined":
             # Crops the own models read surely enough are never shown to PP-OCRv4: those reads are the own
             # engine's, on its map.
-            own, _ = maps_for("own", {k: v for k, v in models.items() if k != "ppocr_rec"})
+            own, _ = maps_for("own", {k: v for k, v in models.items() if not k.startswith("ppocr")})
             if own is not None:
                 self._maps["own"] = own
 
@@ -215,7 +225,7 @@ class PlateReader:
     def calibration(self) -> dict[str, dict]:
         """The confidence maps in use: per decoding path, the model versions each was fitted for and whether
         they are the ones running (``plate-reader read`` reports it)."""
-        models = self.models
+        models = self.fingerprint
         return {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
                                                                          if k in models})}
                 for path, m in self._maps.items()}
