@@ -116,11 +116,12 @@ class Blacklist:
             return None
         return entry
 
-    async def lookup_as_of(self, plate: str, at: datetime) -> Entry | None:
+    async def lookup_as_of(self, plate: str, at: datetime, conn: store.Conn | None = None) -> Entry | None:
         """The entry refusing this plate at a past moment, from the database: as the list was then (an entry
         made later, or its later extension, does not count; one revoked since still does). For passages
-        dated in the past; ``lookup`` (no I/O) answers for now."""
-        row = await store.entry_as_of(self.pool, plate, at)
+        dated in the past; ``lookup`` (no I/O) answers for now. A caller that holds a connection passes it:
+        taking a second one from the pool meanwhile deadlocks once every connection is held that way."""
+        row = await store.entry_as_of(conn if conn is not None else self.pool, plate, at)
         if row is None:
             return None
         entry = Entry.from_row(row)

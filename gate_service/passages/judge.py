@@ -154,11 +154,11 @@ class Judge:
             return None  # listed after the moment: not a fact of that moment
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
 
-    async def _blacklist_as_of(self, plate: str, at: datetime) -> BlacklistEntry | None:
+    async def _blacklist_as_of(self, conn: asyncpg.Connection, plate: str, at: datetime) -> BlacklistEntry | None:
         as_of = getattr(self.blacklist, "lookup_as_of", None)
         if as_of is None:
             return self._blacklist_entry(plate, at)
-        entry = await as_of(plate, at)
+        entry = await as_of(plate, at, conn)
         if entry is None:
             return None
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
@@ -214,7 +214,7 @@ class Judge:
             # History is judged by the facts of its moment, not today's (issue 15 item 14).
             vehicle_row = await registry.vehicle_as_of(conn, item.plate, item.at)
             alert = await alert_level_at(conn, item.at)
-            blacklisted = await self._blacklist_as_of(item.plate, item.at)
+            blacklisted = await self._blacklist_as_of(conn, item.plate, item.at)
         else:
             vehicle_row = await self.facts.vehicle(conn, item.plate)
             alert = await self.facts.alert_level(conn, item.at)

@@ -123,3 +123,18 @@ async def test_manual_release_list_refuses_bad_periods_with_422(client, world, t
     for query in ("from=9999-12-31", "to=9999-12-31", "from=2026-13-01", "from=yesterday"):
         resp = await client.get(f"/api/v1/manual-releases?{query}", headers=police)
         assert resp.status == 422, (query, resp.status, await resp.text())
+
+
+async def test_more_concurrent_past_dated_passages_than_pool_connections_all_answer(client, world, app):
+    # A past-dated passage is judged by the blacklist as it was (a database read). That read once took a second
+    # pool connection while the passage held its first: as many concurrent past-dated passages as the pool has
+    # connections (5 in tests; kiosks replaying after an outage, in production) then waited on each other for
+    # good — this test's first version hung until the client timed out.
+    pool_max = app[keys.POOL].get_max_size()
+    plates = [f"晋LC{n:04d}" for n in range(3 * pool_max)]
+    answers = await asyncio.wait_for(asyncio.gather(*[
+        client.post("/api/v1/gates/g-late/passages", headers=world,
+                    json={"plate": p, "direction": "in", "at": CAMPAIGN_DAY}) for p in plates]), timeout=60)
+    assert [a.status for a in answers] == [201] * len(plates)
+    rows = await app[keys.POOL].fetchval("SELECT count(*) FROM passages WHERE plate = ANY($1::text[])", plates)
+    assert rows == len(plates)
