@@ -44,3 +44,50 @@ async def test_audit_log_is_append_only(database_url):
                 raise AssertionError(f"{sql} should have been refused")
     finally:
         await conn.close()
+
+
+async def test_0012_gives_vehicles_a_guard_registered_their_gates_enterprise(server_dsn):
+    # The backfill reads the audit log of a database made before 0012: apply 0001-0011, register as a guard
+    # would have, then let apply_migrations bring the rest.
+    from tests.conftest import with_database
+
+    name = "cg_backfill_0012"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                               "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            for m in load_migrations():
+                if m.version < 12:
+                    await conn.execute(m.sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                                       m.version, m.name, m.checksum)
+            await conn.execute("""
+                INSERT INTO enterprises (id, name, industry) VALUES ('e1', '某钢铁', 'steel');
+                INSERT INTO gates (id, name, zone_id, enterprise_id) VALUES ('g1', '1号门', 'xiangfen', 'e1'),
+                                                                            ('c1', '检查站', 'city', NULL);
+                INSERT INTO api_tokens (id, token_hash, prefix, role, gate_id) VALUES (7, '\\x01', 'k1', 'kiosk', 'g1'),
+                                                                                    (8, '\\x02', 'k2', 'kiosk', 'c1');
+                INSERT INTO api_tokens (id, token_hash, prefix, role) VALUES (9, '\\x03', 'a1', 'admin');
+                INSERT INTO vehicles (plate, fuel_type, vehicle_class) VALUES
+                    ('晋LN7777', 'diesel', 'heavy_truck'), ('晋LC1111', 'diesel', 'heavy_truck'),
+                    ('晋LA2222', 'diesel', 'heavy_truck');
+                INSERT INTO audit_log (token_id, actor, role, action, target) VALUES
+                    (7, 'guard', 'kiosk', 'vehicle.put', '晋LN7777'),
+                    (8, 'guard', 'kiosk', 'vehicle.put', '晋LC1111'),
+                    (9, 'admin', 'admin', 'vehicle.put', '晋LA2222'),
+                    (7, 'guard', 'kiosk', 'vehicle.put_refused', '晋LA2222');
+            """)
+            applied = await apply_migrations(conn)
+            assert applied[0] == "0012_vehicle_owner.sql"
+            owners = dict(await conn.fetch("SELECT plate, owner_enterprise_id FROM vehicles"))
+            # A checkpoint's registration and the admin's stay nobody's; a refused attempt owns nothing.
+            assert owners == {"晋LN7777": "e1", "晋LC1111": None, "晋LA2222": None}
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
