@@ -4,7 +4,11 @@ through a vehicle the rules deny (or a blacklisted one) is a 人工放行 the po
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import datetime, timedelta
+
+import openpyxl
 
 from gate_service import keys
 from tests.passages.conftest import CAMPAIGN_DAY, _pass
@@ -116,6 +120,19 @@ async def test_letting_a_denied_or_blacklisted_vehicle_through_is_listed_for_pol
     one = await (await client.get(f"/api/v1/reports/clean-transport?from={today}&to={today}&enterprise_id=e-a",
                                   headers=own)).json()
     assert one["manual_releases"] == 1
+    # And the exports carry the count: a column of the summary, in CSV and XLSX.
+    csv_text = (await (await client.get(f"/api/v1/reports/clean-transport?from={today}&to={today}&format=csv",
+                                        headers=ecology)).read()).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(csv_text)))
+    col = table[0].index("人工放行次数")
+    assert {r[0]: r[col] for r in table[1:]} == {"e-late": "1", "e-a": "1", "合计": "2"}
+    xlsx = await (await client.get(f"/api/v1/reports/clean-transport?from={today}&to={today}&format=xlsx",
+                                   headers=ecology)).read()
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx))["汇总"]
+    values = list(sheet.iter_rows(values_only=True))
+    header = next(i for i, r in enumerate(values) if r and "人工放行次数" in r)
+    col = values[header].index("人工放行次数")
+    assert {r[0]: r[col] for r in values[header + 1:] if r[0]} == {"e-late": 1, "e-a": 1, "合计": 2}
 
 
 async def test_manual_release_list_refuses_bad_periods_with_422(client, world, token):
