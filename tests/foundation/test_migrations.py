@@ -91,3 +91,56 @@ async def test_0012_gives_vehicles_a_guard_registered_their_gates_enterprise(ser
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_0008_lists_the_overrides_already_in_the_ledger(server_dsn):
+    # The first override of a passage is its override; a second one already in the ledger (before 0008 nothing
+    # refused it) is kept as a late replay, never dropped; a denied vehicle let through is a manual release.
+    from tests.conftest import with_database
+
+    name = "cg_backfill_0008"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(with_database(server_dsn, name))
+        try:
+            await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                               "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            for m in load_migrations():
+                if m.version < 8:
+                    await conn.execute(m.sql)
+                    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                                       m.version, m.name, m.checksum)
+            await conn.execute("SELECT ensure_passage_partition('2024-11-01')")
+            await conn.execute("INSERT INTO gates (id, name, zone_id) VALUES ('g1', '1号门', 'city')")
+            rows = [  # id, seq, minute, plate, source, decision, reasons, overrides
+                ("00000000-0000-0000-0000-000000000001", 1, 0, "晋LC3333", "camera", "deny",
+                 '[{"rule": "stage", "effect": "deny"}]', None),
+                ("00000000-0000-0000-0000-000000000002", 2, 5, "晋LC3333", "override", "allow",
+                 '[{"rule": "stage", "effect": "deny"}]', "00000000-0000-0000-0000-000000000001"),
+                ("00000000-0000-0000-0000-000000000003", 3, 9, "晋LA0001", "override", "allow", "[]",
+                 "00000000-0000-0000-0000-000000000001"),
+            ]
+            for pid, seq, minute, plate, source, decision, reasons, cited in rows:
+                await conn.execute(
+                    """INSERT INTO passages (id, at, gate_id, gate_seq, zone_id, direction, plate, source, registered,
+                                             decision, reasons, overrides, override_reason, prev_hash, hash)
+                       VALUES ($1::uuid, '2024-11-15T09:00:00+08:00'::timestamptz + make_interval(mins => $2),
+                               'g1', $3, 'city', 'in', $4, $5, true, $6, $7::jsonb, $8::uuid,
+                               CASE WHEN $8 IS NULL THEN NULL ELSE '抢险' END, '\\x00', '\\x01')""",
+                    pid, minute, seq, plate, source, decision, reasons, cited)
+            await apply_migrations(conn)
+            listed = {str(r["override_id"])[-1]: dict(r) for r in await conn.fetch(
+                "SELECT override_id, cited_id, late_replay, manual_release, plate_corrected, denied_by "
+                "FROM passage_overrides")}
+            assert set(listed) == {"2", "3"}
+            assert listed["2"]["late_replay"] is False and listed["2"]["manual_release"] is True
+            assert listed["2"]["denied_by"] == ["stage"] and listed["2"]["plate_corrected"] is False
+            assert listed["3"]["late_replay"] is True and listed["3"]["plate_corrected"] is True
+            assert listed["3"]["manual_release"] is False
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
