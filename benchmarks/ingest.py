@@ -17,9 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    # Run as a script: benchmarks/ would shadow the standard library (benchmarks/platform.py).
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
