@@ -19,7 +19,10 @@ def _read(args: argparse.Namespace) -> int:
 
     reader = PlateReader(engine=args.engine, threads=args.threads)
     # Which models read the plates, so a read can be traced to the weights that made it.
-    ran = {"engine": reader.engine, "models": reader.models}
+    # ... and whether each confidence map it states probabilities from was fitted for those very models.
+    ran = {"engine": reader.engine, "models": reader.models,
+           "calibration": {path: "current" if info["current"] else "stale"
+                           for path, info in reader.calibration.items()}}
     failed = 0
     for name in args.files:
         t0 = time.perf_counter()

@@ -224,7 +224,7 @@ class PlateReader:
     @property
     def calibration(self) -> dict[str, dict]:
         """The confidence maps in use: per decoding path, the model versions each was fitted for and whether
-        they are the ones running (``plate-reader read`` reports it)."""
+        they are the ones running (``plate-reader read`` reports it as "current" or "stale")."""
         models = self.fingerprint
         return {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
                                                                          if k in models})}

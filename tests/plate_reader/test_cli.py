@@ -30,9 +30,11 @@ def test_cli_reads_and_reports_errors(tmp_path):
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert len(lines) == 4
     first = lines[0]
-    assert set(first) == {"file", "plate", "color", "confidence", "probability", "box", "ms", "engine", "models"}
-    # The read names the engine and the versions of the models it ran.
+    assert set(first) == {"file", "plate", "color", "confidence", "probability", "box", "ms", "engine", "models",
+                          "calibration"}
+    # The read names the engine and the versions of the models it ran, and its confidence map fits them.
     assert first["engine"] == DEFAULT_ENGINE and first["models"] and all(first["models"].values())
+    assert first["calibration"] == {DEFAULT_ENGINE: "current"}
     assert first["plate"] == "晋LD12345" and first["color"] == "green"
     assert 0 <= first["confidence"] <= 1 and 0 <= first["probability"] <= 1 and len(first["box"]) == 4
     assert "晋" in p.stdout.splitlines()[0]  # ensure_ascii=False
