@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--eval-synthetic", type=int, default=2100)
     b.add_argument("--real-copies", type=int, default=24)
     b.add_argument("--real-share", type=float, default=0.15)
-    b.add_argument("--rec-steps", type=int, default=6500)
+    b.add_argument("--rec-steps", type=int, default=7000)
     b.add_argument("--rec-stop-after", type=int, default=0,
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "
                         "by creating WORK/STOP is reproduced with this")
