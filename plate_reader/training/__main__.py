@@ -45,6 +45,14 @@ def _cached(work: Path, key: str, build):
     return arrays
 
 
+def baseline_figures(weights: Path, held_out: dict) -> dict:
+    """Another set of weights (the previous release) read on the same held-out crops, for the card."""
+    from plate_reader.training import evaluate
+
+    version = json.loads((weights / "plate_rec.json").read_text(encoding="utf-8"))["version"]
+    return {"version": version, "eval": {k: evaluate.figures(weights, a) for k, a in held_out.items()}}
+
+
 def build_and_train(args: argparse.Namespace) -> dict:
     import torch
 
@@ -127,13 +135,15 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "latency_ms_1_thread": {
             "rec": evaluate.latency_ms(out / "plate_rec.onnx", (1, REC_INPUT["height"], REC_INPUT["width"])),
             "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
-        "eval": {"ccpd_test": evaluate.figures(out, real_test),
-                 "ccpd_test_jittered": evaluate.figures(out, real_test_jit),
-                 "synthetic_heldout": evaluate.figures(out, syn_eval)},
-        "wall_seconds": round(time.time() - t_start, 1),
+        "eval": {},
     }
+    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit, "synthetic_heldout": syn_eval}
     if gate is not None and len(gate):
-        metrics["eval"]["gate_crops_seen_in_training"] = evaluate.figures(out, gate)
+        held_out["gate_crops_seen_in_training"] = gate
+    metrics["eval"] = {k: evaluate.figures(out, a) for k, a in held_out.items()}
+    if args.baseline:
+        metrics["baseline"] = baseline_figures(Path(args.baseline), held_out)
+    metrics["wall_seconds"] = round(time.time() - t_start, 1)
     (work / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1))
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1) + "\n")
     if args.card:
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--eval-synthetic", type=int, default=2100)
     b.add_argument("--real-copies", type=int, default=24)
     b.add_argument("--real-share", type=float, default=0.15)
-    b.add_argument("--rec-steps", type=int, default=7000)
+    b.add_argument("--rec-steps", type=int, default=9000)
     b.add_argument("--rec-stop-after", type=int, default=0,
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "
                         "by creating WORK/STOP is reproduced with this")
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--workers", type=int, default=2, help="processes that render the synthetic data")
     b.add_argument("--version", default="")
+    b.add_argument("--baseline", default="",
+                   help="a folder of previous weights to read the same held-out sets with (card: old vs new)")
     args = p.parse_args(argv)
     from plate_reader.training.sources import SourceMissing
 
