@@ -116,12 +116,13 @@ def build_and_train(args: argparse.Namespace) -> dict:
 
     from plate_reader.layout import normalise
 
-    diffs = export.write(rec, kind, Path(args.out), args.version or export.default_version(), _commit(),
+    version = args.version or export.default_version(Path(args.out))
+    diffs = export.write(rec, kind, Path(args.out), version, _commit(),
                          normalise(real_test.rec[:4] if len(real_test) else syn.rec[:4], REC_INPUT),
                          normalise(syn_eval.kind[:4], KIND_INPUT))
     out = Path(args.out)
     metrics = {
-        "seed": args.seed, "threads": args.threads, "version": args.version or export.default_version(),
+        "seed": args.seed, "threads": args.threads, "version": version,
         "commit": _commit(),
         "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
                  len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),

@@ -51,7 +51,7 @@ def _serial(rng: np.random.Generator, n: int, letters: int | None = None) -> str
 
 def _province(rng: np.random.Generator) -> str:
     # Linfen's own 晋 is what the gates see most; every province still appears often (a stronger 晋 share
-    # taught the first model to call every unclear province 晋: 2026.12.01-2, at 12%, still read 47% of its
+    # taught the first model to call every unclear province 晋: 2026.12.01-2, at 12%, still read 30% of its
     # wrong provinces as 晋, so it is 6% now).
     return "晋" if rng.random() < PROVINCE_JIN else str(rng.choice(list(plates.PROVINCES)))
 

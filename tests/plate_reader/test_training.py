@@ -257,8 +257,8 @@ def test_shipped_weights_read_double_row_and_yellow_green_plates(tmp_path):
 
 
 # Floors under what the shipped weights measured (MODEL_CARD.md), so a retrained model that reads worse fails.
-SHIPPED_CCPD_MIN = 0.95
-# Raw best-path reads of 10 Noto-font plates each, 2026.12.01-2: double-row 1/10, yellow-green 5/10 (kinds
-# 10/10 each); the misreads are almost all the province. Low: the reader's grammar decoder and PP-OCRv4
-# expert are what lift these (models-reader's benchmarks).
-SHIPPED_SYNTH_MIN = {"d": 1, "g": 5}
+# 2026.12.01-3 reads all 121 held-out CCPD crops (2026.12.01-2: 97.5%).
+SHIPPED_CCPD_MIN = 0.98
+# Raw best-path reads of 10 Noto-font plates each: 2026.12.01-3 double-row 8/10, yellow-green 10/10, kinds 10/10
+# each (2026.12.01-2: 1/10 and 5/10). On 60 of each (seed 8): 45/60 and 49/60 (2026.12.01-2: 5/60, 29/60).
+SHIPPED_SYNTH_MIN = {"d": 7, "g": 9}
