@@ -72,13 +72,23 @@ async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]
                 *(str(m[f]) if f.endswith("_tonnes") else m.get(f) for f in VOLUME_FIELDS))
             counts["volumes"] += status.endswith(" 1")
         for s in body.get("video_segments", []):
-            await conn.execute(
-                """INSERT INTO link_video_index (site_id, segment_id, gate_id, started_at, ended_at, sha256, bytes, held)
-                   VALUES ($1, $2, $3, $4::text::timestamptz, $5::text::timestamptz, $6, $7, $8)
+            # Once the platform holds its copy, the index row it was checked against does not change.
+            held = await conn.fetchval(
+                """INSERT INTO link_video_index AS i (site_id, segment_id, gate_id, started_at, ended_at, sha256, bytes,
+                                                    held, hold_reason, held_by)
+                   VALUES ($1, $2, $3, $4::text::timestamptz, $5::text::timestamptz, $6, $7, $8, $9, $10)
                    ON CONFLICT (site_id, segment_id) DO UPDATE SET ended_at = EXCLUDED.ended_at,
-                       sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, held = EXCLUDED.held""",
+                       sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, held = i.held OR EXCLUDED.held,
+                       hold_reason = coalesce(EXCLUDED.hold_reason, i.hold_reason),
+                       held_by = coalesce(EXCLUDED.held_by, i.held_by)
+                   WHERE i.storage_key IS NULL OR i.held IS DISTINCT FROM (i.held OR EXCLUDED.held)
+                   RETURNING held""",
                 site.token_id, s["id"], s["gate_id"], s["started_at"], s.get("ended_at"), s.get("sha256"),
-                s.get("bytes"), bool(s.get("legal_hold")))
+                s.get("bytes"), bool(s.get("legal_hold")), s.get("hold_reason"), s.get("held_by"))
+            if held:  # a request per held segment, made once (see hold_request)
+                from gate_service.link.clip_requests import hold_request
+
+                await hold_request(conn, site, s)
             counts["video_segments"] += 1
     except (KeyError, TypeError, ValueError, asyncpg.DataError, asyncpg.CheckViolationError,
             asyncpg.ForeignKeyViolationError) as exc:

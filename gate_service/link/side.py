@@ -34,6 +34,10 @@ class SideStreams:
     async def push(self, uplink: Any) -> None:
         await self.push_media(uplink)
         await self.push_records(uplink)
+        if self.media_store is not None:
+            from gate_service.link.documents import push_documents
+
+            await push_documents(self.pool, self.media_store, uplink.adapter, _cursor, _move)
 
     async def push_media(self, uplink: Any) -> None:
         if self.media_store is None:
@@ -78,13 +82,22 @@ class SideStreams:
         segments = await self.pool.fetch(
             f"""SELECT {', '.join(SEGMENT_FIELDS)} FROM video_segments WHERE id > $1 AND status <> 'recording'
                 ORDER BY id LIMIT {PAGE}""", segments_at)
-        if not (vehicles or volumes or segments):
+        # A hold set at the site after the segment's index row went up: sent again, so the platform asks for
+        # the clip (a 'site_hold' request) and keeps its copy. By (held_at, id), like the other cursors.
+        holds_at, _, hold_id = (await _cursor(self.pool, "video-holds", "")).partition("|")
+        holds = await self.pool.fetch(
+            f"""SELECT {', '.join(SEGMENT_FIELDS)}, hold_reason, held_by, held_at::text AS cursor FROM video_segments
+                WHERE legal_hold AND status <> 'recording'
+                  AND ($1::text = '' OR (held_at, id) > ($1::text::timestamptz, $2::bigint))
+                ORDER BY held_at, id LIMIT {PAGE}""", holds_at, int(hold_id or 0))
+        if not (vehicles or volumes or segments or holds):
             return
         try:
             await uplink.adapter.send_records({
                 "vehicles": [encode(r, VEHICLE_FIELDS) for r in vehicles],
                 "volumes": [encode(r, VOLUME_FIELDS) for r in volumes],
-                "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments],
+                "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments]
+                + [encode(r, (*SEGMENT_FIELDS, "hold_reason", "held_by")) for r in holds],
             })
         except Refused as exc:
             # Refused for good (another enterprise's volumes, say): logged, and not offered again.
@@ -95,3 +108,5 @@ class SideStreams:
             await _move(self.pool, "volumes", volumes[-1]["cursor"])
         if segments:
             await _move(self.pool, "video", str(segments[-1]["id"]))
+        if holds:
+            await _move(self.pool, "video-holds", f"{holds[-1]['cursor']}|{holds[-1]['id']}")
