@@ -94,7 +94,8 @@ async def chain_view(request: web.Request) -> web.Response:
     rows: dict[int, dict[str, Any]] = {}
     for r in held:
         rows.setdefault(r["gate_seq"], {"seq": r["gate_seq"], "platform": [], "site": []})["platform"].append({
-            **{k: r[k] for k in _SUMMARY}, "chain_epoch": r["chain_epoch"], "hash": bytes(r["hash"]).hex(),
+            **{k: r[k] for k in _SUMMARY}, "id": str(r["id"]), "chain_epoch": r["chain_epoch"],
+            "hash": bytes(r["hash"]).hex(),
             "prev_hash": bytes(r["prev_hash"]).hex(), "uploaded_at": r["uploaded_at"]})
     for r in apart:
         data = r["row_data"]

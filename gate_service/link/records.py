@@ -16,7 +16,7 @@ VEHICLE_FIELDS = ("plate", "plate_color", "vin", "engine_no", "emission_stage", 
                   "registered_on", "haulier", "extra", "updated_at")
 VOLUME_FIELDS = ("enterprise_id", "month", "rail_tonnes", "waterway_tonnes", "pipeline_tonnes", "conveyor_tonnes",
                  "note", "reported_by", "reported_role", "updated_at")
-SEGMENT_FIELDS = ("id", "gate_id", "started_at", "ended_at", "sha256", "bytes", "legal_hold")
+SEGMENT_FIELDS = ("id", "gate_id", "started_at", "ended_at", "sha256", "bytes", "legal_hold", "hold_reason", "held_by")
 
 
 def _json(value: Any) -> Any:

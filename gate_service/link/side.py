@@ -86,7 +86,7 @@ class SideStreams:
         # the clip (a 'site_hold' request) and keeps its copy. By (held_at, id), like the other cursors.
         holds_at, _, hold_id = (await _cursor(self.pool, "video-holds", "")).partition("|")
         holds = await self.pool.fetch(
-            f"""SELECT {', '.join(SEGMENT_FIELDS)}, hold_reason, held_by, held_at::text AS cursor FROM video_segments
+            f"""SELECT {', '.join(SEGMENT_FIELDS)}, held_at::text AS cursor FROM video_segments
                 WHERE legal_hold AND status <> 'recording'
                   AND ($1::text = '' OR (held_at, id) > ($1::text::timestamptz, $2::bigint))
                 ORDER BY held_at, id LIMIT {PAGE}""", holds_at, int(hold_id or 0))
@@ -97,7 +97,7 @@ class SideStreams:
                 "vehicles": [encode(r, VEHICLE_FIELDS) for r in vehicles],
                 "volumes": [encode(r, VOLUME_FIELDS) for r in volumes],
                 "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments]
-                + [encode(r, (*SEGMENT_FIELDS, "hold_reason", "held_by")) for r in holds],
+                + [encode(r, SEGMENT_FIELDS) for r in holds],
             })
         except Refused as exc:
             # Refused for good (another enterprise's volumes, say): logged, and not offered again.
