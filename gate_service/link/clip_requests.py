@@ -201,7 +201,7 @@ async def list_requests(request: web.Request) -> web.Response:
     return json_response({"requests": [request_json(r) for r in rows], "count": len(rows)})
 
 
-@api.route("GET", r"/api/v1/video-requests/{request_id:[0-9]{1,18}}", roles=WATCH, tag=TAG,
+@api.route("GET", r"/api/v1/video-requests/{request_id:[0-9]+}", roles=WATCH, tag=TAG,
            summary="One video request: its state and each segment's (pending, uploading with bytes received, "
                    "stored, gone)")
 async def get_request(request: web.Request) -> web.Response:
@@ -209,7 +209,7 @@ async def get_request(request: web.Request) -> web.Response:
     return json_response(await _detail(request, row))
 
 
-@api.route("GET", r"/api/v1/video-requests/{request_id:[0-9]{1,18}}/segments/{segment_id:[0-9]{1,18}}/video",
+@api.route("GET", r"/api/v1/video-requests/{request_id:[0-9]+}/segments/{segment_id:[0-9]+}/video",
            roles=WATCH, tag=TAG, produces=(MP4,), summary="A segment a site uploaded for this request (MP4)")
 async def request_video(request: web.Request) -> web.StreamResponse:
     row = await _visible(request, int(request.match_info["request_id"]))

@@ -71,7 +71,7 @@ def _progress(row: Any, received: int) -> dict[str, Any]:
             "stored": stored, "sha256": row["sha256"]}
 
 
-@api.route("GET", r"/api/v1/link/video/{segment_id:[0-9]{1,18}}", roles=SITE, tag=TAG,
+@api.route("GET", r"/api/v1/link/video/{segment_id:[0-9]+}", roles=SITE, tag=TAG,
            summary="How much of a video segment the platform has received (where an upload resumes)")
 async def video_offset(request: web.Request) -> web.Response:
     row = await _index_row(request, int(request.match_info["segment_id"]))
@@ -79,7 +79,7 @@ async def video_offset(request: web.Request) -> web.Response:
     return json_response(_progress(row, await asyncio.to_thread(_size, part)))
 
 
-@api.route("PUT", r"/api/v1/link/video/{segment_id:[0-9]{1,18}}", roles=SITE, tag=TAG,
+@api.route("PUT", r"/api/v1/link/video/{segment_id:[0-9]+}", roles=SITE, tag=TAG,
            content_types=("application/octet-stream", "video/mp4"),
            query={"offset": {"type": "string", "pattern": "^[0-9]{1,15}$"},
                   "request_id": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
@@ -168,7 +168,7 @@ async def _complete(request: web.Request, row: Any, part: Path) -> web.Response:
                           "sha256": digest})
 
 
-@api.route("POST", r"/api/v1/link/video-requests/{request_id:[0-9]{1,18}}/report", roles=SITE, tag=TAG, body=REPORT,
+@api.route("POST", r"/api/v1/link/video-requests/{request_id:[0-9]+}/report", roles=SITE, tag=TAG, body=REPORT,
            summary="The site's answer to a video request: each segment stored, gone (retention) or failed")
 async def report(request: web.Request) -> web.Response:
     from gate_service.link.clip_requests import request_json

@@ -37,7 +37,7 @@ QUERY = {"plate": {"type": "string", "minLength": 2, "maxLength": 20},
 
 # ---- platform ---------------------------------------------------------------------------------------------
 
-@api.route("PUT", r"/api/v1/link/documents/{document_id:[0-9]{1,18}}", roles=SITE, tag=TAG, query=QUERY,
+@api.route("PUT", r"/api/v1/link/documents/{document_id:[0-9]+}", roles=SITE, tag=TAG, query=QUERY,
            content_types=tuple(TYPES),
            summary="A vehicle document photo registered at the site (the site's document id; stored under a key "
                    "the platform makes)")
