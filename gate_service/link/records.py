@@ -31,21 +31,24 @@ def encode(record: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return {f: _json(record[f]) for f in fields}
 
 
-async def upsert_vehicle(conn: asyncpg.Connection, v: dict[str, Any]) -> bool:
+async def upsert_vehicle(conn: asyncpg.Connection, v: dict[str, Any], owner: str | None = None) -> bool:
     """Newer wins, and the writer's updated_at is kept: a change echoed back by the other tier is then older
     or equal and changes nothing, so the two tiers never ping-pong a vehicle. A time in the future is taken as
-    now, so no tier can pin a record against later changes by dating it ahead."""
+    now, so no tier can pin a record against later changes by dating it ahead. ``owner``: the enterprise a
+    vehicle first registered at its site belongs to at the platform (issue 15: its owner may change it); an
+    existing owner is never changed by the link."""
     status = await conn.execute(
         """INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
-                                 registered_on, haulier, extra, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::date, $9, $10, LEAST($11::text::timestamptz, now()))
+                                 registered_on, haulier, extra, updated_at, owner_enterprise_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::date, $9, $10, LEAST($11::text::timestamptz, now()), $12)
            ON CONFLICT (plate) DO UPDATE SET plate_color = EXCLUDED.plate_color, vin = EXCLUDED.vin,
                engine_no = EXCLUDED.engine_no, emission_stage = EXCLUDED.emission_stage,
                fuel_type = EXCLUDED.fuel_type, vehicle_class = EXCLUDED.vehicle_class,
                registered_on = EXCLUDED.registered_on, haulier = EXCLUDED.haulier, extra = EXCLUDED.extra,
-               updated_at = EXCLUDED.updated_at
+               updated_at = EXCLUDED.updated_at,
+               owner_enterprise_id = coalesce(vehicles.owner_enterprise_id, EXCLUDED.owner_enterprise_id)
            WHERE vehicles.updated_at < EXCLUDED.updated_at""",
-        *(v.get(f) for f in VEHICLE_FIELDS))
+        *(v.get(f) for f in VEHICLE_FIELDS), owner)
     return status.endswith(" 1")
 
 
@@ -53,7 +56,7 @@ async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]
     counts = {"vehicles": 0, "volumes": 0, "video_segments": 0}
     try:
         for v in body.get("vehicles", []):
-            counts["vehicles"] += await upsert_vehicle(conn, v)
+            counts["vehicles"] += await upsert_vehicle(conn, v, site.enterprise_id)
         for m in body.get("volumes", []):
             if site.enterprise_id is None or m.get("enterprise_id") != site.enterprise_id:
                 raise ApiError(403, "forbidden_enterprise",

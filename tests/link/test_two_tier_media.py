@@ -210,6 +210,8 @@ async def test_document_photo_registered_at_the_site_is_served_by_the_platform(t
     assert await wait_for(at_platform, 60) == photo
     rows = await tiers.platform.sql("SELECT storage_key FROM vehicle_documents WHERE plate = $1", plate)
     assert len(rows) == 1 and rows[0]["storage_key"] != doc["document_ref"]  # the platform's own key
+    owner = await tiers.platform.sql("SELECT owner_enterprise_id FROM vehicles WHERE plate = $1", plate)
+    assert owner[0]["owner_enterprise_id"] == E  # registered at E's site: E's vehicle at the platform too
 
 
 async def test_broken_chain_resolved_at_the_platform_and_the_site_goes_on(tiers):

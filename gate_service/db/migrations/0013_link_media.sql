@@ -1,5 +1,5 @@
 -- 联网 (issue 14), what the first link left out: video clips on request or hold, vehicle document photos, and
--- resolving a broken chain. (Developed as 0012 on its branch; lands as 0013 after the coordinator's 0012.)
+-- resolving a broken chain.
 
 -- The registry downlink and the site's vehicle stream page by (updated_at, plate).
 CREATE INDEX IF NOT EXISTS vehicles_updated_plate_idx ON vehicles (updated_at, plate);
