@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 api = Api()
 MAX_CHUNK = 8 * 1024 * 1024
 _PIECE = 256 * 1024
-_LOCKS: dict[tuple[int, int], asyncio.Lock] = {}
 
 REPORT = {
     "type": "object", "required": ["segments"], "additionalProperties": False,
@@ -95,32 +96,41 @@ async def put_chunk(request: web.Request) -> web.Response:
                        "sha256 yet", field="segment_id")
     offset = int(request.query.get("offset", "0"))
     request_id = int(request.query["request_id"]) if "request_id" in request.query else None
-    lock_key = (row["site_id"], segment_id)
-    lock = _LOCKS.setdefault(lock_key, asyncio.Lock())
+    part = staging(request.app[keys.SETTINGS], row["site_id"], segment_id)
+    fh = await asyncio.to_thread(_open_locked, part)
     try:
-        async with lock:
-            part = staging(request.app[keys.SETTINGS], row["site_id"], segment_id)
-            received = await asyncio.to_thread(_size, part)
-            if offset != received:
-                raise ApiError(409, "offset_mismatch", f"平台已收到 {received} 字节 / the platform holds {received} bytes",
-                               field="offset", received=received)
-            received = await _append(request, part, received, row["bytes"])
-            if request_id is not None:
-                await request.app[keys.POOL].execute(
-                    """UPDATE link_video_requests SET state = 'uploading', updated_at = now()
-                       WHERE id = $1 AND site_id = $2 AND state = 'pending'""", request_id, row["site_id"])
-            if received < row["bytes"]:
-                return json_response(_progress(row, received))
-            return await _complete(request, row, part)
+        received = os.fstat(fh.fileno()).st_size
+        if offset != received:
+            raise ApiError(409, "offset_mismatch", f"平台已收到 {received} 字节 / the platform holds {received} bytes",
+                           field="offset", received=received)
+        received = await _append(request, fh, part, received, row["bytes"])
+        if request_id is not None:
+            await request.app[keys.POOL].execute(
+                """UPDATE link_video_requests SET state = 'uploading', updated_at = now()
+                   WHERE id = $1 AND site_id = $2 AND state = 'pending'""", request_id, row["site_id"])
+        if received < row["bytes"]:
+            return json_response(_progress(row, received))
+        return await _complete(request, row, part)
     finally:
-        if not lock.locked() and _LOCKS.get(lock_key) is lock:
-            del _LOCKS[lock_key]
+        await asyncio.to_thread(fh.close)  # and with it the lock
 
 
-async def _append(request: web.Request, part: Path, received: int, total: int) -> int:
-    """Stream the body onto the staging file; the bytes that arrived stay, even if the body is cut short."""
+def _open_locked(part: Path) -> BinaryIO:
+    """The staging file, open for appending and locked (flock: also against another worker process on this
+    disk). A second upload of the same segment at once is refused rather than interleaved."""
     part.parent.mkdir(parents=True, exist_ok=True)
-    fh = await asyncio.to_thread(open, part, "ab")
+    fh = open(part, "ab")  # noqa: SIM115 - closed by the caller, which holds the lock until then
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise ApiError(409, "upload_in_progress", "该片段正在上传 / this segment is being uploaded right now",
+                       field="segment_id") from None
+    return fh
+
+
+async def _append(request: web.Request, fh: BinaryIO, part: Path, received: int, total: int) -> int:
+    """Stream the body onto the staging file; the bytes that arrived stay, even if the body is cut short."""
     took = 0
     try:
         async for piece in request.content.iter_chunked(_PIECE):
@@ -130,16 +140,11 @@ async def _append(request: web.Request, part: Path, received: int, total: int) -
                                "a chunk is at most 8 MB and never past the segment's size")
             await asyncio.to_thread(fh.write, piece)
     finally:
-        await asyncio.to_thread(fh.close)
+        await asyncio.to_thread(fh.flush)
         if took and received + took > total:
             # Never keep bytes past the segment's end: cut back to what was there before this chunk.
-            await asyncio.to_thread(_truncate, part, received)
-    return await asyncio.to_thread(_size, part)
-
-
-def _truncate(path: Path, size: int) -> None:
-    with open(path, "r+b") as fh:
-        fh.truncate(size)
+            await asyncio.to_thread(fh.truncate, received)
+    return os.fstat(fh.fileno()).st_size
 
 
 async def _complete(request: web.Request, row: Any, part: Path) -> web.Response:

@@ -180,3 +180,38 @@ async def test_document_photo_goes_up_under_a_platform_key(client, app, admin, t
         assert resp.status == 403
     finally:
         await adapter.close()
+
+
+async def test_two_uploads_of_one_segment_at_once_are_not_interleaved(client, app, admin, token, tmp_path):
+    import asyncio
+
+    ecology = await token("ecology")
+    site, adapter = await _linked(client, app, admin, tmp_path)
+    try:
+        _, req = await _request(client, ecology)
+        data = os.urandom(600_000)
+        await adapter.send_records({"video_segments": [_segment(43, data)]})
+        release = asyncio.Event()
+
+        async def slow():
+            yield data[:300_000]
+            await release.wait()  # the first upload is still streaming its body
+
+        headers = {**site.headers, "Content-Type": "application/octet-stream"}
+        first = asyncio.create_task(client.put("/api/v1/link/video/43", params={"offset": "0"}, headers=headers,
+                                               data=slow()))
+        part = app[app_keys.SETTINGS].data_dir / "link" / "incoming" / str(site.site_id) / "43.part"
+        for _ in range(200):
+            if part.exists() and part.stat().st_size:
+                break
+            await asyncio.sleep(0.02)
+        with pytest.raises(Refused) as busy:
+            await adapter.put_video_chunk(43, 0, data[:1000])
+        assert busy.value.code == "upload_in_progress"
+        release.set()
+        resp = await first
+        assert resp.status == 200 and (await resp.json())["received"] == 300_000
+        done = await adapter.put_video_chunk(43, 300_000, data[300_000:])
+        assert done["stored"] is True
+    finally:
+        await adapter.close()
