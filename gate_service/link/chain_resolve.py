@@ -210,17 +210,15 @@ async def resolve(request: web.Request) -> web.Response:
             site_id, gate_id, epoch, first_bad, head["problem"], head["broken_at"], head["seq"], bytes(head["hash"]),
             start, new_head[0], new_head[1], len(accepted), len(before), body["reason"], principal.actor,
             principal.role, principal.token_id)
-        chosen = {(h["gate_seq"], bytes(h["hash"])) for h in history}
-        merged = {(r["gate_seq"], r["hash"]) for r in accepted}
-        for q in await conn.fetch(
-                """SELECT gate_seq, hash FROM link_quarantine WHERE site_id = $1 AND gate_id = $2
-                   AND resolution_id IS NULL""", site_id, gate_id):
-            key = (q["gate_seq"], bytes(q["hash"]))
-            outcome = "merged" if key in merged else "kept_apart" if key in chosen else "superseded"
-            await conn.execute(
-                """UPDATE link_quarantine SET resolution_id = $5, outcome = $6
-                   WHERE site_id = $1 AND gate_id = $2 AND gate_seq = $3 AND hash = $4""",
-                site_id, gate_id, q["gate_seq"], q["hash"], resolution["id"], outcome)
+        # One statement for the whole quarantine, however long the site was broken.
+        await conn.execute(
+            """UPDATE link_quarantine q SET resolution_id = $3, outcome = CASE
+                   WHEN (q.gate_seq, q.hash) IN (SELECT * FROM unnest($4::bigint[], $5::bytea[])) THEN 'merged'
+                   WHEN (q.gate_seq, q.hash) IN (SELECT * FROM unnest($6::bigint[], $7::bytea[])) THEN 'kept_apart'
+                   ELSE 'superseded' END
+               WHERE q.site_id = $1 AND q.gate_id = $2 AND q.resolution_id IS NULL""",
+            site_id, gate_id, resolution["id"], [r["gate_seq"] for r in accepted], [r["hash"] for r in accepted],
+            [h["gate_seq"] for h in before], [bytes(h["hash"]) for h in before])
         await conn.execute(
             """UPDATE link_gate_heads SET seq = $2, hash = $3, acked_at = now(), chain = 'ok', first_bad_seq = NULL,
                       problem = NULL, broken_at = NULL, quarantine_seq = 0, epoch = $4 WHERE gate_id = $1""",
