@@ -11,6 +11,7 @@ import asyncpg
 
 from gate_service.auth import Principal
 from gate_service.errors import ApiError
+from gate_service.link import enrol
 
 VEHICLE_FIELDS = ("plate", "plate_color", "vin", "engine_no", "emission_stage", "fuel_type", "vehicle_class",
                   "registered_on", "haulier", "extra", "updated_at")
@@ -53,7 +54,8 @@ async def upsert_vehicle(conn: asyncpg.Connection, v: dict[str, Any], owner: str
 
 
 async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]) -> dict[str, int]:
-    counts = {"vehicles": 0, "volumes": 0, "video_segments": 0}
+    counts = {"vehicles": 0, "volumes": 0, "video_segments": 0, "video_segments_refused": 0}
+    allowed: dict[str, bool] = {}
     try:
         for v in body.get("vehicles", []):
             counts["vehicles"] += await upsert_vehicle(conn, v, site.enterprise_id)
@@ -75,6 +77,18 @@ async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]
                 *(str(m[f]) if f.endswith("_tonnes") else m.get(f) for f in VOLUME_FIELDS))
             counts["volumes"] += status.endswith(" 1")
         for s in body.get("video_segments", []):
+            gate_id = s["gate_id"]
+            if gate_id not in allowed:
+                try:
+                    await enrol.may_upload(conn, site, gate_id)
+                    allowed[gate_id] = True
+                except ApiError:
+                    allowed[gate_id] = False
+            if not allowed[gate_id]:
+                # Another site's gate (or one the platform does not know): not this site's video to index. Counted,
+                # not refused, so the vehicles and volumes of the same page still land.
+                counts["video_segments_refused"] += 1
+                continue
             # Once the platform holds its copy, the index row it was checked against does not change.
             held = await conn.fetchval(
                 """INSERT INTO link_video_index AS i (site_id, segment_id, gate_id, started_at, ended_at, sha256, bytes,

@@ -51,7 +51,10 @@ async def test_request_chunks_resume_from_the_platform_offset_and_are_sha_checke
         down = await adapter.downlink({}, 0)
         assert [r["id"] for r in down["streams"]["video"]["requests"]] == [req["id"]]
         data = os.urandom(3 * 1024 * 1024 + 123)
-        await adapter.send_records({"video_segments": [_segment(41, data)]})
+        await client.put("/api/v1/gates/g-other", headers=admin, json={"name": "别家门", "zone_id": "city"})
+        counted = await adapter.send_records({"video_segments": [_segment(41, data), {**_segment(40, data),
+                                                                                      "gate_id": "g-other"}]})
+        assert (counted["video_segments"], counted["video_segments_refused"]) == (1, 1)  # not this site's gate
         half = len(data) // 2
         first = await adapter.put_video_chunk(41, 0, data[:half], req["id"])
         assert first == {**first, "received": half, "stored": False}
