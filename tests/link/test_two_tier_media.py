@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -102,8 +103,16 @@ async def test_clip_requested_from_a_passage_is_uploaded_and_served(tiers):
     status, req = await _call("POST", f"{tiers.platform.url}/api/v1/video-requests", ecology,
                               json={"passage_id": moved["passage_id"], "before": 3, "after": 3, "reason": "核查该车进厂"})
     assert status == 201 and req["state"] == "pending", req
+    asked = time.monotonic()
+    # Down the long-poll like the blacklist: the site takes it up within the downlink's 5 s.
+    taken = await wait_for(lambda: _request_state(tiers, ecology, req["id"], ("uploading", "done", "failed", "gone")),
+                           5, step=0.05)
+    took = time.monotonic() - asked
+    assert taken, "the site did not take the request up within 5 s"
     done = await wait_for(lambda: _request_state(tiers, ecology, req["id"], ("done", "failed", "gone")), 30)
     assert done and done["state"] == "done", done
+    print(f"video request: taken up by the site in {took:.2f} s, done in {time.monotonic() - asked:.2f} s "
+          f"({len(data)} bytes)")
     assert [s["segment_id"] for s in done["segments"]] == [seg_id] and done["segments"][0]["state"] == "stored"
     status, whole = await _call("GET", clip_url, ecology, params={"whole": "true"})
     assert status == 200 and whole == data
