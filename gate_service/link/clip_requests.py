@@ -166,7 +166,7 @@ def _progress(settings: Any, site_id: int, segment_id: int) -> int:
 async def _detail(request: web.Request, row: Any) -> dict[str, Any]:
     segs = await request.app[keys.POOL].fetch(
         """SELECT segment_id, started_at, ended_at, bytes, sha256, held, storage_key IS NOT NULL AS stored, stored_at,
-                  gone_at, gone_reason FROM link_video_index
+                  gone_at, gone_reason, deleted_at, platform_hold, platform_hold_reason FROM link_video_index
            WHERE site_id = $1 AND gate_id = $2 AND started_at < $4 AND coalesce(ended_at, 'infinity') > $3
            ORDER BY started_at""", row["site_id"], row["gate_id"], row["from_at"], row["to_at"])
     settings = request.app[keys.SETTINGS]
@@ -175,10 +175,11 @@ async def _detail(request: web.Request, row: Any) -> dict[str, Any]:
     for s in segs:
         received = s["bytes"] if s["stored"] else await asyncio.to_thread(_progress, settings, row["site_id"],
                                                                          s["segment_id"])
-        state = "stored" if s["stored"] else "gone" if s["gone_at"] else "uploading" if received else "pending"
+        state = ("stored" if s["stored"] else "expired" if s["deleted_at"] else "gone" if s["gone_at"]
+                 else "uploading" if received else "pending")
         out["segments"].append({
             **{k: s[k] for k in ("segment_id", "started_at", "ended_at", "bytes", "sha256", "held", "stored_at",
-                                 "gone_at", "gone_reason")},
+                                 "gone_at", "gone_reason", "deleted_at", "platform_hold", "platform_hold_reason")},
             "state": state, "received": received,
             "video": f"/api/v1/video-requests/{row['id']}/segments/{s['segment_id']}/video" if s["stored"] else None})
     return out
@@ -220,6 +221,8 @@ async def request_video(request: web.Request) -> web.StreamResponse:
         row["site_id"], segment_id, row["gate_id"], row["from_at"], row["to_at"])
     if seg is None:
         raise not_found("录像片段 video segment", str(segment_id))
+    if seg["storage_key"] is None and seg["deleted_at"] is not None:
+        raise expired_here(seg)
     if seg["storage_key"] is None:
         raise ApiError(409, "video_not_uploaded", "该片段尚未上传到平台 / the segment is not at the platform yet",
                        segment_id=segment_id, state=row["state"])
@@ -254,7 +257,14 @@ async def uploaded_segment(pool: Any, passage: Any) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def expired_here(seg: Any) -> ApiError:
+    return ApiError(410, "video_expired", f"平台保存的副本已于 {seg['deleted_at']:%Y-%m-%d} 按保存期限删除 / the "
+                    "platform's copy was deleted by retention", segment_id=seg["segment_id"])
+
+
 def not_uploaded(seg: dict[str, Any] | None) -> ApiError:
+    if seg is not None and seg.get("deleted_at"):
+        return expired_here(seg)
     if seg is not None and seg.get("gone_at"):
         return ApiError(410, "video_expired", "站点已按保存期限删除该录像 / the site no longer holds this video",
                         segment_id=seg["segment_id"])

@@ -165,7 +165,7 @@ async def _complete(request: web.Request, row: Any, part: Path) -> web.Response:
     key = media_key("video", row["gate_id"], row["started_at"], f"site{row['site_id']}-segment{row['segment_id']}.mp4")
     await request.app[keys.MEDIA_STORE].put_file(key, part, move=True)
     await pool.execute(
-        """UPDATE link_video_index SET storage_key = $3, stored_at = now() WHERE site_id = $1 AND segment_id = $2""",
+        """UPDATE link_video_index SET storage_key = $3, stored_at = now(), deleted_at = NULL WHERE site_id = $1 AND segment_id = $2""",
         row["site_id"], row["segment_id"], key)
     with contextlib.suppress(FileNotFoundError):
         await asyncio.to_thread(part.unlink)
