@@ -107,6 +107,11 @@ async def accept(conn: asyncpg.Connection, site: Principal, body: dict[str, Any]
 
                 await hold_request(conn, site, s)
             counts["video_segments"] += 1
+        if body.get("video_releases"):
+            # After the holds above: a segment the site held again since is sent as held, never as released.
+            from gate_service.link.clip_holds import site_released
+
+            counts["video_releases"] = await site_released(conn, site.token_id, body["video_releases"])
     except (KeyError, TypeError, ValueError, asyncpg.DataError, asyncpg.CheckViolationError,
             asyncpg.ForeignKeyViolationError) as exc:
         raise ApiError(422, "invalid_record", f"记录格式错误 / malformed record: {exc}") from None

@@ -90,7 +90,15 @@ class SideStreams:
                 WHERE legal_hold AND status <> 'recording'
                   AND ($1::text = '' OR (held_at, id) > ($1::text::timestamptz, $2::bigint))
                 ORDER BY held_at, id LIMIT {PAGE}""", holds_at, int(hold_id or 0))
-        if not (vehicles or volumes or segments or holds):
+        # A hold released at the site: from its audit trail (the release clears held_at), sent so the platform's
+        # copy falls under normal retention. Only segments not held again since; a new hold goes up as a hold.
+        releases_at = int(await _cursor(self.pool, "video-releases", "0"))
+        releases = await self.pool.fetch(
+            f"""SELECT a.id AS audit_id, v.id, v.gate_id, a.at FROM audit_log a
+                JOIN video_segments v ON a.target = v.id::text
+                WHERE a.action = 'video.release' AND a.id > $1 AND NOT v.legal_hold
+                ORDER BY a.id LIMIT {PAGE}""", releases_at)
+        if not (vehicles or volumes or segments or holds or releases):
             return
         try:
             await uplink.adapter.send_records({
@@ -98,6 +106,8 @@ class SideStreams:
                 "volumes": [encode(r, VOLUME_FIELDS) for r in volumes],
                 "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments]
                 + [encode(r, SEGMENT_FIELDS) for r in holds],
+                "video_releases": [{"id": r["id"], "gate_id": r["gate_id"], "released_at": r["at"].isoformat()}
+                                   for r in releases],
             })
         except Refused as exc:
             # Refused for good (another enterprise's volumes, say): logged, and not offered again.
@@ -110,3 +120,5 @@ class SideStreams:
             await _move(self.pool, "video", str(segments[-1]["id"]))
         if holds:
             await _move(self.pool, "video-holds", f"{holds[-1]['cursor']}|{holds[-1]['id']}")
+        if releases:
+            await _move(self.pool, "video-releases", str(releases[-1]["audit_id"]))

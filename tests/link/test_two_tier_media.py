@@ -254,3 +254,63 @@ async def test_broken_chain_resolved_at_the_platform_and_the_site_goes_on(tiers)
     assert await wait_for(lambda: _uploaded(tiers, gate, 11), 60)  # 8 first reported + 3 new
     out = await asyncio.to_thread(tiers.platform.cli, "ledger", "verify")
     assert "intact" in out or "ok" in out.lower(), out
+
+
+async def test_hold_released_at_the_site_travels_up_and_the_copy_falls_to_retention(tiers):
+    gate = GATES[1]
+    start = (datetime.now(timezone.utc) - timedelta(days=200)).replace(microsecond=0)  # past 183 days
+    seg_id, data = await _segment(tiers, gate, start)
+    hold_url = f"{tiers.site.url}/api/v1/video/segments/{seg_id}"
+    status, held = await _call("POST", f"{hold_url}/hold", tiers.s_admin, json={"reason": "企业内部调查:旧案复查"})
+    assert status == 200, held
+
+    async def platform_row(**want):
+        rows = await tiers.platform.sql(
+            """SELECT site_id, storage_key, held, hold_released_at, deleted_at, platform_hold FROM link_video_index
+               WHERE gate_id = $1 AND segment_id = $2""", gate, seg_id)
+        row = dict(rows[0]) if rows else None
+        return row if row and all(row[k] == v if not callable(v) else v(row[k]) for k, v in want.items()) else None
+
+    copy = await wait_for(lambda: platform_row(held=True, storage_key=lambda k: k is not None), 60)
+    assert copy, await platform_row()
+    site_id, key = copy["site_id"], copy["storage_key"]
+    stored_file = tiers.platform.data_dir / "media" / key
+    assert stored_file.read_bytes() == data
+
+    async def retention() -> dict:
+        out = await asyncio.to_thread(tiers.platform.cli, "retention", "run")
+        import json
+
+        return json.loads(out)["uploaded_clips"]
+
+    kept = await retention()
+    assert kept["clips_deleted"] == 0 and kept["clips_held_kept"] >= 1, kept
+    assert stored_file.exists()
+
+    # Released at the site: the release travels up; the copy stays until retention takes it, not at once.
+    status, released = await _call("POST", f"{hold_url}/release", tiers.s_admin, json={"reason": "调查结束"})
+    assert status == 200 and released["legal_hold"] is False, released
+    after = await wait_for(lambda: platform_row(held=False), 60)
+    assert after and after["hold_released_at"] is not None and after["storage_key"] == key, after
+    assert stored_file.exists()
+
+    # The bureau's own hold on the copy keeps it whatever the site did.
+    ecology = await _ecology(tiers)
+    platform_hold = f"{tiers.platform.url}/api/v1/sites/{site_id}/video/{seg_id}"
+    status, body = await _call("POST", f"{platform_hold}/hold", ecology, json={"reason": "生态环境局立案", "case_ref": "LF-9"})
+    assert status == 200 and body["platform_hold"] is True, body
+    kept = await retention()
+    assert kept["clips_deleted"] == 0 and stored_file.exists(), kept
+
+    status, body = await _call("POST", f"{platform_hold}/release", ecology, json={"reason": "结案"})
+    assert status == 200, body
+    gone = await retention()
+    assert gone["clips_deleted"] == 1, gone
+    assert not stored_file.exists()
+    row = await platform_row()
+    assert row["storage_key"] is None and row["deleted_at"] is not None
+    status, body = await _call("GET", f"{tiers.platform.url}/api/v1/video-requests", ecology, params={"gate_id": gate})
+    [req] = [r for r in body["requests"] if r["source"] == "site_hold" and "旧案复查" in r["reason"]]
+    status, err = await _call("GET", f"{tiers.platform.url}/api/v1/video-requests/{req['id']}/segments/{seg_id}/video",
+                              ecology)
+    assert status == 410 and err["error"]["code"] == "video_expired", err
