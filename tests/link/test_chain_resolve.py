@@ -4,6 +4,8 @@ platform's own verifier checking both epochs afterwards."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from gate_service import keys as app_keys
 from gate_service.ledger.chain import link
 from gate_service.ledger.store import verify
@@ -111,3 +113,37 @@ async def test_cut_tail_resolved_keeps_the_cut_rows_and_verify_still_guards_them
         await conn.execute("DELETE FROM passages WHERE gate_id = $1 AND gate_seq = 10 AND chain_epoch = 0", GATE)
     breaks = await _verify(app)
     assert breaks and "epoch 0" in breaks[0].problem, breaks
+
+
+async def test_an_override_in_both_epochs_at_the_same_seq_counts_once(client, app, admin, tmp_path):
+    """After a cut tail is resolved, seq 8 exists in epoch 0 (as first reported) and in epoch 1 (the site's new
+    history). Both are overrides of the same refused passage: only the first, epoch 0's, is the trip."""
+    site = await _site(client, app, admin, tmp_path)
+    rows = chain(10)
+    rows[2].update(decision="deny", clean=False)  # seq 3 refused ...
+    rows[7].update(overrides=rows[2]["id"], override_reason="现场核实后放行")  # ... and let through as seq 8
+    # The site cut 8-10 and recorded two new passages as 8 and 9; its new 8 overrides the same refused row.
+    new = chain(2, start=8, prev=rows[6]["hash"], plate="晋LC{seq:04d}")
+    new[0].update(overrides=rows[2]["id"], override_reason="再次放行")
+    for r in rows + new:  # recorded at the gates an hour before the break is resolved (a replay, not live)
+        r["recorded_at"] = r["at"] = r["at"] - timedelta(hours=1)
+    rows, new = rehash(rows, rows[0]["prev_hash"]), rehash(new, rows[6]["hash"])
+    await site.send(rows)
+    status, answer = await site.send(new)
+    assert answer["chain"] == "broken" and answer["first_bad_seq"] == 8
+    resp = await client.post(f"/api/v1/sites/{site.site_id}/gates/{GATE}/resolve", headers=admin,
+                             json={"reason": "企业承认删除了第8至10条;原记录保留为证据"})
+    assert resp.status == 200, await resp.json()
+    pool = app[app_keys.POOL]
+    both = await pool.fetch("SELECT chain_epoch FROM passages WHERE gate_id = $1 AND gate_seq = 8 ORDER BY 1", GATE)
+    assert [r["chain_epoch"] for r in both] == [0, 1]
+    # Trips: 1, 2, 4-7, 9, 10 and the first override (epoch 0's 8) of the ten first reported, and the new 9.
+    counted = await pool.fetchval(
+        """SELECT count(*) FROM passages WHERE gate_id = $1 AND decision = 'allow'
+           AND (overrides IS NULL OR passage_counts(decision, overrides, gate_id, gate_seq, chain_epoch))""", GATE)
+    assert counted == 10
+    rollup = await pool.fetchval("SELECT sum(trips) FROM transport_daily WHERE enterprise_id = 'e-a'")
+    raw = await pool.fetchval("SELECT sum(trips) FROM transport_daily_raw(current_date - 2, current_date + 2) "
+                              "WHERE enterprise_id = 'e-a'")
+    monthly = await pool.fetchval("SELECT sum(trips) FROM transport_monthly WHERE enterprise_id = 'e-a'")
+    assert (rollup, raw, monthly) == (10, 10, 10)

@@ -28,7 +28,7 @@ async def test_0013_keeps_an_existing_ledger_verifiable_in_epoch_0(server_dsn):
                            "VALUES (5, '\\x05', 's1', 'site', 'e-a')")
         await conn.execute("INSERT INTO link_gate_heads (gate_id, site_id, seq, hash) VALUES ($1, 5, 4, $2)", GATE,
                            rows[-1]["hash"])
-        assert await apply_migrations(conn) == ["0013_link_media.sql"]
+        assert (await apply_migrations(conn))[0] == "0013_link_media.sql"  # and whatever came after
         assert await conn.fetchval("SELECT array_agg(DISTINCT chain_epoch) FROM passages") == [0]
         assert await conn.fetchval("SELECT epoch FROM link_gate_heads WHERE gate_id = $1", GATE) == 0
         checked, breaks = await verify(conn, GATE)
