@@ -76,9 +76,16 @@ async def hold_request(conn: asyncpg.Connection, site: Principal, segment: dict[
         """INSERT INTO link_video_requests (site_id, gate_id, from_at, to_at, source, reason, requested_by,
                                             requested_role, token_id)
            VALUES ($1, $2, $3, $4, 'site_hold', $5, $6, 'site', $1)
-           ON CONFLICT (site_id, gate_id, from_at, to_at) WHERE source = 'site_hold' DO NOTHING""",
+           ON CONFLICT (site_id, gate_id, from_at, to_at) WHERE source = 'site_hold' DO UPDATE
+               SET state = 'pending', state_reason = NULL, segments = NULL, finished_at = NULL, updated_at = now(),
+                   reason = EXCLUDED.reason, requested_by = EXCLUDED.requested_by
+               -- Held again after the platform's copy expired by retention: asked for again.
+               WHERE link_video_requests.state NOT IN ('pending', 'uploading')
+                 AND EXISTS (SELECT 1 FROM link_video_index i WHERE i.site_id = $1 AND i.segment_id = $7
+                             AND i.storage_key IS NULL AND i.deleted_at IS NOT NULL)""",
         site.token_id, segment["gate_id"], start, max(end, start + timedelta(seconds=1)),
-        f"站点法律保全 / legal hold at the site: {segment.get('hold_reason') or ''}".strip(), f"{who} @站点{site.token_id}")
+        f"站点法律保全 / legal hold at the site: {segment.get('hold_reason') or ''}".strip(), f"{who} @站点{site.token_id}",
+        int(segment["id"]))
 
 
 async def open_requests(conn: Any, site_id: int) -> list[dict[str, Any]]:

@@ -314,3 +314,12 @@ async def test_hold_released_at_the_site_travels_up_and_the_copy_falls_to_retent
     status, err = await _call("GET", f"{tiers.platform.url}/api/v1/video-requests/{req['id']}/segments/{seg_id}/video",
                               ecology)
     assert status == 410 and err["error"]["code"] == "video_expired", err
+
+    # Held again at the site after the copy expired: the platform asks for it again and holds a copy again.
+    status, held = await _call("POST", f"{hold_url}/hold", tiers.s_admin, json={"reason": "新线索:再次保全"})
+    assert status == 200, held
+    again = await wait_for(lambda: platform_row(held=True, storage_key=lambda k: k is not None), 60)
+    assert again and again["deleted_at"] is None, await platform_row()
+    assert (tiers.platform.data_dir / "media" / again["storage_key"]).read_bytes() == data
+    status, body = await _call("GET", f"{tiers.platform.url}/api/v1/video-requests/{req['id']}", ecology)
+    assert body["state"] in ("uploading", "done") and "再次保全" in body["reason"], body
