@@ -42,6 +42,17 @@ class ClipRetention:
     requests_failed: int = 0
 
 
+async def planned_clips(pool: asyncpg.Pool, video_cutoff: datetime) -> dict[str, int]:
+    """What expire_clips would delete now (for `gate-service retention plan`), deleting nothing."""
+    row = await pool.fetchrow(
+        """SELECT count(*) FILTER (WHERE NOT held AND NOT platform_hold) AS clips,
+                  coalesce(sum(bytes) FILTER (WHERE NOT held AND NOT platform_hold), 0) AS bytes,
+                  count(*) FILTER (WHERE held OR platform_hold) AS held
+           FROM link_video_index WHERE storage_key IS NOT NULL AND coalesce(ended_at, started_at) <= $1""",
+        video_cutoff)
+    return {"clips_to_delete": row["clips"], "clip_bytes": int(row["bytes"]), "clips_held_kept": row["held"]}
+
+
 async def expire_clips(pool: asyncpg.Pool, store: Any, video_cutoff: datetime, report: ClipRetention) -> None:
     """Delete the platform's copies of uploaded segments that ended by ``video_cutoff`` and are not held."""
     report.clips_held_kept = await pool.fetchval(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 
@@ -54,7 +57,7 @@ async def _request(pool, site_id: int, gate: str, start: datetime, end: datetime
         site_id, gate, start, end, state)
 
 
-async def test_uploaded_clips_follow_video_retention_and_holds_keep_them(client, app, token):
+async def test_uploaded_clips_follow_video_retention_and_holds_keep_them(client, app, token, database_url):
     pool, store = app[keys.POOL], app[keys.MEDIA_STORE]
     site = await _site(pool, seen=datetime.now(timezone.utc))
     keys_ = {
@@ -88,6 +91,17 @@ async def test_uploaded_clips_follow_video_retention_and_holds_keep_them(client,
         await pool.execute("UPDATE link_video_index SET deleted_at = now() WHERE segment_id = 4")
 
     req = await _request(pool, site, "g-r-1", OLD - timedelta(minutes=9), OLD - timedelta(minutes=8), "done")
+
+    # `retention plan` says what will go, deleting nothing.
+    env = {**os.environ, "DATABASE_URL": database_url, "CLEANGATE_DATA_DIR": str(app[keys.SETTINGS].data_dir)}
+    out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "gate_service", "retention", "plan",
+                                                   "--as-of", AS_OF.isoformat(), "--json"],
+                                  env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sizes = {r["segment_id"]: r["bytes"] for r in await pool.fetch("SELECT segment_id, bytes FROM link_video_index")}
+    assert json.loads(out.stdout)["uploaded_clips"] == {
+        "clips_to_delete": 4, "clip_bytes": sum(sizes[i] for i in (1, 2, 6, 8)), "clips_held_kept": 2}
+    assert await store.exists(keys_["old"])
 
     outcome = await jobs.run_now("retention", app, today=AS_OF)
     assert outcome.ok, outcome.error
