@@ -61,7 +61,9 @@
       for (const s of q.segments.filter((x) => x.video)) {
         await CG.download(s.video, {}, `request-${id}-segment-${s.segment_id}.mp4`, "vr-error");
       }
-      if (!q.segments.some((x) => x.video)) CG.showNotice("vr-error", q.state_reason || "没有已上传的片段 / no segment uploaded");
+      if (!q.segments.some((x) => x.video)) CG.showNotice("vr-error", q.segments.some((x) => x.state === "expired")
+        ? "平台副本已按保存期限删除 / the platform's copies were deleted by retention"
+        : q.state_reason || "没有已上传的片段 / no segment uploaded");
     });
   }
 
