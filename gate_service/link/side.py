@@ -97,6 +97,8 @@ class SideStreams:
             f"""SELECT a.id AS audit_id, v.id, v.gate_id, a.at FROM audit_log a
                 JOIN video_segments v ON a.target = v.id::text
                 WHERE a.action = 'video.release' AND a.id > $1 AND NOT v.legal_hold
+                  -- the last 2 s wait a round: a release committing just after a later one is not passed over
+                  AND a.at < now() - interval '2 seconds'
                 ORDER BY a.id LIMIT {PAGE}""", releases_at)
         if not (vehicles or volumes or segments or holds or releases):
             return

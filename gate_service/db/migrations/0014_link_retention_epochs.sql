@@ -15,6 +15,10 @@ ALTER TABLE link_video_index ADD CONSTRAINT link_video_index_platform_hold_reaso
     CHECK (NOT platform_hold OR platform_hold_reason IS NOT NULL);
 CREATE INDEX link_video_index_stored_ended_idx ON link_video_index (ended_at) WHERE storage_key IS NOT NULL;
 
+-- A site reads its hold releases from its audit trail past a cursor (link/side.py): an index probe, however long
+-- the trail.
+CREATE INDEX audit_log_video_release_idx ON audit_log (id) WHERE action = 'video.release';
+
 -- Evidence guard, as for the platform's own segments: a copy under either hold cannot be marked deleted,
 -- whatever code tries it.
 CREATE FUNCTION link_video_index_guard() RETURNS trigger LANGUAGE plpgsql AS $$
