@@ -147,3 +147,32 @@ async def test_an_override_in_both_epochs_at_the_same_seq_counts_once(client, ap
                               "WHERE enterprise_id = 'e-a'")
     monthly = await pool.fetchval("SELECT sum(trips) FROM transport_monthly WHERE enterprise_id = 'e-a'")
     assert (rollup, raw, monthly) == (10, 10, 10)
+
+
+async def test_a_live_override_in_the_new_epoch_of_a_passage_the_old_epoch_overrode_is_accepted(client, app, admin,
+                                                                                                  tmp_path):
+    """The cut rows held an override of seq 3; the site, no longer having it, lets the truck through again after
+    the break is resolved, live. The platform takes the row (the link must not stall on it) and counts one trip."""
+    site = await _site(client, app, admin, tmp_path)
+    rows = chain(10)
+    rows[2].update(decision="deny", clean=False)
+    rows[8].update(overrides=rows[2]["id"], override_reason="现场核实后放行")  # seq 9: cut below
+    rows = rehash(rows, rows[0]["prev_hash"])
+    await site.send(rows)
+    new = chain(1, start=8, prev=rows[6]["hash"], plate="晋LC{seq:04d}")
+    await site.send(new)
+    resp = await client.post(f"/api/v1/sites/{site.site_id}/gates/{GATE}/resolve", headers=admin,
+                             json={"reason": "企业承认删除了第8至10条;原记录保留为证据"})
+    assert resp.status == 200, await resp.json()
+    live = chain(1, start=9, prev=new[-1]["hash"], plate="晋LA0003")
+    live[0].update(overrides=rows[2]["id"], override_reason="再次放行")
+    live = rehash(live, new[-1]["hash"])
+    status, answer = await site.send(live)
+    assert status == 200 and answer["chain"] == "ok" and answer["acked_seq"] == 9, answer
+    pool = app[app_keys.POOL]
+    overrides = await pool.fetch(
+        """SELECT p.chain_epoch, o.late_replay FROM passage_overrides o JOIN passages p ON p.id = o.override_id
+           WHERE o.cited_id = $1 ORDER BY 1""", rows[2]["id"])
+    assert [(o["chain_epoch"], o["late_replay"]) for o in overrides] == [(0, False), (1, True)]
+    # 1, 2, 4-8 and 10 first reported, the old epoch's override (9), the new 8: ten; the new override is not a trip.
+    assert await pool.fetchval("SELECT sum(trips) FROM transport_daily WHERE enterprise_id = 'e-a'") == 10

@@ -123,3 +123,47 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- A second override of a passage is refused when live (0008) — but not when the first one is in another chain
+-- epoch: after a cut tail is resolved, the site no longer has the cut override and may let the truck through
+-- again, and a batch refused for it would stall that gate's uplink for good. It is kept as a late replay (the
+-- first citation stays the one that counts, as passage_counts says above). As 0008's, with that one condition.
+CREATE OR REPLACE FUNCTION passage_override_record() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    cited record;
+    denied text[];
+    late boolean;
+BEGIN
+    SELECT id, at, plate, decision INTO cited FROM passages
+     WHERE id = NEW.overrides AND gate_id = NEW.gate_id ORDER BY at LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'override of % cites no passage of gate %', NEW.id, NEW.gate_id
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'passage_overrides_cited';
+    END IF;
+    SELECT coalesce(array_agg(DISTINCT r->>'rule'), '{}') INTO denied
+      FROM jsonb_array_elements(NEW.reasons) r WHERE r->>'effect' = 'deny';
+    late := NEW.recorded_at < statement_timestamp() - interval '30 seconds';
+    INSERT INTO passage_overrides (override_id, override_at, cited_id, cited_at, gate_id, enterprise_id, plate,
+                                   cited_plate, cited_decision, plate_corrected, manual_release, blacklisted,
+                                   denied_by, override_reason, actor, token_id)
+    VALUES (NEW.id, NEW.at, cited.id, cited.at, NEW.gate_id, NEW.enterprise_id, NEW.plate, cited.plate,
+            cited.decision, NEW.plate <> cited.plate, NEW.blacklisted OR cardinality(denied) > 0, NEW.blacklisted,
+            denied, NEW.override_reason, NEW.actor, NEW.token_id)
+    ON CONFLICT (cited_id) WHERE NOT late_replay DO NOTHING;
+    IF NOT FOUND THEN
+        IF NOT late AND NOT EXISTS (
+                SELECT 1 FROM passage_overrides o JOIN passages p ON p.id = o.override_id
+                WHERE o.cited_id = cited.id AND NOT o.late_replay AND p.chain_epoch <> NEW.chain_epoch) THEN
+            RAISE EXCEPTION 'passage % is already overridden', cited.id
+                USING ERRCODE = 'unique_violation', CONSTRAINT = 'passage_overrides_once';
+        END IF;
+        INSERT INTO passage_overrides (override_id, override_at, cited_id, cited_at, gate_id, enterprise_id, plate,
+                                       cited_plate, cited_decision, plate_corrected, manual_release, blacklisted,
+                                       denied_by, override_reason, actor, token_id, late_replay)
+        VALUES (NEW.id, NEW.at, cited.id, cited.at, NEW.gate_id, NEW.enterprise_id, NEW.plate, cited.plate,
+                cited.decision, NEW.plate <> cited.plate, NEW.blacklisted OR cardinality(denied) > 0,
+                NEW.blacklisted, denied, NEW.override_reason, NEW.actor, NEW.token_id, true);
+    END IF;
+    RETURN NULL;
+END;
+$$;
