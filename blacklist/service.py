@@ -8,7 +8,6 @@ change (the notification comes from a trigger on the event table, at commit), an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from blacklist import store
 from blacklist.importer import ALIASES, check_valid_until, listing_from_row
 from blacklist.model import SHANGHAI, BlacklistError, Entry, Principal, local_day, today
 from blacklist.store import Listing, Origin
+from pglisten import Listener
 from plate_reader import plates
 from sheets import SheetError, read_table_async
 
@@ -52,12 +52,12 @@ class Blacklist:
         self.sync_timeout = sync_timeout
         self._active: dict[str, Entry] = {}
         self._queue: asyncio.Queue[tuple[str | None, asyncio.Future[None] | None]] = asyncio.Queue()
-        self._listener: Any = None  # a pool connection held for LISTEN
-        self._lost = asyncio.Event()
+        # A pool connection held for LISTEN; after each check or reconnect, a full reload is the safety net.
+        self.listener = Listener(CHANNEL, self._on_notify, acquire=pool.acquire, release=pool.release,
+                                 on_tick=self._reload_later, interval=refresh_interval, name="blacklist")
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.last_refresh: datetime | None = None
-        self.reconnects = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -65,17 +65,14 @@ class Blacklist:
         # LISTEN before the first load: a change committed in between is then both loaded and notified,
         # never neither.
         self._stopping = False
-        await self._listen()
+        await self.listener.start()
         await self._reload_all()
-        self._tasks = [
-            asyncio.create_task(self._worker(), name="blacklist-cache"),
-            asyncio.create_task(self._supervise(), name="blacklist-listener"),
-        ]
+        self._tasks = [asyncio.create_task(self._worker(), name="blacklist-cache")]
         log.info("blacklist: %d open entries loaded, listening on %s", len(self._active), CHANNEL)
 
     async def stop(self) -> None:
         self._stopping = True
-        self._lost.set()
+        await self.listener.stop()
         tasks, self._tasks = self._tasks, []
         # A cancellation can be swallowed inside a library's wait_for (Python 3.11) while the supervisor is
         # reconnecting; the flag ends its loop anyway, and cancelling again covers the rest.
@@ -86,13 +83,16 @@ class Blacklist:
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=1.0)
-        await self._drop_listener()
+
+    @property
+    def reconnects(self) -> int:
+        return self.listener.reconnects
 
     def status(self) -> dict[str, Any]:
         """For health checks and metrics."""
         return {
             "entries": len(self._active),
-            "listening": self._listener is not None and not self._listener.is_closed(),
+            "listening": self.listener.listening,
             "last_refresh": self.last_refresh,
             "reconnects": self.reconnects,
         }
@@ -116,11 +116,12 @@ class Blacklist:
             return None
         return entry
 
-    async def lookup_as_of(self, plate: str, at: datetime) -> Entry | None:
+    async def lookup_as_of(self, plate: str, at: datetime, conn: store.Conn | None = None) -> Entry | None:
         """The entry refusing this plate at a past moment, from the database: as the list was then (an entry
         made later, or its later extension, does not count; one revoked since still does). For passages
-        dated in the past; ``lookup`` (no I/O) answers for now."""
-        row = await store.entry_as_of(self.pool, plate, at)
+        dated in the past; ``lookup`` (no I/O) answers for now. A caller that holds a connection passes it:
+        taking a second one from the pool meanwhile deadlocks once every connection is held that way."""
+        row = await store.entry_as_of(conn if conn is not None else self.pool, plate, at)
         if row is None:
             return None
         entry = Entry.from_row(row)
@@ -297,71 +298,11 @@ class Blacklist:
                 if not f.done():
                     f.set_result(None)
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         self._queue.put_nowait((payload or _FULL, None))
 
-    def _on_lost(self, _conn: Any) -> None:
-        self._lost.set()
-
-    async def _listen(self) -> None:
-        conn = await self.pool.acquire()
-        try:
-            await conn.add_listener(CHANNEL, self._on_notify)
-            conn.add_termination_listener(self._on_lost)
-        except BaseException:
-            await self.pool.release(conn)
-            raise
-        self._listener = conn
-        self._lost.clear()
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            conn.remove_termination_listener(self._on_lost)
-            if not conn.is_closed():
-                await asyncio.wait_for(conn.remove_listener(CHANNEL, self._on_notify), 5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pool.release(conn), 5)
-
-    async def _alive(self) -> bool:
-        if self._listener is None or self._listener.is_closed():
-            return False
-        try:
-            # A silently dead TCP connection raises nothing until something is sent on it.
-            await asyncio.wait_for(self._listener.fetchval("SELECT 1"), 5)
-        except Exception:  # noqa: BLE001
-            return False
-        return True
-
-    async def _supervise(self) -> None:
-        delay = 0.2
-        while not self._stopping:
-            try:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), self.refresh_interval)
-                if self._stopping:
-                    return
-                if not self._lost.is_set() and await self._alive():
-                    self._queue.put_nowait((_FULL, None))  # the safety net
-                    continue
-                log.warning("blacklist: listener connection lost; reconnecting")
-                await self._drop_listener()
-                await self._listen()
-                self.reconnects += 1
-                delay = 0.2
-                # Whatever changed while nobody was listening.
-                self._queue.put_nowait((_FULL, None))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be down for a while; keep trying
-                if self._stopping:
-                    return
-                log.warning("blacklist: listener reconnect failed (%s); next try in %.1fs", exc, delay)
-                self._lost.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+    async def _reload_later(self) -> None:
+        self._queue.put_nowait((_FULL, None))
 
 
 APP_KEY = web.AppKey("blacklist", Blacklist)

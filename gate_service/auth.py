@@ -150,6 +150,27 @@ async def resolve(pool: asyncpg.Pool, token: str, cache: TokenCache | None = Non
 # browsers cannot set headers on a WebSocket. The modules that declare such routes add them here.
 WEBSOCKET_ROUTES: set[str] = set()
 
+# Browsers can offer WebSocket subprotocols, though, and the console passes its token that way
+# (``new WebSocket(url, [WS_PROTOCOL, "bearer." + token])``): a URL reaches access and error logs, browser
+# histories and Referer headers; a handshake header does not. The server answers with WS_PROTOCOL only.
+WS_PROTOCOL = "cleangate.v1"
+WS_BEARER = "bearer."
+
+
+def _protocol_token(request: web.Request) -> str | None:
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    if WS_BEARER not in offered:
+        return None
+    resource = request.match_info.route.resource
+    if (request.headers.get("Upgrade", "").lower() != "websocket" or resource is None
+            or resource.canonical not in WEBSOCKET_ROUTES):
+        return None
+    for item in offered.split(","):
+        item = item.strip()
+        if item.startswith(WS_BEARER):
+            return item[len(WS_BEARER):]
+    return None
+
 
 def _url_token(request: web.Request) -> str | None:
     if "access_token" not in request.query:
@@ -169,7 +190,7 @@ def _url_token(request: web.Request) -> str | None:
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
     if not header:
-        url_token = _url_token(request)
+        url_token = _url_token(request) or _protocol_token(request)
         if url_token is not None:
             header = "Bearer " + url_token
     if header:

@@ -6,9 +6,9 @@ each replica LISTENs on ``token_revoked`` (a trigger on ``api_tokens`` notifies 
 this replica, another one, ``gate-service token revoke``) and then forgets the token and closes its sockets
 with close code 4401 ``token_revoked``. In case a notification is lost (listener reconnecting, network
 partition) every remembered token and every open socket's token is re-checked every ``recheck_interval``
-seconds: that bounds how stale the outage cache can be when an outage begins. The listener follows the
-blacklist's pattern (blacklist/service.py): checked, reconnected with backoff; but on a connection of its own,
-outside the pool, so that it never takes one of the gates' connections (a pool of 2 would be left with none).
+seconds: that bounds how stale the outage cache can be when an outage begins. The listener is the
+blacklist's (``pglisten.Listener``): checked, reconnected with backoff; but on a connection of its own, outside
+the pool, so that it never takes one of the gates' connections (a pool of 2 would be left with none).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from aiohttp import web
 
 from gate_service import keys
 from gate_service.auth import Principal, TokenCache
+from pglisten import Listener
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,10 @@ class TokenWatch:
         self.cache = cache
         self.recheck_interval = recheck_interval
         self.sockets: dict[int, set[web.WebSocketResponse]] = {}
-        self._listener: Any = None
-        self._lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.listener = Listener(CHANNEL, self._on_notify, acquire=self._connect, release=self._release,
+                                 on_tick=self.recheck, interval=recheck_interval, name="token revocations")
         self._pending: set[asyncio.Task[None]] = set()
         self._closing: dict[web.WebSocketResponse, asyncio.Future[None]] = {}
-        self._stopping = False
-        self.reconnects = 0
         self.closed_sockets = 0
 
     # ---- open sockets -------------------------------------------------------------------------------
@@ -102,25 +100,22 @@ class TokenWatch:
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
+    @property
+    def reconnects(self) -> int:
+        return self.listener.reconnects
+
     async def start(self) -> None:
-        self._stopping = False
-        await self._listen()
-        self._task = asyncio.create_task(self._supervise(), name="token-revocation-listener")
+        await self.listener.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        self._lost.set()
-        tasks = [t for t in (self._task, *self._pending) if t is not None]
-        for _ in range(5):
-            pending = [t for t in tasks if not t.done()]
-            if not pending:
-                break
-            for task in pending:
-                task.cancel()
+        await self.listener.stop()
+        pending = [t for t in self._pending if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
             await asyncio.wait(pending, timeout=1.0)
-        await self._drop_listener()
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         try:
             token_id = int(payload)
         except ValueError:
@@ -129,30 +124,8 @@ class TokenWatch:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def _on_lost(self, _conn: Any) -> None:
-        self._lost.set()
-
-    async def _listen(self) -> None:
-        conn = await (asyncpg.connect(self.dsn, timeout=10) if self.dsn else self.pool.acquire())
-        try:
-            await conn.add_listener(CHANNEL, self._on_notify)
-            conn.add_termination_listener(self._on_lost)
-        except BaseException:
-            await self._release(conn)
-            raise
-        self._listener = conn
-        self._lost.clear()
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            conn.remove_termination_listener(self._on_lost)
-            if not conn.is_closed():
-                await asyncio.wait_for(conn.remove_listener(CHANNEL, self._on_notify), 5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._release(conn), 5)
+    async def _connect(self) -> Any:
+        return await (asyncpg.connect(self.dsn, timeout=10) if self.dsn else self.pool.acquire())
 
     async def _release(self, conn: Any) -> None:
         if self.dsn:
@@ -160,41 +133,6 @@ class TokenWatch:
                 await conn.close(timeout=5)
         else:
             await self.pool.release(conn)
-
-    async def _alive(self) -> bool:
-        if self._listener is None or self._listener.is_closed():
-            return False
-        try:
-            await asyncio.wait_for(self._listener.fetchval("SELECT 1"), 5)
-        except Exception:  # noqa: BLE001
-            return False
-        return True
-
-    async def _supervise(self) -> None:
-        delay = 0.2
-        while not self._stopping:
-            try:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._lost.wait(), self.recheck_interval)
-                if self._stopping:
-                    return
-                if self._lost.is_set() or not await self._alive():
-                    log.warning("token revocations: listener connection lost; reconnecting")
-                    await self._drop_listener()
-                    await self._listen()
-                    self.reconnects += 1
-                    delay = 0.2
-                # The safety net, and whatever was revoked while nobody listened.
-                await self.recheck()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be down for a while; keep trying
-                if self._stopping:
-                    return
-                log.warning("token revocations: listener or re-check failed (%s); next try in %.1fs", exc, delay)
-                self._lost.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 async def revocation_context(app: web.Application) -> AsyncIterator[None]:

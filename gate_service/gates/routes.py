@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gate_service import keys
-from gate_service.auth import WEBSOCKET_ROUTES, require_gate
+from gate_service.auth import WEBSOCKET_ROUTES, WS_PROTOCOL, require_gate
 from gate_service.errors import ApiError, not_found
 from gate_service.gates.ingest import Overloaded
 from gate_service.registry import store as registry
@@ -122,7 +122,7 @@ async def _untrack(request: web.Request, ws: web.WebSocketResponse) -> None:
            summary="WebSocket for screens: the gate's reads and passages as JSON, no frames sent")
 async def watch(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
-    ws, ingest, send = await _open_socket(request, gate_id, web.WebSocketResponse(heartbeat=20))
+    ws, ingest, send = await _open_socket(request, gate_id, web.WebSocketResponse(heartbeat=20, protocols=(WS_PROTOCOL,)))
     try:
         await send({"type": "hello", "gate_id": gate_id, "watching": True})
         async for _ in ws:
@@ -139,7 +139,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     gate_id = await _gate(request)
     direction = request.query.get("direction", "in")
     ws, ingest, send = await _open_socket(
-        request, gate_id, web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY]))
+        request, gate_id, web.WebSocketResponse(heartbeat=20, max_msg_size=request.app[keys.MAX_BODY],
+                                              protocols=(WS_PROTOCOL,)))
     tasks: set[asyncio.Task[None]] = set()
     token_id = request[keys.PRINCIPAL].token_id
     try:

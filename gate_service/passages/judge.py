@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -154,11 +155,11 @@ class Judge:
             return None  # listed after the moment: not a fact of that moment
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
 
-    async def _blacklist_as_of(self, plate: str, at: datetime) -> BlacklistEntry | None:
+    async def _blacklist_as_of(self, conn: asyncpg.Connection, plate: str, at: datetime) -> BlacklistEntry | None:
         as_of = getattr(self.blacklist, "lookup_as_of", None)
         if as_of is None:
             return self._blacklist_entry(plate, at)
-        entry = await as_of(plate, at)
+        entry = await as_of(plate, at, conn)
         if entry is None:
             return None
         return BlacklistEntry(plate=entry.plate, reason=entry.reason, valid_until=entry.valid_until)
@@ -214,7 +215,7 @@ class Judge:
             # History is judged by the facts of its moment, not today's (issue 15 item 14).
             vehicle_row = await registry.vehicle_as_of(conn, item.plate, item.at)
             alert = await alert_level_at(conn, item.at)
-            blacklisted = await self._blacklist_as_of(item.plate, item.at)
+            blacklisted = await self._blacklist_as_of(conn, item.plate, item.at)
         else:
             vehicle_row = await self.facts.vehicle(conn, item.plate)
             alert = await self.facts.alert_level(conn, item.at)
@@ -291,7 +292,13 @@ class Judge:
         row, decision, facts = await self._judge(None, item, token_id, actor)
         judged = Judged(row, decision, facts)
         response = {**judged.response(), "spooled": True}
-        await self.spool.append(row, response)
+        history = item.at < datetime.now(timezone.utc) - AS_OF_AFTER
+        if history:
+            # Only today's facts are in memory; those of the passage's moment (the blacklist as it was, the
+            # registry's versions, the alert then) are in the database. The answer now is provisional and
+            # says so; the ledger gets the decision by the facts of the moment when the spool drains.
+            response["provisional"] = True
+        await self.spool.append(row, response, rejudge=_input_json(item) if history else None)
         if self.metrics is not None:
             self.metrics.spooled.inc(gate=item.gate_id)
         self._count(item, decision)
@@ -326,12 +333,19 @@ class Judge:
         if self.spool is None or not self.spool.has_pending():
             return 0
 
-        async def write(row: dict[str, Any], response: dict[str, Any]) -> bool:
+        async def write(row: dict[str, Any], response: dict[str, Any] | None, rejudge: dict | None) -> bool:
             async with self.pool.acquire() as conn:
                 if await conn.fetchval("SELECT 1 FROM passages WHERE id = $1 AND at = $2", row["id"], row["at"]):
                     return False
+                decision, facts = _NO_DECISION, None
+                if rejudge is not None:
+                    # Decided again by the facts of its moment; the id the kiosk was given stays, and a retry
+                    # of its client_ref gets the ledger's answer, not the provisional one.
+                    fresh, decision, facts = await self._judge(conn, _input_from_json(rejudge), row["token_id"],
+                                                               row["actor"])
+                    row, response = {**fresh, "id": row["id"], "recorded_at": row["recorded_at"]}, None
                 try:
-                    await self._write(conn, dict(row), _NO_DECISION, None, response)
+                    await self._write(conn, dict(row), decision, facts, response)
                 except _LostRace:
                     return False
                 return True
@@ -343,6 +357,20 @@ class Judge:
 
 
 _NO_DECISION = Decision("allow", (), "")
+
+
+def _input_json(item: PassageInput) -> dict[str, Any]:
+    return dataclasses.asdict(item)
+
+
+def _input_from_json(data: dict[str, Any]) -> PassageInput:
+    fields = dict(data)
+    fields["at"] = datetime.fromisoformat(fields["at"]) if isinstance(fields["at"], str) else fields["at"]
+    if fields.get("overrides") is not None:
+        fields["overrides"] = UUID(str(fields["overrides"]))
+    if fields.get("tonnes") is not None:
+        fields["tonnes"] = float(fields["tonnes"])
+    return PassageInput(**fields)
 
 
 def _check_binding(item: PassageInput, first_hash: str | None) -> None:

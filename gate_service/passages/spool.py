@@ -100,9 +100,14 @@ class Spool:
     def _lock(self, gate_id: str) -> asyncio.Lock:
         return self._locks.setdefault(gate_id, asyncio.Lock())
 
-    async def append(self, row: dict[str, Any], response: dict[str, Any]) -> None:
+    async def append(self, row: dict[str, Any], response: dict[str, Any],
+                     rejudge: dict[str, Any] | None = None) -> None:
+        """``rejudge``: the passage's input, when its decision is to be made again at replay (see Judge)."""
         gate_id = row["gate_id"]
-        line = encode_line({"row": row, "response": response})
+        record = {"row": row, "response": response}
+        if rejudge is not None:
+            record["rejudge"] = rejudge
+        line = encode_line(record)
         async with self._lock(gate_id):
             await asyncio.to_thread(self._write, self._path(gate_id), line)
             self._pending.add(gate_id)
@@ -133,7 +138,8 @@ class Spool:
         return records
 
     async def drain(self, write: Any) -> int:
-        """Replay every gate's spool through ``write(row, response) -> bool`` (False: already in the ledger).
+        """Replay every gate's spool through ``write(row, response, rejudge) -> bool`` (False: already in the
+        ledger; ``rejudge`` is what ``append`` was given, or None).
 
         A file is removed only after all its rows are written; if the database fails again half way, the
         next drain starts the file over and the rows already written are skipped by ``write``.
@@ -146,7 +152,7 @@ class Spool:
                     self._pending.discard(gate_id)
                     continue
                 for record in await asyncio.to_thread(self._read, path):
-                    if await write(record["row"], record["response"]):
+                    if await write(record["row"], record["response"], record.get("rejudge")):
                         replayed += 1
                 await asyncio.to_thread(path.unlink)
                 self._pending.discard(gate_id)

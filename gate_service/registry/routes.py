@@ -102,14 +102,17 @@ async def get_gate(request: web.Request) -> web.Response:
     return json_response(row)
 
 
-@api.route("PUT", "/api/v1/vehicles/{plate}", roles=("admin", "kiosk"),
-           summary="Register or update a vehicle (kiosk: registers an unknown vehicle only, 409 vehicle_exists otherwise)",
+@api.route("PUT", "/api/v1/vehicles/{plate}", roles=("admin", "enterprise", "kiosk"),
+           summary="Register or update a vehicle (kiosk: registers an unknown vehicle only, 409 vehicle_exists "
+                   "otherwise; enterprise: registers, and changes the vehicles it owns, 403 not_vehicle_owner)",
            body=schemas.VEHICLE, tag="registry")
 async def put_vehicle(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
     body = dict(request[keys.BODY])
     if "plate" in body and normalise_plate(body.pop("plate")) != plate:
         raise ApiError(422, "plate_mismatch", "请求体中的车牌与路径不一致 / body plate differs from the path", field="plate")
+    names_owner = "owner_enterprise_id" in body
+    named_owner = body.pop("owner_enterprise_id", None)
     extra = dict(body.pop("extra", None) or {})
     extra.update({k: v for k, v in body.items() if k not in schemas.VEHICLE_FIELDS})
     for key in extra:
@@ -121,44 +124,68 @@ async def put_vehicle(request: web.Request) -> web.Response:
     fields = {k: v for k, v in body.items() if k in schemas.VEHICLE_FIELDS}
     fields["extra"] = extra
     principal = request[keys.PRINCIPAL]
+    if names_owner and principal.role != "admin" and named_owner != principal.enterprise_id:
+        raise ApiError(403, "owner_admin_only", "只有管理员可以指定车辆所属企业 / only the admin names a vehicle's "
+                       "owner", field="owner_enterprise_id")
     pool = request.app[keys.POOL]
+    refused: ApiError | None = None
     async with pool.acquire() as conn:
         async with conn.transaction():
             if principal.role == "kiosk":
                 # A guard registers a vehicle the gate does not know; what the registry already says about a
-                # vehicle (fuel, emission stage) is the admin's to change, or a kiosk could wave any lorry through.
-                row = await store.insert_vehicle(conn, plate, fields)
+                # vehicle (fuel, emission stage) is not a guard's to change, or a kiosk could wave any lorry
+                # through. What a guard registers belongs to the gate's enterprise (a checkpoint's: nobody's).
+                gate = await store.get_gate(conn, principal.gate_id or "")
+                row = await store.insert_vehicle(conn, plate, fields, owner=(gate or {}).get("enterprise_id"))
                 before = None
-            else:
+                if row is None:
+                    refused = ApiError(409, "vehicle_exists",
+                                       f"车辆 {plate} 已登记,门岗终端不能修改已登记车辆,请联系管理员 / {plate} is "
+                                       "already registered: a kiosk registers unknown vehicles only; changes are "
+                                       "the admin's or the owning enterprise's", field="plate")
+            elif principal.role == "enterprise":
                 before = await store.get_vehicle(conn, plate, for_update=True)
-                row, _ = await store.upsert_vehicle(conn, plate, fields)
+                if before is None or before["owner_enterprise_id"] == principal.enterprise_id:
+                    row, _ = await store.upsert_vehicle(conn, plate, fields, owner=principal.enterprise_id,
+                                                        set_owner=True)
+                else:
+                    row = None
+                    refused = ApiError(403, "not_vehicle_owner",
+                                       f"车辆 {plate} 不属于本企业,请联系所属企业或管理员 / {plate} is not this "
+                                       "enterprise's vehicle: its owner or the admin changes it", field="plate")
+            else:
+                if names_owner and named_owner is not None and await store.get_enterprise(conn, named_owner) is None:
+                    raise ApiError(422, "unknown_enterprise", f"企业不存在: {named_owner} / unknown enterprise",
+                                   field="owner_enterprise_id")
+                before = await store.get_vehicle(conn, plate, for_update=True)
+                row, _ = await store.upsert_vehicle(conn, plate, fields, owner=named_owner, set_owner=names_owner)
             if row is not None:
                 await audit(conn, request, "vehicle.put", plate,
                             {"before": store.vehicle_snapshot(before), "after": store.vehicle_snapshot(row)})
-        if row is None:
+        if refused is not None:
             async with conn.transaction():
                 await audit(conn, request, "vehicle.put_refused", plate,
-                            {"attempted": store.vehicle_snapshot({**fields, "plate": plate})})
-            raise ApiError(409, "vehicle_exists",
-                           f"车辆 {plate} 已登记,门岗终端不能修改已登记车辆,请联系管理员 / {plate} is already "
-                           "registered: a kiosk registers unknown vehicles only; changes are the admin's",
-                           field="plate")
+                            {"attempted": store.vehicle_snapshot({**fields, "plate": plate}), "code": refused.code})
+            raise refused
     return json_response(row, status=200 if before is not None else 201)
 
 
-@api.route("GET", "/api/v1/vehicles/{plate}", roles=("admin", "ecology", "kiosk", "police"), summary="One vehicle",
-           tag="registry")
+@api.route("GET", "/api/v1/vehicles/{plate}", roles=("admin", "ecology", "kiosk", "police", "enterprise"),
+           summary="One vehicle (an enterprise: its own vehicles)", tag="registry")
 async def get_vehicle(request: web.Request) -> web.Response:
     plate = normalise_plate(request.match_info["plate"])
     row = await store.get_vehicle(request.app[keys.POOL], plate)
     if row is None:
         raise not_found("车辆 vehicle", plate)
+    if request[keys.PRINCIPAL].role == "enterprise":
+        enterprise_scope(request, row["owner_enterprise_id"] or "")
     return json_response(row)
 
 
-@api.route("GET", "/api/v1/vehicles", roles=("admin", "ecology", "police"), summary="List vehicles (paged by plate)",
-           tag="registry", query={
+@api.route("GET", "/api/v1/vehicles", roles=("admin", "ecology", "police", "enterprise"),
+           summary="List vehicles (paged by plate; an enterprise: its own)", tag="registry", query={
                "fuel_type": {"type": "string"}, "vehicle_class": {"type": "string"}, "haulier": {"type": "string"},
+               "owner_enterprise_id": {"type": "string"},
                "after": {"type": "string"}, "limit": {"type": "string", "pattern": r"^[0-9]{1,5}$"}})
 async def list_vehicles(request: web.Request) -> web.Response:
     q = request.query
@@ -166,6 +193,7 @@ async def list_vehicles(request: web.Request) -> web.Response:
     rows = await store.list_vehicles(
         request.app[keys.POOL], fuel_type=q.get("fuel_type"), vehicle_class=q.get("vehicle_class"),
         haulier=q.get("haulier"), limit=limit, after=q.get("after"),
+        owner=enterprise_scope(request, q.get("owner_enterprise_id")),
     )
     return json_response({"vehicles": rows, "next_after": rows[-1]["plate"] if len(rows) == limit else None})
 

@@ -54,6 +54,8 @@ VEHICLE = {
     "properties": {
         "plate": {"type": "string", "maxLength": 16},
         **VEHICLE_FIELDS,
+        # Who may change the vehicle besides the admin (issue 15 item 1); only the admin names another.
+        "owner_enterprise_id": {"type": "string", "pattern": ID_PATTERN, "nullable": True},
         "extra": {"type": "object"},
     },
 }

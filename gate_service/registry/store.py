@@ -11,7 +11,7 @@ ENTERPRISE_COLUMNS = "id, name, industry, county, zone_id, retrofit_completed_on
 GATE_COLUMNS = "id, name, enterprise_id, zone_id, created_at, updated_at"
 VEHICLE_COLUMNS = (
     "plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class, registered_on, haulier, extra, "
-    "created_at, updated_at"
+    "owner_enterprise_id, created_at, updated_at"
 )
 
 
@@ -87,18 +87,23 @@ async def list_gates(conn: asyncpg.Connection | asyncpg.Pool, enterprise_id: str
     return [dict(r) for r in rows]
 
 
-async def upsert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any]) -> tuple[dict, bool]:
+async def upsert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any], *,
+                         owner: str | None = None, set_owner: bool = False) -> tuple[dict, bool]:
+    """Create or update; the owner is written only when ``set_owner`` (an update that names none keeps it)."""
     row = await conn.fetchrow(
         f"""INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
-                                  registered_on, haulier, extra)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                  registered_on, haulier, extra, owner_enterprise_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             ON CONFLICT (plate) DO UPDATE SET plate_color = EXCLUDED.plate_color, vin = EXCLUDED.vin,
                 engine_no = EXCLUDED.engine_no, emission_stage = EXCLUDED.emission_stage,
                 fuel_type = EXCLUDED.fuel_type, vehicle_class = EXCLUDED.vehicle_class,
                 registered_on = EXCLUDED.registered_on, haulier = EXCLUDED.haulier,
-                extra = vehicles.extra || EXCLUDED.extra, updated_at = now()
+                extra = vehicles.extra || EXCLUDED.extra,
+                owner_enterprise_id = CASE WHEN $12 THEN EXCLUDED.owner_enterprise_id
+                                           ELSE vehicles.owner_enterprise_id END,
+                updated_at = now()
             RETURNING {VEHICLE_COLUMNS}, (xmax = 0) AS created""",
-        *_vehicle_values(plate, fields),
+        *_vehicle_values(plate, fields), owner, set_owner,
     )
     data = dict(row)
     return data, data.pop("created")
@@ -119,15 +124,16 @@ def _vehicle_values(plate: str, fields: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-async def insert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any]) -> dict | None:
+async def insert_vehicle(conn: asyncpg.Connection | asyncpg.Pool, plate: str, fields: dict[str, Any], *,
+                         owner: str | None = None) -> dict | None:
     """Register a vehicle the registry does not know; None (and nothing written) when it knows it already."""
     row = await conn.fetchrow(
         f"""INSERT INTO vehicles (plate, plate_color, vin, engine_no, emission_stage, fuel_type, vehicle_class,
-                                  registered_on, haulier, extra)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                  registered_on, haulier, extra, owner_enterprise_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             ON CONFLICT (plate) DO NOTHING
             RETURNING {VEHICLE_COLUMNS}""",
-        *_vehicle_values(plate, fields),
+        *_vehicle_values(plate, fields), owner,
     )
     return dict(row) if row else None
 
@@ -137,7 +143,7 @@ def vehicle_snapshot(row: dict | None) -> dict | None:
     if row is None:
         return None
     keys = ("plate", "plate_color", "vin", "engine_no", "emission_stage", "fuel_type", "vehicle_class",
-            "registered_on", "haulier", "extra")
+            "registered_on", "haulier", "extra", "owner_enterprise_id")
     out = {k: row.get(k) for k in keys}
     if isinstance(out["registered_on"], date):
         out["registered_on"] = out["registered_on"].isoformat()
@@ -183,17 +189,19 @@ async def vehicle_history(conn: asyncpg.Connection | asyncpg.Pool, plate: str) -
 
 async def list_vehicles(
     conn: asyncpg.Connection | asyncpg.Pool, *, fuel_type: str | None, vehicle_class: str | None,
-    haulier: str | None, limit: int, after: str | None,
+    haulier: str | None, limit: int, after: str | None, owner: str | None = None,
 ) -> list[dict]:
     rows = await conn.fetch(
         f"""SELECT {VEHICLE_COLUMNS} FROM vehicles
             WHERE ($1::text IS NULL OR fuel_type = $1) AND ($2::text IS NULL OR vehicle_class = $2)
               AND ($3::text IS NULL OR haulier = $3) AND ($4::text IS NULL OR plate > $4)
+              AND ($6::text IS NULL OR owner_enterprise_id = $6)
             ORDER BY plate LIMIT $5""",
         fuel_type,
         vehicle_class,
         haulier,
         after,
         limit,
+        owner,
     )
     return [dict(r) for r in rows]

@@ -30,6 +30,7 @@ SUMMARY_HEADERS = (
     "公路运输量(吨)", "新能源及清洁能源车辆运输量(吨)", "铁路(吨)", "水路(吨)", "管道(吨)", "管状带式输送(吨)",
     "考核口径", "目标比例", "是否达标",
     "预计期末车次", "预计期末清洁车次", "尚需清洁运输车次", "剩余天数",
+    "人工放行次数",
 )
 SUMMARY_FORMATS = {5: DAY, 6: DAY, 9: PERCENT, 10: TONNES, 11: TONNES, 12: PERCENT, 13: TONNES, 14: TONNES,
                    15: TONNES, 16: TONNES, 17: TONNES, 18: TONNES, 20: PERCENT}
@@ -72,6 +73,8 @@ def summary_row(r: dict[str, Any]) -> list[Any]:
         r["conveyor_tonnes"],
         BASIS[r["basis"]], r["target"], met_label(r["met"], r["target"]),
         p.get("trips"), p.get("clean_trips"), p.get("clean_trips_needed"), p.get("days_remaining"),
+        # 人工放行: guards letting through what the rules denied, which the bureau reviews (issue 15 item 8).
+        r.get("manual_releases"),
     ]
 
 

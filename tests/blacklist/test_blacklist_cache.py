@@ -94,7 +94,7 @@ async def test_lookup_normalises_and_never_touches_the_database(client, app, tok
 
 async def test_listener_reconnects_after_its_connection_is_killed(client, app, database_url):
     local = app[blacklist.APP_KEY]
-    pid = local._listener.get_server_pid()
+    pid = local.listener.connection.get_server_pid()
     killer = await asyncpg.connect(database_url)
     try:
         assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
@@ -105,7 +105,7 @@ async def test_listener_reconnects_after_its_connection_is_killed(client, app, d
         await other.add(Listing("晋LC3333", "over_limit"), POLICE)
         await eventually(lambda: local.lookup("晋LC3333", NOW) is not None)
         await eventually(lambda: local.reconnects >= 1 and local.status()["listening"])
-        assert local._listener.get_server_pid() != pid
+        assert local.listener.connection.get_server_pid() != pid
         # The new listener carries notifications as before.
         await other.add(Listing("晋LC4444", "other"), POLICE)
         await eventually(lambda: local.lookup("晋LC4444", NOW) is not None)

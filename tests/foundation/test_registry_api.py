@@ -78,7 +78,9 @@ async def test_enterprise_create_update_and_read(client, admin, token):
         ("admin", "PUT", "/api/v1/vehicles/晋L12345", {"fuel_type": "diesel", "vehicle_class": "heavy_truck"}, 201),
         ("police", "GET", "/api/v1/vehicles", None, 200),
         ("kiosk", "GET", "/api/v1/vehicles", None, 403),
-        ("enterprise", "GET", "/api/v1/vehicles", None, 403),
+        # An enterprise lists and registers its own fleet (issue 15 item 1: the owning enterprise's to change).
+        ("enterprise", "GET", "/api/v1/vehicles", None, 200),
+        ("enterprise", "PUT", "/api/v1/vehicles/晋L12345", {"fuel_type": "diesel", "vehicle_class": "heavy_truck"}, 201),
         ("kiosk", "POST", "/api/v1/vehicles/import", None, 403),
         ("ecology", "GET", "/metrics", None, 403),
         ("admin", "GET", "/metrics", None, 200),

@@ -95,54 +95,39 @@ async def test_a_roll_up_holding_nan_is_rebuilt_from_the_ledger(client, admin, a
 
 async def test_migration_0006_repairs_a_database_poisoned_before_it(server_dsn) -> None:  # type: ignore[no-untyped-def]
     """An upgrade over data written by the old service: the migration must not fail, and the reports work."""
-    from gate_service.db.connect import _init_connection
     from gate_service.db.migrate import load_migrations
-    from tests.conftest import with_database
+    from tests.scratch_db import database_before
 
-    name = "cg_nan_upgrade"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        conn = await asyncpg.connect(with_database(server_dsn, name))
-        await _init_connection(conn)
-        try:
-            migrations = {m.version: m.sql for m in load_migrations()}
-            for version in range(1, 6):
-                await conn.execute(migrations[version])
-            await conn.execute("""INSERT INTO enterprises (id, name, industry) VALUES ('e1', '某钢铁', 'steel');
-                                  INSERT INTO gates (id, name, enterprise_id, zone_id) VALUES ('g1', '门', 'e1', 'other');
-                                  SELECT ensure_passage_partition('2024-11-01')""")
-            for seq, tonnes in ((1, "NaN"), (2, "10")):
-                await conn.execute(
-                    """INSERT INTO passages (id, at, gate_id, gate_seq, enterprise_id, zone_id, direction, plate,
-                                             source, registered, decision, clean, tonnes, prev_hash, hash)
-                       VALUES (gen_random_uuid(), '2024-11-15T09:30:00+08:00', 'g1', $1, 'e1', 'other', 'in',
-                               '晋L12345D', 'manual', true, 'allow', true, $2::numeric, '\\x00', '\\x01')""",
-                    seq, tonnes)
-            await conn.execute("""INSERT INTO transport_volumes (enterprise_id, month, rail_tonnes, conveyor_tonnes,
-                                  reported_by, reported_role) VALUES ('e1', '2024-11-01', 'NaN', 5, 'x', 'enterprise')""")
-            assert await conn.fetchval("SELECT tonnes = 'NaN' FROM transport_daily") is True
+    migrations = {m.version: m.sql for m in load_migrations()}
+    async with database_before(server_dsn, "cg_nan_upgrade", 6) as conn:
+        await conn.execute("""INSERT INTO enterprises (id, name, industry) VALUES ('e1', '某钢铁', 'steel');
+                              INSERT INTO gates (id, name, enterprise_id, zone_id) VALUES ('g1', '门', 'e1', 'other');
+                              SELECT ensure_passage_partition('2024-11-01')""")
+        for seq, tonnes in ((1, "NaN"), (2, "10")):
+            await conn.execute(
+                """INSERT INTO passages (id, at, gate_id, gate_seq, enterprise_id, zone_id, direction, plate,
+                                         source, registered, decision, clean, tonnes, prev_hash, hash)
+                   VALUES (gen_random_uuid(), '2024-11-15T09:30:00+08:00', 'g1', $1, 'e1', 'other', 'in',
+                           '晋L12345D', 'manual', true, 'allow', true, $2::numeric, '\\x00', '\\x01')""",
+                seq, tonnes)
+        await conn.execute("""INSERT INTO transport_volumes (enterprise_id, month, rail_tonnes, conveyor_tonnes,
+                              reported_by, reported_role) VALUES ('e1', '2024-11-01', 'NaN', 5, 'x', 'enterprise')""")
+        assert await conn.fetchval("SELECT tonnes = 'NaN' FROM transport_daily") is True
 
-            await conn.execute(migrations[6])
+        await conn.execute(migrations[6])
 
-            daily = await conn.fetchrow("SELECT trips, tonnes, clean_tonnes FROM transport_daily")
-            assert (daily["trips"], daily["tonnes"], daily["clean_tonnes"]) == (2, 10, 10)
-            volumes = await conn.fetchrow("SELECT rail_tonnes, conveyor_tonnes FROM transport_volumes")
-            assert (volumes["rail_tonnes"], volumes["conveyor_tonnes"]) == (0, 5)
-            repaired = await conn.fetchrow(
-                "SELECT target, detail FROM audit_log WHERE action = 'transport_volumes.nan_repaired'")
-            assert repaired["target"] == "e1/2024-11" and repaired["detail"]["columns"] == ["rail_tonnes"]
-            # The ledger row stays as written; new NaN rows are refused.
-            assert await conn.fetchval("SELECT count(*) FROM passages WHERE tonnes = 'NaN'") == 1
-            with pytest.raises(asyncpg.CheckViolationError):
-                await conn.execute(
-                    """INSERT INTO passages (id, at, gate_id, gate_seq, enterprise_id, zone_id, direction, plate,
-                                             source, registered, decision, tonnes, prev_hash, hash)
-                       VALUES (gen_random_uuid(), '2024-11-15T10:30:00+08:00', 'g1', 3, 'e1', 'other', 'in',
-                               '晋L12345D', 'manual', true, 'allow', 'NaN', '\\x00', '\\x01')""")
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        daily = await conn.fetchrow("SELECT trips, tonnes, clean_tonnes FROM transport_daily")
+        assert (daily["trips"], daily["tonnes"], daily["clean_tonnes"]) == (2, 10, 10)
+        volumes = await conn.fetchrow("SELECT rail_tonnes, conveyor_tonnes FROM transport_volumes")
+        assert (volumes["rail_tonnes"], volumes["conveyor_tonnes"]) == (0, 5)
+        repaired = await conn.fetchrow(
+            "SELECT target, detail FROM audit_log WHERE action = 'transport_volumes.nan_repaired'")
+        assert repaired["target"] == "e1/2024-11" and repaired["detail"]["columns"] == ["rail_tonnes"]
+        # The ledger row stays as written; new NaN rows are refused.
+        assert await conn.fetchval("SELECT count(*) FROM passages WHERE tonnes = 'NaN'") == 1
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                """INSERT INTO passages (id, at, gate_id, gate_seq, enterprise_id, zone_id, direction, plate,
+                                         source, registered, decision, tonnes, prev_hash, hash)
+                   VALUES (gen_random_uuid(), '2024-11-15T10:30:00+08:00', 'g1', 3, 'e1', 'other', 'in',
+                           '晋L12345D', 'manual', true, 'allow', 'NaN', '\\x00', '\\x01')""")

@@ -118,3 +118,19 @@ def test_the_shipped_nginx_access_log_has_no_query_strings() -> None:
     for line in re.findall(r"^\s*access_log\s+([^;]+);", conf, re.M):
         parts = line.split()
         assert parts[0] == "off" or (len(parts) >= 2 and parts[1] == name), line
+
+
+async def test_the_console_passes_its_token_as_a_websocket_subprotocol(client, kiosk):
+    # What kiosk.js does (new WebSocket(url, ["cleangate.v1", "bearer." + token])): no token in any URL.
+    ws = await client.ws_connect("/api/v1/gates/city-1/watch", protocols=("cleangate.v1", f"bearer.{kiosk}"))
+    assert ws.protocol == "cleangate.v1"  # a browser drops a socket whose server picks no offered protocol
+    assert await ws.receive_json(timeout=10) == {"type": "hello", "gate_id": "city-1", "watching": True}
+    await ws.close()
+    js = (Path(__file__).resolve().parents[2] / "gate_service" / "console" / "static" / "kiosk.js").read_text()
+    assert "access_token" not in js
+    # A wrong one is refused like a wrong header; a plain route ignores the subprotocol header.
+    with pytest.raises(Exception) as refused:
+        await client.ws_connect("/api/v1/gates/city-1/watch", protocols=("cleangate.v1", "bearer.cg_wrong"))
+    assert getattr(refused.value, "status", None) == 401
+    plain = await client.get("/api/v1/console/whoami", headers={**UPGRADE, "Sec-WebSocket-Protocol": f"bearer.{kiosk}"})
+    assert plain.status == 401

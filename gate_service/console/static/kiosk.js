@@ -61,16 +61,17 @@
   }
 
   // ---- the watch WebSocket: reads and passages of this gate --------------------------------------------
+  // The token travels as a subprotocol, not in the URL: URLs end up in proxy logs and browser history.
   function wsUrl(path) {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path +
-      "?access_token=" + encodeURIComponent(CG.token());
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }
+  function wsOpen(url) { return new WebSocket(url, ["cleangate.v1", "bearer." + CG.token()]); }
   function setWs(on, text) { const s = $("ws-state"); s.className = "wsstate " + (on ? "on" : "off"); s.textContent = "● " + text; }
   function closeWatch() { watchGen++; if (watch) { watch.onclose = null; watch.close(); watch = null; } setWs(false, "未连接"); }
   function openWatch() {
     closeWatch();
     const gen = watchGen;
-    const ws = new WebSocket(wsUrl(`/api/v1/gates/${encodeURIComponent(gate)}/watch`));
+    const ws = wsOpen(wsUrl(`/api/v1/gates/${encodeURIComponent(gate)}/watch`));
     watch = ws;
     ws.onmessage = (ev) => {
       let msg; try { msg = JSON.parse(ev.data); } catch (_) { return; }
@@ -286,7 +287,7 @@
     if (!gate) return showError("kiosk-error", { message: "请先选择门岗 / choose a gate first" });
     if (!files.length) { status.textContent = "请选择图片 / choose JPEG files"; return; }
     const repeat = Math.max(1, Math.min(20, Number($("sim-repeat").value) || 1));
-    const ws = new WebSocket(wsUrl(`/api/v1/gates/${encodeURIComponent(gate)}/stream`) + "&direction=" + $("sim-direction").value);
+    const ws = wsOpen(wsUrl(`/api/v1/gates/${encodeURIComponent(gate)}/stream`) + "?direction=" + $("sim-direction").value);
     ws.binaryType = "arraybuffer";
     let sent = 0, errors = 0;
     const done = new Promise((resolve, reject) => {

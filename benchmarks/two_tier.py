@@ -1,6 +1,6 @@
 """Benchmark: N sites uploading their ledgers into one platform on this machine.
 
-    .venv/bin/python benchmarks/platform.py [--sites 10] [--backlog 1000] [--rate 5] [--seconds 15]
+    .venv/bin/python benchmarks/two_tier.py [--sites 10] [--backlog 1000] [--rate 5] [--seconds 15]
 
 The platform is a real `gate-service serve` subprocess on its own embedded PostgreSQL. The sites are simulated
 in this process (one embedded PostgreSQL per site would not fit 50 on one box): each has its own site token,
