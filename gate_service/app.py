@@ -51,6 +51,10 @@ def build_api() -> Api:
 
     api.extend(platform_routes.api.endpoints)  # 联网: a site's uplink and downlink (issue 14)
     api.extend(sites.api.endpoints)
+    from gate_service.link import chain_resolve, clip_holds, clip_requests, clip_upload, documents
+
+    for module in (documents, clip_upload, clip_requests, chain_resolve, clip_holds):  # 联网: clips, photos, breaks
+        api.extend(module.api.endpoints)
     return api
 
 

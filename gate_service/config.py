@@ -76,6 +76,8 @@ class Settings:
     link_upload_delay_s: int = 300
     # A site not heard from for longer is shown offline (red) on the platform.
     link_offline_after_s: int = 120
+    # A platform's partial clip upload nobody added to for this long is removed by retention (clip_retention).
+    link_staging_max_age_h: int = 72
 
     def __post_init__(self) -> None:
         from plate_reader.plates import PROVINCES
@@ -119,6 +121,7 @@ class Settings:
             link_batch_size=max(1, _env_int("CLEANGATE_LINK_BATCH_SIZE", 500)),
             link_upload_delay_s=_env_int("CLEANGATE_LINK_UPLOAD_DELAY_S", 300),
             link_offline_after_s=_env_int("CLEANGATE_LINK_OFFLINE_AFTER_S", 120),
+            link_staging_max_age_h=max(1, _env_int("CLEANGATE_LINK_STAGING_MAX_AGE_H", 72)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -67,7 +67,7 @@ async def gate_days(conn: Conn, enterprise_id: str, first: date, last: date) -> 
                   count(*) AS passages
            FROM (SELECT gate_id, at, direction, decision,
                         decision = 'allow' AND (overrides IS NULL
-                            OR passage_counts(decision, overrides, gate_id, gate_seq)) AS counts
+                            OR passage_counts(decision, overrides, gate_id, gate_seq, chain_epoch)) AS counts
                  FROM passages WHERE enterprise_id = $1 AND at >= $2 AND at < $3) p
            GROUP BY 1, 2 ORDER BY 1, 2""", enterprise_id, start, end)
     return [dict(r) for r in rows]

@@ -92,19 +92,30 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
     checked = 0
     breaks: list[Break] = []
     for gid in gates:
-        anchors = {r["seq"]: bytes(r["hash"]) for r in await conn.fetch(
-            "SELECT seq, hash FROM ledger_anchors WHERE gate_id = $1", gid)}
+        anchors: dict[int, set[bytes]] = {}
+        for r in await conn.fetch("SELECT seq, hash FROM ledger_anchors WHERE gate_id = $1", gid):
+            anchors.setdefault(r["seq"], set()).add(bytes(r["hash"]))
         dropped = await _dropped_runs(conn, gid)
-        prev, expected_seq, broken = GENESIS, 1, None
+        epochs = await _epochs(conn, gid)
+        prev, expected_seq, broken, epoch, highest = GENESIS, 1, None, 0, 0
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = conn.cursor(
-                f"SELECT {', '.join(HASHED_FIELDS)}, prev_hash, hash FROM passages WHERE gate_id = $1 ORDER BY gate_seq",
+                f"SELECT {', '.join(HASHED_FIELDS)}, prev_hash, hash, chain_epoch FROM passages WHERE gate_id = $1 "
+                "ORDER BY chain_epoch, gate_seq",
                 gid, prefetch=2000,
             )
             async for rec in cursor:
                 checked += 1
                 row = dict(rec)
                 ident = str(row["id"])
+                if row["chain_epoch"] != epoch:
+                    # A resolved break (联网): the chain goes on from the epoch's recorded anchor.
+                    prev, expected_seq, broken = _enter_epochs(gid, epochs, epoch, row["chain_epoch"], prev,
+                                                               expected_seq)
+                    epoch = row["chain_epoch"]
+                    if broken is not None:
+                        break
+                highest = max(highest, row["gate_seq"])
                 # Rows retention dropped with their month: bridge the gap with what it recorded at the time.
                 prev, expected_seq = _bridge(dropped, prev, expected_seq, row["gate_seq"])
                 if row["gate_seq"] != expected_seq:
@@ -118,10 +129,12 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
                 if link(prev, row) != bytes(row["hash"]):
                     broken = Break(gid, row["gate_seq"], ident, "content was changed after it was written")
                     break
-                if row["gate_seq"] in anchors and anchors[row["gate_seq"]] != bytes(row["hash"]):
+                if row["gate_seq"] in anchors and bytes(row["hash"]) not in anchors[row["gate_seq"]]:
                     broken = Break(gid, row["gate_seq"], ident, "differs from the day's recorded anchor")
                     break
                 prev, expected_seq = bytes(row["hash"]), expected_seq + 1
+            if broken is None and epochs and max(epochs) > epoch:  # epochs begun with no row of their own yet
+                prev, expected_seq, broken = _enter_epochs(gid, epochs, epoch, max(epochs), prev, expected_seq)
             if broken is None:
                 head = await conn.fetchrow("SELECT seq, hash FROM gate_chain_heads WHERE gate_id = $1", gid)
                 if head is not None:
@@ -131,11 +144,35 @@ async def verify(conn: asyncpg.Connection, gate_id: str | None = None) -> tuple[
                     broken = Break(gid, last + 1 if head["seq"] > last else last, None,
                                    f"chain head says seq {head['seq']} but the ledger ends at seq {last}: "
                                    "rows missing at the end")
-                elif any(seq > last for seq in anchors):
+                elif any(seq > max(last, highest) for seq in anchors):
                     broken = Break(gid, last, None, "an anchor names a row that is no longer in the ledger")
         if broken is not None:
             breaks.append(broken)
     return checked, breaks
+
+
+async def _epochs(conn: asyncpg.Connection, gate_id: str) -> dict[int, tuple[int, bytes, int, bytes]]:
+    """epoch -> (start_seq, anchor_prev_hash, previous_end_seq, previous_end_hash) of a gate's resolved breaks."""
+    if not await conn.fetchval("SELECT to_regclass('ledger_epochs') IS NOT NULL"):
+        return {}
+    rows = await conn.fetch("SELECT * FROM ledger_epochs WHERE gate_id = $1", gate_id)
+    return {r["epoch"]: (r["start_seq"], bytes(r["anchor_prev_hash"]), r["previous_end_seq"],
+                         bytes(r["previous_end_hash"])) for r in rows}
+
+
+def _enter_epochs(gid: str, epochs: dict[int, tuple[int, bytes, int, bytes]], current: int, target: int, prev: bytes,
+                  expected: int) -> tuple[bytes, int, Break | None]:
+    """Move the walk from epoch ``current`` to ``target``: each epoch left must end where its successor's record
+    says it ended (nothing of the old history may go missing), and the next starts from its anchor."""
+    for e in range(current + 1, target + 1):
+        if e not in epochs:
+            return prev, expected, Break(gid, expected, None, f"rows of chain epoch {e} with no record of that epoch")
+        start, anchor, end_seq, end_hash = epochs[e]
+        if expected - 1 != end_seq or prev != end_hash:
+            return prev, expected, Break(gid, expected, None, f"epoch {e - 1} ends at seq {expected - 1}, but epoch {e} "
+                                         f"was opened when it ended at seq {end_seq}: rows missing or changed")
+        prev, expected = anchor, start
+    return prev, expected, None
 
 
 async def _dropped_runs(conn: asyncpg.Connection, gate_id: str) -> dict[int, tuple[int, bytes, bytes]]:

@@ -25,9 +25,10 @@ class LinkDown(Exception):
 class Refused(Exception):
     """The platform answered and said no (4xx): retrying the same request will not help."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.detail = detail or {}  # the error object's other fields (e.g. "received" of a video upload)
 
 
 class PlatformAdapter(Protocol):
@@ -44,6 +45,15 @@ class PlatformAdapter(Protocol):
     async def send_records(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def downlink(self, since: dict[str, str], wait: int) -> dict[str, Any]: ...
+
+    async def put_document(self, meta: dict[str, Any], data: bytes, content_type: str) -> dict[str, Any]: ...
+
+    async def video_offset(self, segment_id: int) -> dict[str, Any]: ...
+
+    async def put_video_chunk(self, segment_id: int, offset: int, data: bytes,
+                              request_id: int | None = None) -> dict[str, Any]: ...
+
+    async def report_video(self, request_id: int, body: dict[str, Any]) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
 
@@ -78,7 +88,7 @@ class CleangateHttp:
                 body = json.loads(raw) if raw else {}
                 if resp.status >= 400:
                     err = body.get("error", {}) if isinstance(body, dict) else {}
-                    raise Refused(resp.status, err.get("code", "refused"), err.get("message", ""))
+                    raise Refused(resp.status, err.get("code", "refused"), err.get("message", ""), err)
                 return body
         except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, OSError) as exc:
             raise LinkDown(f"{type(exc).__name__}: {exc}") from None
@@ -110,6 +120,23 @@ class CleangateHttp:
     async def downlink(self, since: dict[str, str], wait: int) -> dict[str, Any]:
         return await self._call("GET", "/api/v1/link/downlink", params={"since": json.dumps(since), "wait": str(wait)},
                                 timeout=wait + 15)
+
+    async def put_document(self, meta: dict[str, Any], data: bytes, content_type: str) -> dict[str, Any]:
+        params = {k: str(v) for k, v in meta.items() if k != "id" and v is not None}
+        return await self._call("PUT", f"/api/v1/link/documents/{meta['id']}", data=data, content_type=content_type,
+                                params=params)
+
+    async def video_offset(self, segment_id: int) -> dict[str, Any]:
+        return await self._call("GET", f"/api/v1/link/video/{segment_id}")
+
+    async def put_video_chunk(self, segment_id: int, offset: int, data: bytes,
+                              request_id: int | None = None) -> dict[str, Any]:
+        params = {"offset": str(offset), **({"request_id": str(request_id)} if request_id else {})}
+        return await self._call("PUT", f"/api/v1/link/video/{segment_id}", data=data,
+                                content_type="application/octet-stream", params=params, timeout=self.timeout * 4)
+
+    async def report_video(self, request_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", f"/api/v1/link/video-requests/{request_id}/report", json_body=body)
 
     async def close(self) -> None:
         if self._session is not None:

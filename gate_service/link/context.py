@@ -76,12 +76,16 @@ async def site_context(app: web.Application) -> AsyncIterator[None]:
         log.info("plan files from the platform loaded")
 
     import blacklist
+    from gate_service.link.clip_site import ClipUploader
 
+    clip_adapter = adapter_for(settings.platform_adapter, settings.platform_url, settings.platform_token)
+    clips = ClipUploader(pool, clip_adapter, app.get(keys.MEDIA_STORE), max_backoff=settings.link_max_backoff)
     downlink = Downlink(pool, down_adapter, status, blacklist=app[blacklist.APP_KEY], plans_dir=plans_dir(settings),
-                        reload_plans=reload_plans, max_backoff=settings.link_max_backoff)
+                        reload_plans=reload_plans, max_backoff=settings.link_max_backoff, on_video=clips.offer)
     await downlink.load()
     tasks = [asyncio.create_task(uplink.run(), name="link-uplink"),
-             asyncio.create_task(downlink.run(), name="link-downlink")]
+             asyncio.create_task(downlink.run(), name="link-downlink"),
+             asyncio.create_task(clips.run(), name="link-clips")]
     log.info("site: linked to the platform at %s", settings.platform_url)
     yield
     for task in tasks:
@@ -89,5 +93,5 @@ async def site_context(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await uplink_adapter.close()
-    await down_adapter.close()
+    for adapter in (uplink_adapter, down_adapter, clip_adapter):
+        await adapter.close()

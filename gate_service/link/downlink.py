@@ -33,17 +33,20 @@ class PlatformActor:
 
 class Downlink:
     def __init__(self, pool: asyncpg.Pool, adapter: PlatformAdapter, status: LinkStatus, *, blacklist: Any,
-                 plans_dir: Path, reload_plans: Any = None, wait: int = 25, max_backoff: float = 60.0) -> None:
+                 plans_dir: Path, reload_plans: Any = None, wait: int = 25, max_backoff: float = 60.0,
+                 on_video: Any = None) -> None:
         self.pool, self.adapter, self.status = pool, adapter, status
         self.blacklist = blacklist
         self.plans_dir = plans_dir
         self.reload_plans = reload_plans
+        self.on_video = on_video  # hands the site's open video requests to its clip uploader
         self.wait = wait
         self.backoff = Backoff(cap=max_backoff)
         self.versions: dict[str, str] = {}
 
     async def load(self) -> None:
-        for r in await self.pool.fetch("SELECT stream, version, received_at FROM link_downlink"):
+        # Not the video requests: after a restart the uploader holds none, so it asks for the current list.
+        for r in await self.pool.fetch("SELECT stream, version, received_at FROM link_downlink WHERE stream <> 'video'"):
             self.versions[r["stream"]] = r["version"]
             self.status.applied(r["stream"], r["version"], r["received_at"])
 
@@ -68,7 +71,7 @@ class Downlink:
     async def apply(self, answer: dict[str, Any]) -> None:
         streams = answer.get("streams", {})
         for name, apply in (("blacklist", self._blacklist), ("alerts", self._alerts), ("plans", self._plans),
-                            ("vehicles", self._vehicles)):
+                            ("vehicles", self._vehicles), ("video", self._video)):
             if name in streams:
                 data = streams[name]
                 await apply(data)
@@ -136,6 +139,10 @@ class Downlink:
             self.plans_dir.rename(old)
         candidate.rename(self.plans_dir)
         shutil.rmtree(old, ignore_errors=True)
+
+    async def _video(self, data: dict[str, Any]) -> None:
+        if self.on_video is not None:
+            self.on_video(data.get("requests", []))
 
     async def _vehicles(self, data: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

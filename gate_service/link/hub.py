@@ -27,7 +27,8 @@ _VERSIONS = """
 SELECT (SELECT coalesce(max(id), 0) FROM blacklist_events) AS blacklist,
        (SELECT count(*) || '.' || coalesce(extract(epoch FROM max(greatest(created_at, cancelled_at)))::text, '0')
           FROM alerts WHERE platform_id IS NULL) AS alerts,
-       (SELECT updated_at::text || '|' || plate FROM vehicles ORDER BY updated_at DESC, plate DESC LIMIT 1) AS vehicles
+       (SELECT updated_at::text || '|' || plate FROM vehicles ORDER BY updated_at DESC, plate DESC LIMIT 1) AS vehicles,
+       (SELECT coalesce(max(updated_at)::text, '') || '|' || coalesce(max(id), 0) FROM link_video_requests) AS video
 """
 
 
@@ -66,7 +67,7 @@ class Hub:
     async def refresh(self) -> None:
         row = await self.pool.fetchrow(_VERSIONS)
         fresh = {**self.versions, "blacklist": str(row["blacklist"]), "alerts": row["alerts"],
-                 "vehicles": row["vehicles"] or ""}
+                 "vehicles": row["vehicles"] or "", "video": row["video"]}
         if fresh != self.versions:
             self.versions = fresh
             self._changed.set()
@@ -99,7 +100,7 @@ class Hub:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(event.wait(), wait)
 
-    async def changes(self, since: dict[str, str]) -> dict[str, Any]:
+    async def changes(self, since: dict[str, str], site_id: int | None = None) -> dict[str, Any]:
         await self.start()
         versions = dict(self.versions)
         out: dict[str, Any] = {"versions": versions, "streams": {}}
@@ -115,6 +116,11 @@ class Hub:
                     """SELECT id, level, starts_at, ends_at, note, declared_by, cancelled_at FROM alerts
                        WHERE platform_id IS NULL AND ends_at > now() - interval '7 days' ORDER BY id""")
                 out["streams"]["alerts"] = {"version": versions["alerts"], "alerts": [dict(r) for r in rows]}
+            if site_id is not None and since.get("video") != versions.get("video"):
+                # One version for all sites (a change wakes them all, cheaply); each gets its own requests.
+                from gate_service.link.clip_requests import open_requests
+
+                out["streams"]["video"] = {"version": versions["video"], "requests": await open_requests(conn, site_id)}
             if since.get("plans") != versions["plans"]:
                 out["streams"]["plans"] = {"version": versions["plans"], "files": self.plans}
             if since.get("vehicles") != versions["vehicles"] and versions["vehicles"]:

@@ -252,7 +252,7 @@ async def get_downlink(request: web.Request) -> web.Response:
     since = hub.parse_since(request.query.get("since", ""))
     wait = min(int(request.query.get("wait", "25")), 55)
     await hub.wait_newer(since, wait)
-    return json_response(await hub.changes(since))
+    return json_response(await hub.changes(since, _site(request).token_id))
 
 
 HUB: web.AppKey[Any] = web.AppKey("link_hub", object)

@@ -34,6 +34,10 @@ class SideStreams:
     async def push(self, uplink: Any) -> None:
         await self.push_media(uplink)
         await self.push_records(uplink)
+        if self.media_store is not None:
+            from gate_service.link.documents import push_documents
+
+            await push_documents(self.pool, self.media_store, uplink.adapter, _cursor, _move)
 
     async def push_media(self, uplink: Any) -> None:
         if self.media_store is None:
@@ -78,13 +82,34 @@ class SideStreams:
         segments = await self.pool.fetch(
             f"""SELECT {', '.join(SEGMENT_FIELDS)} FROM video_segments WHERE id > $1 AND status <> 'recording'
                 ORDER BY id LIMIT {PAGE}""", segments_at)
-        if not (vehicles or volumes or segments):
+        # A hold set at the site after the segment's index row went up: sent again, so the platform asks for
+        # the clip (a 'site_hold' request) and keeps its copy. By (held_at, id), like the other cursors.
+        holds_at, _, hold_id = (await _cursor(self.pool, "video-holds", "")).partition("|")
+        holds = await self.pool.fetch(
+            f"""SELECT {', '.join(SEGMENT_FIELDS)}, held_at::text AS cursor FROM video_segments
+                WHERE legal_hold AND status <> 'recording'
+                  AND ($1::text = '' OR (held_at, id) > ($1::text::timestamptz, $2::bigint))
+                ORDER BY held_at, id LIMIT {PAGE}""", holds_at, int(hold_id or 0))
+        # A hold released at the site: from its audit trail (the release clears held_at), sent so the platform's
+        # copy falls under normal retention. Only segments not held again since; a new hold goes up as a hold.
+        releases_at = int(await _cursor(self.pool, "video-releases", "0"))
+        releases = await self.pool.fetch(
+            f"""SELECT a.id AS audit_id, v.id, v.gate_id, a.at FROM audit_log a
+                JOIN video_segments v ON a.target = v.id::text
+                WHERE a.action = 'video.release' AND a.id > $1 AND NOT v.legal_hold
+                  -- the last 2 s wait a round: a release committing just after a later one is not passed over
+                  AND a.at < now() - interval '2 seconds'
+                ORDER BY a.id LIMIT {PAGE}""", releases_at)
+        if not (vehicles or volumes or segments or holds or releases):
             return
         try:
             await uplink.adapter.send_records({
                 "vehicles": [encode(r, VEHICLE_FIELDS) for r in vehicles],
                 "volumes": [encode(r, VOLUME_FIELDS) for r in volumes],
-                "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments],
+                "video_segments": [encode(r, SEGMENT_FIELDS) for r in segments]
+                + [encode(r, SEGMENT_FIELDS) for r in holds],
+                "video_releases": [{"id": r["id"], "gate_id": r["gate_id"], "released_at": r["at"].isoformat()}
+                                   for r in releases],
             })
         except Refused as exc:
             # Refused for good (another enterprise's volumes, say): logged, and not offered again.
@@ -95,3 +120,7 @@ class SideStreams:
             await _move(self.pool, "volumes", volumes[-1]["cursor"])
         if segments:
             await _move(self.pool, "video", str(segments[-1]["id"]))
+        if holds:
+            await _move(self.pool, "video-holds", f"{holds[-1]['cursor']}|{holds[-1]['id']}")
+        if releases:
+            await _move(self.pool, "video-releases", str(releases[-1]["audit_id"]))

@@ -63,6 +63,11 @@ async def site_rows(pool: Any, settings: Any, enterprise_id: str | None, day: da
         last_passage = await pool.fetchval("SELECT max(at) FROM passages WHERE origin_site = $1", site_id)
         online = s["last_seen"] is not None and now - s["last_seen"] <= timedelta(seconds=settings.link_offline_after_s)
         broken = [h for h in heads if h["chain"] == "broken"]
+        # Resolved breaks stay on the record (link_chain_resolutions is append-only).
+        resolved = await pool.fetch(
+            """SELECT id, gate_id, epoch, first_bad_seq, problem, broken_at, accepted_from_seq, merged, kept_apart,
+                      reason, resolved_by, resolved_at FROM link_chain_resolutions WHERE site_id = $1 ORDER BY id""",
+            site_id)
         problems: list[dict[str, Any]] = []
         if not s["enrolled"]:
             problems.append({"code": "not_enrolled", "message": "站点尚未登记公钥 / the site has not registered its key"})
@@ -86,8 +91,9 @@ async def site_rows(pool: Any, settings: Any, enterprise_id: str | None, day: da
             "upload_rate": today["rate"], "upload_rate_days": rates, "upload_delay_s": settings.link_upload_delay_s,
             "lag_s": round(float(last["lag"]), 1) if last and last["lag"] is not None else None,
             "chain": "broken" if broken else ("ok" if heads else "unknown"),
+            "resolved_breaks": [dict(r) for r in resolved],
             "gates": [{"gate_id": h["gate_id"], "acked_seq": h["seq"], "acked_at": h["acked_at"], "chain": h["chain"],
-                       "first_bad_seq": h["first_bad_seq"],
+                       "first_bad_seq": h["first_bad_seq"], "epoch": h["epoch"],
                        "site_seq": int(reported[h["gate_id"]][0]) if h["gate_id"] in reported else None}
                       for h in heads],
             "last_passage": last_passage,

@@ -19,7 +19,7 @@ import asyncpg
 from gate_service.ledger.chain import GENESIS, HASHED_FIELDS, link
 from gate_service.ledger.store import ensure_partition
 
-_COLUMNS = (*HASHED_FIELDS, "prev_hash", "hash", "origin_site", "uploaded_at")
+_COLUMNS = (*HASHED_FIELDS, "prev_hash", "hash", "origin_site", "uploaded_at", "chain_epoch")
 _INSERT = (f"INSERT INTO passages ({', '.join(_COLUMNS)}) VALUES "
            f"({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})")
 
@@ -68,8 +68,11 @@ def _refresh(head: asyncpg.Record, counted: Outcome) -> Outcome:
 
 
 async def stored_hashes(conn: asyncpg.Connection, gate_id: str, seqs: list[int]) -> dict[int, bytes]:
+    # After a resolved break a seq may be held twice (the old epoch's row and the new one's): the newest
+    # epoch's is the one the site's history continues from.
     rows = await conn.fetch(
-        "SELECT gate_seq, hash FROM passages WHERE gate_id = $1 AND gate_seq = ANY($2::bigint[])", gate_id, seqs)
+        """SELECT DISTINCT ON (gate_seq) gate_seq, hash FROM passages WHERE gate_id = $1
+           AND gate_seq = ANY($2::bigint[]) ORDER BY gate_seq, chain_epoch DESC""", gate_id, seqs)
     return {r["gate_seq"]: bytes(r["hash"]) for r in rows}
 
 
@@ -154,7 +157,7 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
     new = [r for r in rows[: cut if cut is not None else len(rows)] if r["gate_seq"] > out.acked_seq]
     if new:
         now = datetime.now(timezone.utc)
-        await _insert(conn, new, site_id, now)
+        await _insert(conn, new, site_id, now, head["epoch"])
         last = new[-1]
         await conn.execute(
             "UPDATE link_gate_heads SET seq = $2, hash = $3, acked_at = $4 WHERE gate_id = $1",
@@ -196,13 +199,15 @@ async def check_site_head(conn: asyncpg.Connection, site_id: int, gate_id: str, 
     # accept_batch finds the first differing seq.
 
 
-async def _insert(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime) -> None:
+async def _insert(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime,
+                  epoch: int = 0) -> None:
     # Partitions first (a site's backlog may span months), then one pipelined statement for the batch.
     months = {r["at"].astimezone(timezone.utc).date().replace(day=1) for r in rows}
     for month in sorted(months):
         await ensure_partition(conn, month)
     await conn.executemany(_INSERT, [
-        [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, now] for row in rows])
+        [row.get(name) for name in HASHED_FIELDS] + [row["prev_hash"], row["hash"], site_id, row.get("uploaded_at", now),
+                                                      epoch] for row in rows])
 
 
 async def record_signed_head(conn: asyncpg.Connection, site_id: int, gate_id: str, seq: int, digest: bytes,

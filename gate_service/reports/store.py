@@ -51,7 +51,7 @@ _MONTHS_RAW = """
       AND p.at < (($2::date + 1)::timestamp - interval '8 hours') AT TIME ZONE 'UTC'
       AND ($3::text IS NULL OR p.enterprise_id = $3)
       AND p.enterprise_id IS NOT NULL AND p.decision = 'allow'
-      AND (p.overrides IS NULL OR passage_counts(p.decision, p.overrides, p.gate_id, p.gate_seq))
+      AND (p.overrides IS NULL OR passage_counts(p.decision, p.overrides, p.gate_id, p.gate_seq, p.chain_epoch))
     GROUP BY 1, 2
 """
 

@@ -97,6 +97,8 @@ class RetentionReport:
     files_missing: int = 0
     held_kept: int = 0
     abandoned_ended: int = 0
+    # 联网: the platform's copies of clips sites uploaded, and abandoned partial uploads (link/clip_retention).
+    uploaded_clips: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -206,6 +208,18 @@ async def apply_plan(pool: asyncpg.Pool, store: BlobStore, p: RetentionPlan) -> 
     return report
 
 
+async def uploaded_clip_retention(pool: asyncpg.Pool, store: BlobStore, settings: Settings,
+                                  video_cutoff: datetime) -> dict[str, int]:
+    from dataclasses import asdict
+
+    from gate_service.link.clip_retention import ClipRetention, expire_clips, sweep_staging
+
+    report = ClipRetention()
+    await expire_clips(pool, store, video_cutoff, report)
+    await sweep_staging(pool, settings.data_dir, timedelta(hours=settings.link_staging_max_age_h), report)
+    return asdict(report)
+
+
 async def run_retention(pool: asyncpg.Pool, store: BlobStore, settings: Settings, today: date) -> RetentionReport:
     """The retention job: end abandoned segments, plan for today, apply, log what went."""
     abandoned = await end_abandoned_segments(pool)
@@ -217,6 +231,7 @@ async def run_retention(pool: asyncpg.Pool, store: BlobStore, settings: Settings
             log.info("retention: %s", line)
     report = await apply_plan(pool, store, p)
     report.abandoned_ended = abandoned
+    report.uploaded_clips = await uploaded_clip_retention(pool, store, settings, p.video_cutoff)
     if p.empty:
         log.info("retention: nothing is old enough to go as of %s", today.isoformat())
     return report

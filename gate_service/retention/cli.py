@@ -20,11 +20,17 @@ async def plan_command(args: argparse.Namespace, settings: Settings) -> int:
     as_of = args.as_of or local_today()
 
     async def work(db: Any) -> int:
+        from gate_service.link.clip_retention import planned_clips
+
         result = await make_plan(db.pool, as_of, settings)
+        # 联网: at a platform, the copies of clips sites uploaded go by the same video limit.
+        clips = await planned_clips(db.pool, result.video_cutoff)
         if args.json:
-            print(json.dumps(as_json(result), ensure_ascii=False, indent=2))
+            print(json.dumps({**as_json(result), "uploaded_clips": clips}, ensure_ascii=False, indent=2))
         else:
             print("\n".join(describe(result, verbose=args.verbose)))
+            print(f"uploaded clips of sites to delete: {clips['clips_to_delete']} ({clips['clip_bytes']} bytes); "
+                  f"kept under a hold: {clips['clips_held_kept']}")
         return 0
 
     return await _with_db(settings, work)

@@ -141,11 +141,15 @@ async def passage_clip(request: web.Request) -> web.StreamResponse:
         raise not_found("通行记录 passage", raw) from None
     pool = request.app[keys.POOL]
     passage = await pool.fetchrow(
-        "SELECT gate_id, enterprise_id, at, video_segment_id, video_offset_ms FROM passages WHERE id = $1 LIMIT 1",
-        passage_id)
+        "SELECT gate_id, enterprise_id, at, video_segment_id, video_offset_ms, origin_site FROM passages WHERE id = $1 "
+        "LIMIT 1", passage_id)
     if passage is None:
         raise not_found("通行记录 passage", raw)
     _check_enterprise(request, passage["enterprise_id"])
+    if passage["origin_site"] is not None:  # uploaded by a site (联网): its segment ids are the site's, not ours
+        from gate_service.link.clip_requests import passage_clip as uploaded_clip
+
+        return await uploaded_clip(request, passage_id, passage)
     found_by = "segment_id"
     if passage["video_segment_id"] is not None:
         seg = await _segment(request, passage["video_segment_id"])

@@ -41,6 +41,14 @@ def test_bureau_lists_sites_and_the_kiosk_shows_the_link_is_down(live, page):
     assert "在线" in row and "e-a" in row
     assert "1 个站点" in page.text("#sites-summary")
     page.screenshot("bureau-sites.png")
+    # A video request to that site shows with its state (the site never answers here: it stays pending).
+    status, req = live.call("POST", "/api/v1/video-requests", live.token("ecology"), {
+        "gate_id": "g-a", "from": "2026-11-30T08:00:00+08:00", "to": "2026-11-30T08:05:00+08:00",
+        "reason": "核查进厂车辆录像"})
+    assert status == 201, req
+    page.open("/bureau", live.token("ecology"))
+    page.wait_text("#vr-table", "核查进厂车辆录像")
+    assert "等待站点上传" in page.text("#vr-table")
     page.open("/kiosk", live.token("kiosk", gate_id="g-a"))
     page.wait_text("#link-state", "与平台断开")
     assert "黑名单" in page.text("#link-state")

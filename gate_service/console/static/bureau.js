@@ -200,7 +200,10 @@
       urls.push(u);
       media.append(el("figure", {}, el("video", { src: u, controls: true, id: "detail-clip" }),
         el("figcaption", {}, el("a", { href: u, download: `passage-${r.id}.mp4` }, "下载录像 download clip"))));
-    } catch (e) { showError(clipErr, e); clipErr.prepend("录像:"); }
+    } catch (e) {
+      showError(clipErr, e); clipErr.prepend("录像:");
+      if (e.code === "video_at_site" && CG.requestClipButton) clipErr.append(" ", CG.requestClipButton(r.id, clipErr));
+    }
   }
 
   // ---- start ------------------------------------------------------------------------------------------------------------------------------

@@ -36,6 +36,47 @@
     });
   }
 
+  // 调取录像: requests to sites and their state; a stored segment downloads with the token.
+  async function loadRequests() {
+    if (!$("vr-table")) return;
+    await guard("vr-error", async () => {
+      const data = await api("/api/v1/video-requests", { query: { limit: 100 } });
+      CG.sortableTable($("vr-table"), [
+        { key: "id", title: "编号", num: true },
+        { key: "gate_id", title: "门岗" },
+        { key: "from", title: "时段", render: (q) => `${fmtTime(q.from)} – ${fmtTime(q.to)}` },
+        { key: "source", title: "来源", render: (q) => q.source === "site_hold" ? "站点保全" : `${q.requested_by}` },
+        { key: "reason", title: "原因" },
+        { key: "state", title: "状态", render: (q) => el("span", { class: "tag " + ({ done: "allow", failed: "deny",
+            gone: "deny" }[q.state] || "met-null"), title: q.state_reason || "" }, q.state_zh) },
+        { key: "video", title: "录像", render: (q) => q.state === "pending" || q.state === "uploading" ? "—" :
+            el("button", { type: "button", onclick: () => showSegments(q.id) }, "查看片段") },
+      ], data.requests, { sortKey: "id", sortDir: -1 });
+    });
+  }
+
+  async function showSegments(id) {
+    await guard("vr-error", async () => {
+      const q = await api(`/api/v1/video-requests/${id}`);
+      for (const s of q.segments.filter((x) => x.video)) {
+        await CG.download(s.video, {}, `request-${id}-segment-${s.segment_id}.mp4`, "vr-error");
+      }
+      if (!q.segments.some((x) => x.video)) CG.showNotice("vr-error", q.segments.some((x) => x.state === "expired")
+        ? "平台副本已按保存期限删除 / the platform's copies were deleted by retention"
+        : q.state_reason || "没有已上传的片段 / no segment uploaded");
+    });
+  }
+
+  // The passage detail's clip, when the video is still at the site: one press asks the site for it.
+  CG.requestClipButton = (passageId, box) => el("button", { type: "button", onclick: async () => {
+    await guard(box, async () => {
+      const q = await api("/api/v1/video-requests", { method: "POST",
+        body: { passage_id: passageId, reason: "生态环境局核查通行记录 / the bureau checks this passage" } });
+      CG.showNotice(box, `已向站点调取(请求 #${q.id},${q.state_zh});上传完成后再打开本记录 / requested`);
+      loadRequests();
+    });
+  } }, "向站点调取录像 / request from the site");
+
   async function loadLink() {
     const box = $("link-state");
     if (!box || !CG.token()) return;
@@ -55,6 +96,7 @@
   CG.onLogin((me) => {
     if (!me) return;
     if ($("sites-table") && ["admin", "ecology", "enterprise"].includes(me.role)) { loadSites(); setInterval(loadSites, 30000); }
+    if ($("vr-table") && ["admin", "ecology", "enterprise"].includes(me.role)) { loadRequests(); setInterval(loadRequests, 10000); }
     if ($("link-state")) { loadLink(); setInterval(loadLink, 10000); }
   });
 })();
