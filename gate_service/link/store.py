@@ -46,7 +46,7 @@ class Outcome:
             "gate_id": self.gate_id, "acked_seq": self.acked_seq, "acked_hash": self.acked_hash.hex(),
             "chain": self.chain, "first_bad_seq": self.first_bad_seq, "problem": self.problem,
             "quarantine_seq": self.quarantine_seq, "accepted": self.accepted, "duplicates": self.duplicates,
-            "quarantined": self.quarantined, **({"refused": self.refused} if self.refused else {}),
+            "quarantined": self.quarantined, **({"refused_row": self.refused} if self.refused else {}),
         }
 
 
