@@ -25,7 +25,7 @@ KIND_WEIGHTS = {"blue": 0.18, "yellow": 0.15, "yellow_double": 0.2, "green": 0.1
                 "white": 0.1, "black": 0.1}
 CHUNK = 500
 # Bump when rendering or augmentation changes: the cached arrays in --work are keyed by it.
-DATA_VERSION = 3
+DATA_VERSION = 4
 
 
 @dataclass

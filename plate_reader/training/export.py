@@ -55,5 +55,14 @@ def write(rec: torch.nn.Module, kind: torch.nn.Module, out: Path, version: str, 
             "kind_max_diff": check(kind, out / "plate_kind.onnx", samples_kind)}
 
 
-def default_version(n: int = 1) -> str:
-    return f"{date.today():%Y.%m.%d}-{n}"
+def default_version(out: Path | None = None) -> str:
+    """Today's date and a counter: one past the version already in ``out`` when that is from today too
+    (a second model trained on one day must not carry the first one's version)."""
+    today, n = f"{date.today():%Y.%m.%d}", 1
+    spec = Path(out) / "plate_rec.json" if out is not None else None
+    if spec is not None and spec.exists():
+        prev = str(json.loads(spec.read_text(encoding="utf-8")).get("version", ""))
+        day, _, num = prev.rpartition("-")
+        if day == today and num.isdigit():
+            n = int(num) + 1
+    return f"{today}-{n}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plate_reader.training.render import PROVINCE_JIN, PROVINCE_VARIETY
 from plate_reader.training.sources import SOURCES
 
 
@@ -23,11 +24,50 @@ def _eval_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def _baseline_rows(metrics: dict) -> list[str]:
+    """This model next to the previous weights, both read in this run on the same held-out crops."""
+    base = metrics.get("baseline")
+    if not base:
+        return []
+    v, bv = metrics["version"], base["version"]
+    rows = [f"Against the previous weights (`{bv}`), evaluated in the same run on the same crops:", "",
+            f"| set | n | exact {bv} | exact {v} | kind {bv} | kind {v} |", "|---|---|---|---|---|---|"]
+    for key, fig in metrics["eval"].items():
+        b = base["eval"].get(key)
+        if b:
+            rows.append(f"| {key} | {fig['n']} | {_pct(b['exact'])} | {_pct(fig['exact'])} | "
+                        f"{_pct(b.get('kind_acc'))} | {_pct(fig.get('kind_acc'))} |")
+    per, bper = metrics["eval"]["synthetic_heldout"].get("per_kind", {}), \
+        base["eval"].get("synthetic_heldout", {}).get("per_kind", {})
+    for name, f in per.items():
+        b = bper.get(name)
+        if b:
+            rows.append(f"| own renderer: {name} | {f['n']} | {_pct(b['exact'])} | {_pct(f['exact'])} | "
+                        f"{_pct(b['kind_acc'])} | {_pct(f['kind_acc'])} |")
+    return [*rows, ""]
+
+
 def _kind_rows(fig: dict) -> list[str]:
     rows = ["| kind | n | exact | kind accuracy |", "|---|---|---|---|"]
     for name, f in fig.get("per_kind", {}).items():
         rows.append(f"| {name} | {f['n']} | {_pct(f['exact'])} | {_pct(f['kind_acc'])} |")
     return rows
+
+
+def _steps(run: dict) -> str:
+    done = run.get("steps_done", run["steps"])
+    if done == run["steps"]:
+        return f"{run['steps']:,} steps"
+    return f"{done:,} steps of a {run['steps']:,}-step schedule (stopped early)"
+
+
+def _reproduce(metrics: dict) -> str:
+    d, tr = metrics["data"], metrics["train"]
+    cmd = (f"    --synthetic {d['synthetic_train']} --real-copies {d['real_copies']} --real-share {d['real_share']} "
+           f"--rec-steps {tr['rec']['steps']} --kind-steps {tr['kind']['steps']} --seed {metrics['seed']} "
+           f"--threads {metrics['threads']}")
+    done = tr["rec"].get("steps_done", tr["rec"]["steps"])
+    return cmd + (f" --rec-stop-after {done}" if done != tr["rec"]["steps"] else "")
 
 
 def render(metrics: dict, args: argparse.Namespace) -> str:
@@ -69,6 +109,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "",
         *_kind_rows(metrics["eval"]["synthetic_heldout"]),
         "",
+        *_baseline_rows(metrics),
         "CCPD held-out misreads (truth → read): " + (", ".join(f"{a}→{b or '∅'}" for a, b in errors) or "none"),
         "",
         "These are raw best-path reads. The reader decodes the same outputs through the GA 36 template lattice "
@@ -89,7 +130,10 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "new-energy; white police (red 警, authority O); black 港/澳/领/使 (red 使/领). About a third of the "
         "characters of single-row and new-energy plates come from the alternative glyph sets: characters cut "
         "from real plates (wzh191920), huangxinping's glyphs and platechar.ttf letters. Kinds are weighted "
-        "towards trucks (double-row yellow 20%, yellow-green 15%), provinces uniform with 晋 at 12%.",
+        "towards trucks (double-row yellow 20%, yellow-green 15%), provinces uniform with "
+        f"晋 at {100 * PROVINCE_JIN:.0f}% on top; the province slot takes an alternative shape "
+        f"{100 * PROVINCE_VARIETY:.0f}% of the time (real-plate characters twice as often as "
+        "huangxinping's), the other slots 35%.",
         "- **Augmentations** (`augment.py`): holder frames with text strips, bolts, mud and hard shadows; the "
         "plate placed in a cluttered scene under rotation (σ 4°), shear and perspective; the crop taken from "
         "corners jittered like a localiser's (σ 3% of the width, 8% of the height), then 65% with 0.5–1.5× the "
@@ -109,10 +153,11 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "",
         "## Training",
         "",
-        f"- Recogniser: all-convolutional CTC network (no recurrent layer; the last 1×3 convolution gives each "
-        f"step about three characters of context), AdamW + one-cycle LR 3e-3, batch {tr['rec']['batch']}, "
-        f"{tr['rec']['steps']:,} steps ({tr['rec']['crops_seen']:,} crops seen) in {tr['rec']['seconds'] / 60:.1f} "
-        "min.",
+        "- Recogniser: all-convolutional CTC network (no recurrent layer; after the rows are folded, a 1×3 and "
+        "a dilated 1×3 convolution give each step about five characters of context), AdamW + one-cycle LR "
+        f"3e-3, batch {tr['rec']['batch']}, {_steps(tr['rec'])} ({tr['rec']['crops_seen']:,} crops seen) in "
+        f"{tr['rec']['seconds'] / 60:.1f} min; the exported weights are the exponential moving average "
+        f"(decay {tr['rec'].get('ema_decay', '–')}) of the weights and BatchNorm statistics.",
         f"- Classifier: 4 conv blocks + 2 dense layers, cross-entropy with label smoothing 0.05, "
         f"{tr['kind']['steps']:,} steps in {tr['kind']['seconds'] / 60:.1f} min.",
         f"- Whole command, data to card: **{metrics['wall_seconds'] / 60:.1f} min wall time** on "
@@ -124,14 +169,14 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "pip install -e '.[train]'            # torch==2.13.0 (CPU wheel), onnx",
         "apt-get install p7zip-full           # the wzh191920 character archives are 7z",
         "python -m plate_reader.training build-and-train --sources /work/.mirror --out plate_reader/weights \\",
-        f"    --synthetic {d['synthetic_train']} --real-copies {d['real_copies']} --rec-steps {tr['rec']['steps']} "
-        f"--kind-steps {tr['kind']['steps']} --seed {metrics['seed']}",
+        _reproduce(metrics),
         "```",
         "",
         "`--sources` holds the snapshots as `<owner>+<name>/repo` git directories; a missing one stops the "
         "command with its name and commit. A site fine-tunes on its own plates by adding "
         "`--gate-crops <export folder>` (repeatable).",
         "",
+        *(["## Run notes (this model)", "", metrics["notes"], ""] if metrics.get("notes") else []),
     ]
     return "\n".join(lines)
 

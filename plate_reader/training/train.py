@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from plate_reader.layout import normalise
 from plate_reader.training.data import Arrays
@@ -41,15 +43,29 @@ def _shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int,
-                     batch: int = 64, lr: float = 3e-3, log: Callable[[str], None] = print) -> dict:
+                     batch: int = 64, lr: float = 3e-3, log: Callable[[str], None] = print,
+                     stop_after: int | None = None, checkpoint: Path | None = None,
+                     stop_file: Path | None = None, ema_decay: float = 0.999) -> tuple[nn.Module, dict]:
+    """CTC training on a one-cycle schedule of ``steps``; returns the weight average (EMA) and the run's figures.
+
+    The exponential moving average of the weights (and BatchNorm statistics) is what gets exported: it reads
+    better than the last step's weights, and it is already a usable model half-way through the schedule, so
+    a run stopped early (``stop_after``, or ``stop_file`` appearing: the run ends at that step and says so)
+    still yields good weights. ``checkpoint`` receives the average every 500 steps.
+    """
     rng = np.random.default_rng([seed, 1])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     model.train()
-    t0, seen, avg = time.time(), 0, None
+    t0, seen, avg, done = time.time(), 0, None, 0
+    end = min(steps, stop_after) if stop_after else steps
     gen = _batches(sources, batch, rng)
-    for step in range(steps):
+    for step in range(end):
+        if stop_file is not None and step % 50 == 0 and Path(stop_file).exists():
+            log(f"rec: {stop_file} found, stopping at step {step}")
+            break
         parts = next(gen)
         x = np.concatenate([_shift(a.rec[i], rng) for a, i in parts])
         texts = [a.texts[j] for a, i in parts for j in i]
@@ -64,13 +80,20 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         sched.step()
+        ema.update_parameters(model)
+        done = step + 1
         seen += len(texts)
         avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        if step % 100 == 0 or step == steps - 1:
+        if step % 100 == 0 or step == end - 1:
             el = time.time() - t0
             log(f"rec step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
+        if checkpoint is not None and done % 500 == 0:
+            torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
     model.eval()
-    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+    avg_model = ema.module if done else model
+    avg_model.eval()
+    return avg_model, {"steps": steps, "steps_done": done, "batch": batch, "crops_seen": seen,
+                       "ema_decay": ema_decay, "seconds": round(time.time() - t0, 1)}
 
 
 def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 64,
