@@ -38,7 +38,7 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    # The row of this batch the platform's database refused, if one was: {"seq", "rule", "sqlstate"}.
+    # The row of this batch the platform's database refused, if one was: {"seq", "rule"}.
     refused: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:

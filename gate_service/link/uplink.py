@@ -114,6 +114,11 @@ class Uplink:
                 self._refused(gate_id, exc)
         self._count_pending(heads)
         for gate_id, state in self.gates.items():
+            problem = state.get("problem") or ""
+            if problem.startswith("row_refused") and gate_id not in self.refusals:
+                # Known from the platform's answer (after a restart the site no longer has the 422 it got).
+                self.refusals[gate_id] = {"code": "row_refused", "status": 422, "message": problem, "at": None,
+                                          "seq": state.get("first_bad_seq"), "rule": problem.partition(": ")[2]}
             if gate_id in self.refusals and self.refusals[gate_id]["code"] == "row_refused" and \
                     state.get("chain") == "ok":
                 del self.refusals[gate_id]  # the bureau resolved the gate's chain at the platform

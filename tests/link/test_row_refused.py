@@ -103,3 +103,8 @@ async def test_a_row_the_platform_refuses_is_answered_kept_apart_and_not_resent(
         return bool(rows)
 
     assert await wait_for(seventh, 30)
+    # A restarted site (which no longer has the 422 it got) still shows the refusal, from the platform's answer.
+    await asyncio.to_thread(t.site.stop)
+    await asyncio.to_thread(t.site.start)
+    health = await wait_for(site_knows, 30)
+    assert health and "test_no_poison" in health["gates"][GATE]["refused_row"]["rule"], await _site_health(t)
