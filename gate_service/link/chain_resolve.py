@@ -30,7 +30,7 @@ from gate_service.auth import audit
 from gate_service.errors import ApiError, not_found
 from gate_service.ledger.chain import link
 from gate_service.ledger.store import ensure_partition
-from gate_service.link.store import _COLUMNS
+from gate_service.link.store import _COLUMNS, RULE_ERRORS, rule_of
 from gate_service.link.wire import BadRow, decode_row
 from gate_service.web import Api, json_response
 
@@ -200,8 +200,15 @@ async def resolve(request: web.Request) -> web.Response:
                 await ensure_partition(conn, month)
             insert = (f"INSERT INTO passages ({', '.join(_COLUMNS)}) VALUES "
                       f"({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})")
-            await conn.executemany(insert, [[r.get(c) for c in _COLUMNS[:-3]] + [site_id, r["uploaded_at"], epoch]
-                                            for r in accepted])
+            try:
+                await conn.executemany(insert, [[r.get(c) for c in _COLUMNS[:-3]] + [site_id, r["uploaded_at"], epoch]
+                                                for r in accepted])
+            except RULE_ERRORS as exc:
+                # A row the platform's database refused (row_refused) still breaks the rule: nothing is resolved;
+                # the admin starts after it (it stays kept apart) or the rule is changed first.
+                raise ApiError(422, "row_refused", f"平台数据库拒收其中一行({rule_of(exc)}),未作处理;请从其后一行开始 / "
+                               "a row still breaks a platform database rule: nothing resolved, start after it",
+                               field="from_seq", rule=rule_of(exc)) from None
         resolution = await conn.fetchrow(
             """INSERT INTO link_chain_resolutions (site_id, gate_id, epoch, first_bad_seq, problem, broken_at,
                    old_head_seq, old_head_hash, accepted_from_seq, new_head_seq, new_head_hash, merged, kept_apart,

@@ -197,6 +197,13 @@ async def post_batch(request: web.Request) -> web.Response:
     metrics = request.app.get(ACCEPTED)
     if metrics is not None:
         metrics.inc(outcome.accepted)
+    if outcome.refused is not None:
+        # Committed first: the rows before it are merged, it and the rest are kept apart. A definite answer, so the
+        # site records it and sends no batch again; its later rows go to the quarantine with 200s.
+        seq, rule = outcome.refused["seq"], outcome.refused["rule"]
+        raise ApiError(422, "row_refused", f"平台数据库拒收第 {seq} 行(规则 {rule}),该行及其后各行已隔离待核 / "
+                       f"the platform's database refused row seq {seq} ({rule}); it and later rows are kept apart",
+                       field="rows", seq=seq, rule=rule, gate=outcome.public())
     return json_response(outcome.public())
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from gate_service import keys
 from gate_service.auth import audit, enterprise_scope
 from gate_service.errors import ApiError, not_found
-from gate_service.link import enrol
+from gate_service.link import enrol, store
 from gate_service.policy.model import SHANGHAI
 from gate_service.validation import parse_date
 from gate_service.web import Api, json_response
@@ -75,6 +75,14 @@ async def site_rows(pool: Any, settings: Any, enterprise_id: str | None, day: da
             problems.append({"code": "offline", "message": f"超过 {settings.link_offline_after_s // 60} 分钟无心跳 / "
                              "no heartbeat", "since": s["last_seen"]})
         for h in broken:
+            if (h["problem"] or "").startswith(store.ROW_REFUSED):
+                rule = h["problem"].partition(": ")[2]
+                problems.append({"code": "row_refused", "gate_id": h["gate_id"], "seq": h["first_bad_seq"],
+                                 "rule": rule, "detected_at": h["broken_at"], "quarantined_upto": h["quarantine_seq"],
+                                 "message": f"平台数据库拒收第 {h['first_bad_seq']} 行({rule}),该行及其后各行已隔离,"
+                                            "待管理员处理 / a row broke a platform database rule; it and later rows "
+                                            "are kept apart"})
+                continue
             problems.append({"code": "chain_broken", "gate_id": h["gate_id"], "first_bad_seq": h["first_bad_seq"],
                              "message": f"台账链断裂:{h['problem']} / chain broken", "detected_at": h["broken_at"],
                              "quarantined_upto": h["quarantine_seq"]})

@@ -38,14 +38,31 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    # The row of this batch the platform's database refused, if one was: {"seq", "rule"}.
+    refused: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {
             "gate_id": self.gate_id, "acked_seq": self.acked_seq, "acked_hash": self.acked_hash.hex(),
             "chain": self.chain, "first_bad_seq": self.first_bad_seq, "problem": self.problem,
             "quarantine_seq": self.quarantine_seq, "accepted": self.accepted, "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
+            "quarantined": self.quarantined, **({"refused_row": self.refused} if self.refused else {}),
         }
+
+
+# A rule of the platform's database (a CHECK, a NOT NULL, a unique index, a trigger's RAISE, a value its column
+# cannot hold) that a site's row breaks. Retrying cannot help, so the row is refused and kept apart (accept_batch);
+# any other database failure stays a 5xx the site retries.
+RULE_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError, asyncpg.DataError)
+ROW_REFUSED = "row_refused"
+
+
+def rule_of(exc: asyncpg.PostgresError) -> str:
+    """The rule a refused row broke, as the platform's database names it (constraint and message)."""
+    name = getattr(exc, "constraint_name", None) or getattr(exc, "table_name", None) or ""
+    # The primary message only: the DETAIL line repeats the whole row, which the quarantine holds already.
+    message = (getattr(exc, "message", None) or str(exc).splitlines()[0]).strip()
+    return f"{exc.sqlstate} {name}: {message}"[:500]
 
 
 async def gate_head(conn: asyncpg.Connection, site_id: int, gate_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -64,6 +81,7 @@ def _outcome(head: asyncpg.Record) -> Outcome:
 def _refresh(head: asyncpg.Record, counted: Outcome) -> Outcome:
     fresh = _outcome(head)
     fresh.accepted, fresh.duplicates, fresh.quarantined = counted.accepted, counted.duplicates, counted.quarantined
+    fresh.refused = counted.refused
     return fresh
 
 
@@ -155,9 +173,18 @@ async def accept_batch(conn: asyncpg.Connection, site_id: int, gate_id: str, row
             break
         expected, prev = seq + 1, row["hash"]
     new = [r for r in rows[: cut if cut is not None else len(rows)] if r["gate_seq"] > out.acked_seq]
+    now = datetime.now(timezone.utc)
+    refused = await _insert_checked(conn, new, site_id, now, head["epoch"]) if new else None
+    if refused is not None:
+        # The rows before the refused one are merged; it and everything after it wait in the quarantine: merging
+        # later rows past the hole would make the platform's chain skip a seq.
+        at, rule = refused
+        bad_row = new[at]
+        new = new[:at]
+        cut = next(i for i, r in enumerate(rows) if r["gate_seq"] == bad_row["gate_seq"])
+        problem = f"{ROW_REFUSED} seq {bad_row['gate_seq']}: {rule}"
+        out.refused = {"seq": bad_row["gate_seq"], "rule": rule}
     if new:
-        now = datetime.now(timezone.utc)
-        await _insert(conn, new, site_id, now, head["epoch"])
         last = new[-1]
         await conn.execute(
             "UPDATE link_gate_heads SET seq = $2, hash = $3, acked_at = $4 WHERE gate_id = $1",
@@ -197,6 +224,27 @@ async def check_site_head(conn: asyncpg.Connection, site_id: int, gate_id: str, 
                           f"rows after seq {seq} were removed at the site (the platform holds up to seq {acked_seq})")
     # Otherwise the site's head is a rewritten row: the site resends from its last matching checkpoint and
     # accept_batch finds the first differing seq.
+
+
+async def _insert_checked(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime,
+                         epoch: int) -> tuple[int, str] | None:
+    """Insert the rows; when a database rule refuses one, insert only those before it and return (its index, the
+    rule). Each attempt runs in a savepoint, so a refusal never aborts the batch's transaction; the row by row
+    pass runs only after the whole batch was refused (a batch is ≤ 5000 rows, usually ≤ 500)."""
+    try:
+        async with conn.transaction():
+            await _insert(conn, rows, site_id, now, epoch)
+        return None
+    except RULE_ERRORS:
+        pass
+    for i, row in enumerate(rows):
+        try:
+            async with conn.transaction():
+                await _insert(conn, [row], site_id, now, epoch)
+        except RULE_ERRORS as exc:
+            # Rows i+1… were not inserted: a savepoint per row means the earlier ones stand.
+            return i, rule_of(exc)
+    return None
 
 
 async def _insert(conn: asyncpg.Connection, rows: list[dict[str, Any]], site_id: int, now: datetime,

@@ -57,6 +57,11 @@ class Uplink:
         self.gates: dict[str, dict[str, Any]] = {}  # the platform's last answer per gate
         self._last_sync = 0.0
         self._wake = asyncio.Event()
+        # gate -> the platform's last definite refusal of a batch of it: shown in /healthz until the gate's chain
+        # is whole again at the platform (a refused row) or a batch goes through (any other refusal).
+        self.refusals: dict[str, dict[str, Any]] = {}
+        self._retry_at: dict[str, float] = {}  # gate -> monotonic time before which no batch is sent again
+        self._gate_backoff: dict[str, Backoff] = {}
 
     def poke(self) -> None:
         """A passage was written: look now rather than at the next tick."""
@@ -101,14 +106,45 @@ class Uplink:
             await self.sync(heads)
         for gate_id, head in heads.items():
             state = self.gates.get(gate_id)
-            if state is None or "refused" in state:
+            if state is None or "refused" in state or self._retry_at.get(gate_id, 0.0) > time.monotonic():
                 continue
-            await self.push_gate(gate_id, head, state)
+            try:
+                await self.push_gate(gate_id, head, state)
+            except Refused as exc:
+                self._refused(gate_id, exc)
         self._count_pending(heads)
-        self.status.gates = {g: {k: s.get(k) for k in ("acked_seq", "chain", "first_bad_seq", "refused")}
+        for gate_id, state in self.gates.items():
+            problem = state.get("problem") or ""
+            if problem.startswith("row_refused") and gate_id not in self.refusals:
+                # Known from the platform's answer (after a restart the site no longer has the 422 it got).
+                self.refusals[gate_id] = {"code": "row_refused", "status": 422, "message": problem, "at": None,
+                                          "seq": state.get("first_bad_seq"), "rule": problem.partition(": ")[2]}
+            if gate_id in self.refusals and self.refusals[gate_id]["code"] == "row_refused" and \
+                    state.get("chain") == "ok":
+                del self.refusals[gate_id]  # the bureau resolved the gate's chain at the platform
+        self.status.gates = {g: {**{k: s.get(k) for k in ("acked_seq", "chain", "first_bad_seq", "refused")},
+                                 **({"refused_row": self.refusals[g]} if g in self.refusals else {})}
                              for g, s in self.gates.items()}
         if self.media is not None:
             await self.media.push(self)
+
+    def _refused(self, gate_id: str, exc: Refused) -> None:
+        """The platform said no to a batch of this gate: recorded, never resent in a loop.
+
+        ``row_refused``: the platform kept the refused row and the batch's later rows apart (its answer carries the
+        gate's state, quarantine_seq past them), so the next batch starts after them and no row is sent twice.
+        Any other refusal: this gate waits a growing pause (the others go on), and the refusal stays visible."""
+        first = gate_id not in self.refusals or self.refusals[gate_id]["code"] != exc.code
+        self.refusals[gate_id] = {"code": exc.code, "status": exc.status, "message": exc.message,
+                                  "seq": exc.detail.get("seq"), "rule": exc.detail.get("rule"), "at": _now()}
+        if first:
+            log.warning("platform refused a batch of gate %s: %s", gate_id, exc)
+        gate = exc.detail.get("gate")
+        if exc.code == "row_refused" and isinstance(gate, dict) and gate.get("chain") == "broken":
+            self.gates[gate_id] = gate
+            return
+        backoff = self._gate_backoff.setdefault(gate_id, Backoff(cap=self.backoff.cap))
+        self._retry_at[gate_id] = time.monotonic() + backoff.next()
 
     def _count_pending(self, heads: dict[str, tuple[int, bytes]]) -> None:
         self.status.pending = {g: max(0, heads[g][0] - self._sent_upto(g)) for g in heads
@@ -148,6 +184,11 @@ class Uplink:
                          "site_head": [head[0], head[1].hex()], "sent_at": _now()}
             answer = await self.adapter.send_batch(wire, statement, self._sign(statement))
             self.gates[gate_id] = state = answer
+            if gate_id in self._gate_backoff:
+                self._gate_backoff.pop(gate_id).reset()
+                self._retry_at.pop(gate_id, None)
+                if self.refusals.get(gate_id, {}).get("code") != "row_refused":
+                    self.refusals.pop(gate_id, None)
             self.status.up()
             if answer["chain"] == "broken":
                 start = max(answer["quarantine_seq"], rows[-1]["gate_seq"]) + 1

@@ -108,7 +108,10 @@ async def test_a_running_recorders_spool_is_left_alone_by_another(recorders, poo
     a.pool = pool
     await stream(a, frames, 3, 4.2)  # A finishes [2, 4) and goes on into [4, 6)
     await a.close_gate("g1")
-    assert await a.index_pending() == 3 and a.pending_index == 0
+    # A's own background pass may index some of them first once its database is back (CI saw 2 of 3 left for
+    # this call): what counts is that all three end up indexed, each once — the rows below.
+    await a.index_pending()
+    assert a.pending_index == 0
     rows = await check_files(pool, store)
     assert [r["started_at"] for r in rows] == [at(0), at(2), at(4)]  # each once, all A's
     assert {r["recorder"] for r in rows} == {"replica-a"} and {r["status"] for r in rows} == {"closed"}
