@@ -25,7 +25,10 @@ from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
 
 ENGINES = ("own", "ppocr", "combined", "paddle")
-# The engine a reader runs when none is named (the service's CLEANGATE_PLATE_ENGINE default too).
+# The engine a reader runs when none is named (the service's CLEANGATE_PLATE_ENGINE default too). Still PP-OCRv4:
+# with own models 2026.12.01-3 (benchmarks/plate_reader.py and ingest.py, same run, 2026-12-01 23:30) own reads
+# EasyPR's report half 83.9% and combined 87.5% against ppocr's 92.9%, and the hard synthetic set 51.3% / 75.5%
+# against 76.7%, though at the gate (4 kiosks x 5 fps) own got 44 right passages as ppocr did, at p50 0.22x.
 DEFAULT_ENGINE = "ppocr"
 _ALIASES = {"onnx": "ppocr"}  # the PP-OCRv4 engine's name before the project had models of its own
 PPOCR_VERSION = "PP-OCRv4 mobile rec (rapidocr-onnxruntime 1.4.4)"
