@@ -27,7 +27,7 @@ def moment(text: str) -> datetime:
 async def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     from gate_service.video.audit import run_audit
     from gate_service.video.storage import close_store, open_store
-    from plate_reader.reader import PlateReader
+    from plate_reader.reader import DEFAULT_ENGINE, PlateReader
 
     if args.to <= args.since:
         print("error: --to is not after --from / 结束时间须晚于开始时间", file=sys.stderr)
@@ -36,7 +36,9 @@ async def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     async def work(db: Any) -> int:
         store = open_store(settings.data_dir, settings.media_url)
         try:
-            reader = PlateReader(threads=1, local_provinces=settings.local_provinces)
+            # The gates' engine (CLEANGATE_PLATE_ENGINE): the audit re-reads video as the gates read it.
+            reader = PlateReader(settings.plate_engine or DEFAULT_ENGINE, threads=1,
+                                 local_provinces=settings.local_provinces)
             result = await run_audit(db.pool, store, reader, args.gate, args.since, args.to,
                                      tolerance=timedelta(seconds=args.tolerance))
         finally:
