@@ -157,13 +157,16 @@ WS_PROTOCOL = "cleangate.v1"
 WS_BEARER = "bearer."
 
 
+def _websocket_upgrade(request: web.Request) -> bool:
+    """A WebSocket upgrade of a declared WebSocket route: where a token may come other than in the header."""
+    resource = request.match_info.route.resource
+    return (request.headers.get("Upgrade", "").lower() == "websocket" and resource is not None
+            and resource.canonical in WEBSOCKET_ROUTES)
+
+
 def _protocol_token(request: web.Request) -> str | None:
     offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    if WS_BEARER not in offered:
-        return None
-    resource = request.match_info.route.resource
-    if (request.headers.get("Upgrade", "").lower() != "websocket" or resource is None
-            or resource.canonical not in WEBSOCKET_ROUTES):
+    if WS_BEARER not in offered or not _websocket_upgrade(request):
         return None
     for item in offered.split(","):
         item = item.strip()
@@ -175,9 +178,7 @@ def _protocol_token(request: web.Request) -> str | None:
 def _url_token(request: web.Request) -> str | None:
     if "access_token" not in request.query:
         return None
-    resource = request.match_info.route.resource
-    if (request.headers.get("Upgrade", "").lower() != "websocket" or resource is None
-            or resource.canonical not in WEBSOCKET_ROUTES):
+    if not _websocket_upgrade(request):
         # Refused rather than ignored: a URL with a token ends up in logs, histories and Referer headers.
         raise ApiError(401, "token_in_query",
                        "令牌只能放在 Authorization 头中(仅 WebSocket 连接可用 access_token 参数)/ send the token "

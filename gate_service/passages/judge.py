@@ -32,6 +32,11 @@ CLOCK_SKEW = timedelta(minutes=2)
 AS_OF_AFTER = timedelta(minutes=5)
 
 
+def is_history(at: datetime) -> bool:
+    """A passage judged by the facts of its moment (in the database), not the in-memory ones of now."""
+    return at < datetime.now(timezone.utc) - AS_OF_AFTER
+
+
 @dataclass
 class PassageInput:
     gate_id: str
@@ -211,7 +216,7 @@ class Judge:
                                headers={"Retry-After": "5"})
             raise not_found("门岗 gate", item.gate_id)
         enterprise_row = await self.facts.enterprise(conn, gate_row["enterprise_id"])
-        if conn is not None and item.at < datetime.now(timezone.utc) - AS_OF_AFTER:
+        if conn is not None and is_history(item.at):
             # History is judged by the facts of its moment, not today's (issue 15 item 14).
             vehicle_row = await registry.vehicle_as_of(conn, item.plate, item.at)
             alert = await alert_level_at(conn, item.at)
@@ -292,7 +297,7 @@ class Judge:
         row, decision, facts = await self._judge(None, item, token_id, actor)
         judged = Judged(row, decision, facts)
         response = {**judged.response(), "spooled": True}
-        history = item.at < datetime.now(timezone.utc) - AS_OF_AFTER
+        history = is_history(item.at)
         if history:
             # Only today's facts are in memory; those of the passage's moment (the blacklist as it was, the
             # registry's versions, the alert then) are in the database. The answer now is provisional and
