@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import queue
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,13 @@ class Overloaded(Exception):
 
 
 class ReaderPool:
-    """One reader (model sessions created once) shared by worker threads."""
+    """One reader per worker thread, each with model sessions of its own, created once.
+
+    A reader's PP-OCRv4 recogniser and text detector serialise ``session.run`` by a lock, so one reader shared by
+    the threads ran only one gate's recognition or detection at a time and left a core idle (the detector is half
+    the own engine's reading time under the ingest benchmark). A thread takes a free reader for each frame: with
+    as many readers as threads one is always free.
+    """
 
     def __init__(self, workers: int | None = None, *, backlog_per_worker: int = 2, local_provinces: str = "",
                  engine: str = "") -> None:
@@ -47,32 +54,48 @@ class ReaderPool:
         self.max_inflight = self.workers * (1 + backlog_per_worker)
         self.inflight = 0
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="plate-reader")
-        self._reader: PlateReader | None = None
-        self._loading: asyncio.Future[PlateReader] | None = None
+        self._readers: list[PlateReader] = []
+        self._free: queue.SimpleQueue[PlateReader] = queue.SimpleQueue()
+        self._loading: asyncio.Future[list[PlateReader]] | None = None
+
+    def _load_one(self) -> PlateReader:
+        reader = PlateReader(self.engine, threads=1, local_provinces=self.local_provinces)
+        # The text detector is made on its first use; made here, no gate's first fallback waits for it.
+        if reader.paddle is None:
+            reader.detector  # noqa: B018 - the property loads it
+        return reader
+
+    async def readers(self) -> list[PlateReader]:
+        """Every reader, loaded side by side on first use."""
+        if not self._readers:
+            if self._loading is None:
+                loop = asyncio.get_running_loop()
+                self._loading = asyncio.ensure_future(asyncio.gather(
+                    *[loop.run_in_executor(self.executor, self._load_one) for _ in range(self.workers)]))
+            loaded = await self._loading
+            if not self._readers:
+                self._readers = list(loaded)
+                for reader in loaded:
+                    self._free.put(reader)
+        return self._readers
 
     async def reader(self) -> PlateReader:
-        if self._reader is not None:
-            return self._reader
-        if self._loading is None:
-            loop = asyncio.get_running_loop()
-            self._loading = asyncio.ensure_future(loop.run_in_executor(
-                self.executor, lambda: PlateReader(self.engine, threads=1, local_provinces=self.local_provinces)))
-        self._reader = await self._loading
-        return self._reader
+        """One of the readers, for work outside the gates' frames (the video audit)."""
+        return (await self.readers())[0]
 
     async def read(self, data: bytes, still_since: np.ndarray | None = None, *, fallback: bool = True,
                    quick: bool = False) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
         """Decode and read a frame; (image, thumbnail, read). The read is None when ``still_since`` is given and
         the frame shows no motion against it: an empty lane is not read again and again. ``quick``: see
         ``PlateReader.read``."""
-        reader = await self.reader()
+        await self.readers()
         self.inflight += 1
         try:
-            return await self._read(reader, data, still_since, fallback, quick)
+            return await self._read(data, still_since, fallback, quick)
         finally:
             self.inflight -= 1
 
-    async def _read(self, reader: PlateReader, data: bytes, still_since: np.ndarray | None, fallback: bool,
+    async def _read(self, data: bytes, still_since: np.ndarray | None, fallback: bool,
                     quick: bool = False) -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
 
         def work() -> tuple[np.ndarray, np.ndarray, PlateRead | None]:
@@ -80,7 +103,11 @@ class ReaderPool:
             thumb = thumbnail(image)
             if still_since is not None and not moved(still_since, thumb):
                 return image, thumb, None
-            return image, thumb, reader.read(image, fallback=fallback, quick=quick)
+            reader = self._free.get()  # never waits: a reader per thread
+            try:
+                return image, thumb, reader.read(image, fallback=fallback, quick=quick)
+            finally:
+                self._free.put(reader)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 

@@ -219,17 +219,19 @@ async def test_an_empty_lane_is_not_read_again_until_something_moves(client, che
 @pytest.fixture
 async def read_calls(app):
     """The keyword arguments of every call the gate makes to the (real) reader."""
-    reader = await app[keys.GATES].pool.reader()
+    readers = await app[keys.GATES].pool.readers()  # one per worker thread: whichever reads a frame records it
     calls = []
-    real_read = reader.read
+    reals = [reader.read for reader in readers]
 
-    def recording_read(image, **kwargs):
-        calls.append(kwargs)
-        return real_read(image, **kwargs)  # the real model still reads every frame
+    for reader, real_read in zip(readers, reals, strict=True):
+        def recording_read(image, *, _real=real_read, **kwargs):
+            calls.append(kwargs)
+            return _real(image, **kwargs)  # the real model still reads every frame
 
-    reader.read = recording_read
+        reader.read = recording_read
     yield calls
-    reader.read = real_read
+    for reader, real_read in zip(readers, reals, strict=True):
+        reader.read = real_read
 
 
 async def test_plateless_motion_uses_the_costly_detector_only_every_third_frame(client, checkpoint, read_calls):
