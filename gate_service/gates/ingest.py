@@ -174,6 +174,7 @@ class GateIngest:
         self._empty_thumb: np.ndarray | None = None
         self._settled_thumb: np.ndarray | None = None
         self._misses = 0  # consecutive read frames without a plate
+        self._behind = False  # a frame went stale since the last read began
 
     async def submit(self, data: bytes, *, direction: str = "in", at: datetime | None = None,
                      token_id: int | None = None) -> FrameResult:
@@ -193,6 +194,7 @@ class GateIngest:
             stale = self._pending
             stale.future.set_result(FrameResult(dropped=True))
             self._count_drop()
+            self._behind = True
         self._pending = _Pending(data, at, direction, future, token_id)
         self._set_depth()
         if not self._busy:
@@ -224,6 +226,10 @@ class GateIngest:
         # The text-detection pass costs ~10x the colour search. After two frames in a row with no plate even
         # with it (people walking, the side of a lorry), try it only on every third frame until a plate shows.
         fallback = self._misses < 2 or (self._misses - 2) % 3 == 2
+        # A gate that had to drop a frame while reading the last one is behind its camera: this read skips the
+        # text-detection pass, so the gate is back on the newest frame sooner (a stale frame's costly fallback
+        # only delays reading the frames after it). Without drops nothing changes.
+        fallback, self._behind = fallback and not self._behind, False
         # A vehicle already recorded, read in the last frame and still moving in view (creeping to the barrier)
         # only needs to be seen again to keep its stop open: a quick read. A frame where the quick read finds no
         # plate (it left, or the next vehicle's plate is a hard one) sends the next frame back to a full read.
