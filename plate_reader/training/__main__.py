@@ -83,13 +83,18 @@ def build_and_train(args: argparse.Namespace) -> dict:
     _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
 
     bank = glyphs.load(extracted, seed=args.seed)
-    tag = f"v{data.DATA_VERSION}"
+    tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()
     chunks = work / "chunks"
     chunks.mkdir(exist_ok=True)
     syn = data.synthetic(bank, args.synthetic, args.seed, workers=args.workers, cache=chunks)
     syn_eval = data.synthetic(bank, args.eval_synthetic, args.seed + 1000, workers=args.workers, cache=chunks)
+    # Extra data in the newest style, on its own seed (chunk seeds (seed + 1, c) never meet the others).
+    extra = data.synthetic(bank, args.extra_synthetic, args.seed + 1, workers=args.workers, cache=chunks,
+                           style=args.extra_style) if args.extra_synthetic else None
+    syn_eval_new = data.synthetic(bank, args.eval_synthetic * 2 // 3, args.seed + 1001, workers=args.workers,
+                                  cache=chunks, style=data.DATA_VERSION)
     real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}",
                    lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed))
     real_test = data.ccpd_crops(ccpd_root, split["test"], 1, args.seed, jitter=False)
@@ -97,22 +102,32 @@ def build_and_train(args: argparse.Namespace) -> dict:
     gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
         if args.gate_crops else None
     t_data = time.time() - t
-    _log(f"data: {len(syn)} synthetic, {len(real)} CCPD train crops, {len(gate) if gate else 0} gate crops "
+    _log(f"data: {len(syn)} synthetic (+{len(extra) if extra else 0} style {args.extra_style}), "
+         f"{len(real)} CCPD train crops, {len(gate) if gate else 0} gate crops "
          f"in {t_data:.0f} s")
 
     # Few CCPD crops per batch: they are 98% 皖, and at 30% of each batch 2026.12.01-2 learned that prior.
-    rec_sources = [(syn, 1.0 - args.real_share), (real, args.real_share)]
-    kind_sources = [(syn, 0.85), (real, 0.15)]
+    syn_share = 1.0 - args.real_share - (args.extra_share if extra else 0.0)
+    rec_sources = [(syn, syn_share), (real, args.real_share)]
+    kind_sources = [(syn, 0.85 - (0.4 if extra else 0.0)), (real, 0.15)]
+    if extra is not None:
+        rec_sources.append((extra, args.extra_share))
+        kind_sources.append((extra, 0.4))
     if gate is not None and len(gate):
         rec_sources.append((gate, args.gate_share))
         kind_sources.append((gate, args.gate_share))
     rec = nets.Recogniser(len(ALPHABET) + 1)
+    init = None
+    if args.init:
+        # Fine-tuning a previous run's recogniser (its WORK/rec-ema.pt): the card records which one, by hash.
+        init = train.load_init(rec, Path(args.init))
+        _log(f"recogniser initialised from {args.init} (step {init['step']}, sha256 {init['sha256'][:12]})")
     kind = nets.KindNet(len(LABELS))
     # The classifier first: it is short, so a recogniser run stopped early still ships both models.
     kind_run = train.train_kind(kind, kind_sources, args.kind_steps, args.seed, batch=args.batch, log=_log)
     rec, rec_run = train.train_recogniser(rec, rec_sources, args.rec_steps, args.seed, batch=args.batch, log=_log,
                                           stop_after=args.rec_stop_after or None,
-                                          checkpoint=work / "rec-ema.pt", stop_file=work / "STOP")
+                                          checkpoint=work / "rec-ema.pt", stop_file=work / "STOP", lr=args.lr)
 
     from plate_reader.layout import normalise
 
@@ -127,10 +142,13 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
                  len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),
                  "real_copies": args.real_copies, "real_share": args.real_share,
+                 "extra_synthetic": len(extra) if extra else 0, "extra_style": args.extra_style,
+                 "extra_share": args.extra_share if extra else 0.0,
                  "gate_crops": len(gate) if gate else 0, "build_seconds": round(t_data, 1)},
         "params": {"rec": sum(p.numel() for p in rec.parameters()),
                    "kind": sum(p.numel() for p in kind.parameters())},
-        "train": {"rec": rec_run, "kind": kind_run},
+        "train": {"rec": {**rec_run, "lr": args.lr, "init": init}, "kind": kind_run},
+        "notes": args.notes,
         "onnx": {"rec_bytes": (out / "plate_rec.onnx").stat().st_size,
                  "kind_bytes": (out / "plate_kind.onnx").stat().st_size, **diffs},
         "latency_ms_1_thread": {
@@ -138,7 +156,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
             "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
         "eval": {},
     }
-    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit, "synthetic_heldout": syn_eval}
+    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit, "synthetic_heldout": syn_eval,
+                f"synthetic_heldout_style{data.DATA_VERSION}": syn_eval_new}
     if gate is not None and len(gate):
         held_out["gate_crops_seen_in_training"] = gate
     metrics["eval"] = {k: evaluate.figures(out, a) for k, a in held_out.items()}
@@ -179,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "
                         "by creating WORK/STOP is reproduced with this")
     b.add_argument("--kind-steps", type=int, default=1200)
+    b.add_argument("--lr", type=float, default=3e-3, help="the recogniser's peak learning rate (one-cycle)")
+    b.add_argument("--init", default="",
+                   help="start the recogniser from a previous run's checkpoint (its WORK/rec-ema.pt): fine-tuning")
+    b.add_argument("--extra-synthetic", type=int, default=0,
+                   help="more synthetic crops, rendered in --extra-style on their own seed")
+    b.add_argument("--extra-style", type=int, default=5, help="augmentation style of the extra crops")
+    b.add_argument("--extra-share", type=float, default=0.45, help="share of each batch drawn from them")
+    b.add_argument("--notes", default="", help="a paragraph for the card's run notes")
     b.add_argument("--batch", type=int, default=64)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--workers", type=int, default=2, help="processes that render the synthetic data")

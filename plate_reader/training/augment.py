@@ -12,37 +12,53 @@ import cv2
 import numpy as np
 
 PAD_X, PAD_Y = 0.06, 0.14
+# Augmentation styles (the data version a chunk was rendered with). Style 4 made 2026.12.01-3's data and is kept
+# draw for draw, so that data can still be rebuilt; style 5 adds what that model was brittle to on plates it had
+# not seen: loose crops with car body round the plate, deep dealer strips under holder frames, steeper views,
+# gamma-dark night, IR fill light and blooming over-exposure.
+STYLES = (4, 5)
 
 
-def _frame_and_bolts(img: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+def _frame_and_bolts(img: np.ndarray, rng: np.random.Generator, scale: float = 1.0,
+                     style: int = 4) -> tuple[np.ndarray, tuple[int, int]]:
+    """The plate with a holder frame or bolts, and where the plate's top-left corner now is."""
     h, w = img.shape[:2]
     if rng.random() < 0.35:
         # A dealer's holder frame round the plate: a band of another colour, often with a text strip below.
         t = max(2, int(rng.integers(6, 16) * scale))
         colour = tuple(int(c) for c in rng.choice([[30, 30, 30], [200, 200, 200], [150, 150, 160], [40, 40, 120]]))
-        framed = np.empty((h + 2 * t, w + 2 * t + 0, 3), np.uint8)
+        # Style 5: half the frames carry a dealer's strip under the plate, 12-22% of the plate's height deep —
+        # it moves the plate up in a loose crop, and with it a double-row plate's row cut.
+        strip = int(h * rng.uniform(0.12, 0.22)) if style >= 5 and rng.random() < 0.5 else 0
+        framed = np.empty((h + 2 * t + strip, w + 2 * t + 0, 3), np.uint8)
         framed[:] = colour
         framed[t:t + h, t:t + w] = img
         if rng.random() < 0.5:
             step = max(4, int(rng.integers(25, 45) * scale))
+            y0, y1 = (h + t + 1, h + 2 * t - 1) if not strip else (h + t + strip // 4, h + t + strip - strip // 4)
             for x in range(t + step, w, step):
-                cv2.rectangle(framed, (x, h + t + 1), (x + max(2, int(12 * scale)), h + 2 * t - 1),
-                              (255 - colour[0],) * 3, -1)
-        return framed
+                cv2.rectangle(framed, (x, y0), (x + max(2, int(12 * scale)), y1), (255 - colour[0],) * 3, -1)
+        return framed, (t, t)
     if rng.random() < 0.5:
         for x in (int(110 * scale), w - int(110 * scale)):
             for y in (int(12 * scale), h - int(12 * scale)) if rng.random() < 0.5 else (int(12 * scale),):
                 c = int(rng.integers(120, 230))
                 cv2.circle(img, (x, y), max(1, int(rng.integers(5, 9) * scale)), (c, c, c), -1, cv2.LINE_AA)
-    return img
+    return img, (0, 0)
 
 
-def _dirt(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _dirt(img: np.ndarray, rng: np.random.Generator, style: int = 4) -> np.ndarray:
     out = img.astype(np.float32)
     h, w = img.shape[:2]
-    if rng.random() < 0.3:
+    if rng.random() < (0.5 if style >= 5 else 0.3):
         mask = np.zeros((h, w), np.float32)
         for _ in range(int(rng.integers(3, 25))):
+            if style >= 5:
+                # Mud thrown up by the wheels: splashes, mostly on the lower part of the plate.
+                c = (int(rng.integers(0, w)), int(h * rng.uniform(0.2, 1.0)))
+                axes = (max(1, int(rng.integers(2, 30) * w / 440)), max(1, int(rng.integers(2, 16) * w / 440)))
+                cv2.ellipse(mask, c, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.2, 0.8)), -1)
+                continue
             c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
             cv2.circle(mask, c, max(1, int(rng.integers(2, 18) * w / 440)), float(rng.uniform(0.2, 0.8)), -1)
         mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, 3 * w / 440))[:, :, None]
@@ -73,7 +89,7 @@ def _scene(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return scene
 
 
-def crop_quad(quad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def crop_quad(quad: np.ndarray, rng: np.random.Generator, style: int = 4) -> tuple[np.ndarray, float]:
     """The region a crop is cut from, given the plate quad (tl, tr, br, bl), and its width/height.
 
     Mostly ``locate.rectify``'s margin at 0.5-1.5x; sometimes cut tight to the corners (a camera's plate
@@ -99,7 +115,7 @@ def crop_quad(quad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, f
     return padded, (w * (1 + 2 * px)) / max(1.0, h * (1 + 2 * py))
 
 
-def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.ndarray:
+def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0, style: int = 4) -> np.ndarray:
     """A localiser's crop of this clean plate as a camera saw it (BGR uint8, a few tens of pixels high)."""
     out_h = int(rng.integers(18, 70))
     # Work at about three times the output size: a camera integrates light, so a small plate is blurred, not
@@ -108,14 +124,16 @@ def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) 
     if scale < 1.0:
         plate = cv2.resize(plate, (int(round(plate.shape[1] * scale)), int(round(plate.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
-    img = _dirt(_frame_and_bolts(plate.copy(), rng, scale), rng)
+    framed, (ox, oy) = _frame_and_bolts(plate.copy(), rng, scale, style)
+    img = _dirt(framed, rng, style)
     h, w = img.shape[:2]
     # Plate corners in a scene three times its size, under a mild random perspective.
     sw, sh = int(w * 1.35), int(h * 1.9)
     cx, cy = sw / 2, sh / 2
-    ang = np.deg2rad(rng.normal(0, 4) * hard)
-    shear = rng.normal(0, 0.06) * hard
-    persp = rng.normal(0, 0.05) * hard
+    steep = style >= 5
+    ang = np.deg2rad(rng.normal(0, 6 if steep else 4) * hard)
+    shear = rng.normal(0, 0.08 if steep else 0.06) * hard
+    persp = rng.normal(0, 0.08 if steep else 0.05) * hard
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     corners = []
     for x, y in src:
@@ -132,22 +150,43 @@ def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0) 
 
     # The frame's plate quad (the holder frame is outside the plate, so its corners move in by the frame).
     fh, fw = plate.shape[:2]
-    ox, oy = (w - fw) / 2, (h - fh) / 2
     quad = cv2.perspectiveTransform(np.float32([[[ox, oy], [ox + fw, oy], [ox + fw, oy + fh], [ox, oy + fh]]]), M)[0]
     # A localiser's error: each corner off by a few percent of the plate's size.
     jit = np.float32([fw * 0.03, fh * 0.08]) * hard
     quad = quad + rng.normal(0, 1, quad.shape).astype(np.float32) * jit
-    padded, aspect = crop_quad(quad, rng)
+    padded, aspect = crop_quad(quad, rng, style)
     out_w = max(16, int(round(out_h * aspect)))
     big_h = out_h * 3
     big_w = max(16, int(round(big_h * aspect)))
     Mc = cv2.getPerspectiveTransform(padded, np.float32([[0, 0], [big_w, 0], [big_w, big_h], [0, big_h]]))
     crop = cv2.warpPerspective(scene, Mc, (big_w, big_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    return degrade(crop, rng, hard)
+    return degrade(crop, rng, hard, style)
 
 
-def degrade(img: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.ndarray:
+def _light5(out: np.ndarray, rng: np.random.Generator, hard: float) -> np.ndarray:
+    """Style 5's lighting: gamma-dark night, IR fill light, blooming over-exposure, or ordinary daylight."""
+    light = rng.random()
+    if light < 0.15 * hard:
+        # Night: a camera's gamma darkens the mid-tones most; little colour, sensor noise.
+        x = np.clip(out, 0, 255) / 255.0
+        x = x ** rng.uniform(1.3, 2.1) * rng.uniform(0.35, 0.7)
+        gray = x.mean(axis=2, keepdims=True)
+        sat = rng.uniform(0.3, 1.0)
+        return (x * sat + gray * (1 - sat)) * 255.0 + rng.normal(0, rng.uniform(3, 12), x.shape)
+    if light < 0.25 * hard:
+        # IR fill light: most of the colour gone, the retro-reflective plate bright.
+        gray = out.mean(axis=2, keepdims=True)
+        keep = rng.uniform(0.2, 0.6)
+        return (out * keep + gray * (1 - keep)) * rng.uniform(1.05, 1.35) + rng.uniform(0, 25)
+    if light < 0.38 * hard:
+        # Headlights or low sun: washed out, bright areas bleeding into the strokes.
+        x = out * rng.uniform(1.4, 2.1) + rng.uniform(10, 50)
+        return 0.7 * x + 0.3 * cv2.GaussianBlur(x, (0, 0), float(rng.uniform(1.5, 3.5)))
+    return out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, hard: float = 1.0, style: int = 4) -> np.ndarray:
     out = img.astype(np.float32)
     r = rng.random()
     if r < 0.3 * hard:
@@ -162,22 +201,26 @@ def degrade(img: np.ndarray, rng: np.random.Generator, hard: float = 1.0) -> np.
     if rng.random() < 0.5:
         # White balance and colour cast differ by camera and by light (sodium lamps, dusk, IR cut filters).
         out = out * (1.0 + rng.uniform(-0.18, 0.18, 3)).astype(np.float32)
-    light = rng.random()
-    if light < 0.15 * hard:
-        # Night / IR: dark, low contrast, desaturated, noisy.
-        gray = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
-        sat = rng.uniform(0.0, 0.6)
-        out = out * sat + gray[:, :, None] * (1 - sat)
-        out = out * rng.uniform(0.25, 0.6) + rng.uniform(0, 20)
-    elif light < 0.3 * hard:
-        # Over-exposure: headlights or low sun wash the plate out.
-        out = out * rng.uniform(1.3, 2.2) + rng.uniform(20, 70)
+    if style >= 5:
+        out = _light5(out, rng, hard)
     else:
-        out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
+        light = rng.random()
+        if light < 0.15 * hard:
+            # Night / IR: dark, low contrast, desaturated, noisy.
+            gray = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float32)
+            sat = rng.uniform(0.0, 0.6)
+            out = out * sat + gray[:, :, None] * (1 - sat)
+            out = out * rng.uniform(0.25, 0.6) + rng.uniform(0, 20)
+        elif light < 0.3 * hard:
+            # Over-exposure: headlights or low sun wash the plate out.
+            out = out * rng.uniform(1.3, 2.2) + rng.uniform(20, 70)
+        else:
+            out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
     out = out + rng.normal(0, rng.uniform(0, 8 * hard + 1), out.shape)
     out = np.clip(out, 0, 255).astype(np.uint8)
-    if rng.random() < 0.8:
-        q = int(rng.integers(30, 91))
+    # Gate cameras stream at modest JPEG quality; style 5 compresses more of the crops, and harder.
+    if rng.random() < (0.9 if style >= 5 else 0.8):
+        q = int(rng.integers(25, 86) if style >= 5 else rng.integers(30, 91))
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok:
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)

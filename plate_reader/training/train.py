@@ -21,6 +21,19 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def load_init(model: nn.Module, path: Path) -> dict:
+    """Load a previous run's recogniser checkpoint (``train_recogniser``'s ``checkpoint``) into ``model``."""
+    import hashlib
+
+    raw = Path(path).read_bytes()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # The EMA wrapper saves the plain module's keys plus its step counter.
+    weights = {k: v for k, v in state["ema"].items() if k != "n_averaged"}
+    model.load_state_dict(weights)
+    return {"path": Path(path).name, "sha256": hashlib.sha256(raw).hexdigest(), "step": state.get("step"),
+            "steps": state.get("steps")}
+
+
 def _batches(sources: list[tuple[Arrays, float]], batch: int, rng: np.random.Generator,
              keep: Callable[[Arrays], np.ndarray] | None = None):
     """Endless batches of indices drawn from each source in proportion to its weight (real data oversampled)."""
@@ -89,6 +102,9 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
             log(f"rec step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
         if checkpoint is not None and done % 500 == 0:
             torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
+    if checkpoint is not None and done and done % 500:
+        # The last steps too: a later run fine-tunes from this file (``--init``).
+        torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
     model.eval()
     avg_model = ema.module if done else model
     avg_model.eval()
