@@ -128,7 +128,7 @@ def own_server():
 
 async def test_a_token_revoked_before_an_outage_does_not_work_during_it(aiohttp_client, own_server, tmp_path):
     from gate_service.app import create_app
-    from tests.resilience.test_outage import _start, _stop
+    from tests.pg_outage import start_server, stop_server
 
     settings = Settings(database_url=own_server.get_uri(), data_dir=tmp_path / "data", run_scheduler=False,
                         pool_max=4)
@@ -153,7 +153,7 @@ async def test_a_token_revoked_before_an_outage_does_not_work_during_it(aiohttp_
         if gone_id not in {p.token_id for p in cache.valid.values()}:
             break
         await asyncio.sleep(0.1)
-    await asyncio.to_thread(_stop, own_server)
+    await asyncio.to_thread(stop_server, own_server)
     try:
         refused = await client.post("/api/v1/gates/city-1/passages", headers=gone,
                                     json={"plate": "晋LA0002", "direction": "in"})
@@ -163,4 +163,4 @@ async def test_a_token_revoked_before_an_outage_does_not_work_during_it(aiohttp_
                                      json={"plate": "晋LA0003", "direction": "in"})
         assert accepted.status == 201 and (await accepted.json())["spooled"] is True
     finally:
-        await asyncio.to_thread(_start, own_server)
+        await asyncio.to_thread(start_server, own_server)
