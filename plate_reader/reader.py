@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ from . import plates
 from .calibration import REFERENCE, ConfidenceMap, maps_for, stale
 from .color import classify_color, color_fractions, reconcile
 from .consensus import consensus
+from .crop_fit import double_row_quads, plate_quads
 from .image import ImageError, as_bgr, decode_image
-from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
+from .locate import Candidate, _iou, find_candidates, quad_size, rectify, refine_quad
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
 
@@ -70,7 +71,8 @@ COLOR_TRUST = 0.7
 # same 107/112 as asking it about every crop, in 13% less time).
 EXPERT_BELOW = 0.9
 # An image this wide for its height, filled by a plate colour (or this small), is a plate crop: read as one.
-CROP_ASPECT = (1.8, 5.5)
+# 1.4: a double-row plate cut with rectify's margin is 440x1.12 by 220x1.28 mm, 1.75 across.
+CROP_ASPECT = (1.4, 5.5)
 CROP_MAX_HEIGHT = 160
 CROP_MIN_FILL = 0.35
 # A read this confident ends the search: later (lower-scored) candidates are not recognised at all.
@@ -106,6 +108,11 @@ def _better(a: PlateRead | None, b: PlateRead | None) -> PlateRead | None:
     return b if b.confidence > a.confidence else a
 
 
+def _aspect(quad: np.ndarray) -> float:
+    qw, qh = quad_size(quad)
+    return qw / max(qh, 1.0)
+
+
 def _calibrate(min_prob: float, score: float) -> float:
     """Map raw evidence to 0–1: the weakest character's probability, discounted by a poor overall alignment."""
     return float(min(1.0, max(0.0, min_prob * math.exp(min(0.0, score + 0.05) * 2.0))))
@@ -137,7 +144,7 @@ class PlateReader:
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
                  color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW,
-                 calibrated: bool = True) -> None:
+                 calibrated: bool = True, fit_crops: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -170,6 +177,8 @@ class PlateReader:
             self._load_maps()
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
+        # read_crop also reads the plate it finds inside a loose crop (crop_fit.py); False: the whole crop only.
+        self.fit_crops = fit_crops
         # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
         self.expert_below = expert_below
         self.threads = threads
@@ -254,17 +263,17 @@ class PlateReader:
         ensemble): about half the work on the dev photos (mean 60 vs 110 ms), for a live caller that already knows
         the vehicle in view and only needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
+        reads: _Sink | None = [] if self.ensemble and self.paddle is None and not quick else None
         crop_read = None
         if self.crop_as_crop and looks_like_crop(frame):
-            # Already a plate crop (a camera's plate thumbnail): read it whole rather than search inside it.
-            crop_read = self.read_crop(frame)
-            if crop_read.plate and crop_read.confidence >= self.fallback_below:
-                return crop_read
+            # Already a plate crop (a camera's plate thumbnail): read it as a plate rather than search inside it.
+            crop_read = self._read_crop(frame, sink=reads)
+            if crop_read is not None and crop_read.plate and crop_read.confidence >= self.fallback_below:
+                return self._finish(self._as_crop(crop_read, frame))
         if quick:
             return self._finish(_better(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
-                                                               refine=False), crop_read))
-        # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
-        reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
+                                                               refine=False), self._as_crop(crop_read, frame)))
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
         use_fallback = self.fallback if fallback is None else fallback
         if use_fallback and (best is None or best.confidence < self.fallback_below):
@@ -272,9 +281,12 @@ class PlateReader:
                 self._read_candidates(frame, self.detector.find(frame), sink=reads)
             if other is not None and (best is None or other.confidence > best.confidence):
                 best = other
+        best = _better(best, crop_read)
         if reads is not None and best is not None and best.confidence < self.ensemble_below:
             best = self._ensemble(frame, best, reads)
-        return self._finish(_better(best, crop_read))
+        if crop_read is not None and best is not None and _iou(best.box, crop_read.box) >= 0.5:
+            best = self._as_crop(best, frame)  # the crop's plate, read another way: still a crop's read
+        return self._finish(best)
 
     def _finish(self, read: PlateRead | None, color: str = "unknown") -> PlateRead:
         if read is None or not read.plate:
@@ -284,13 +296,39 @@ class PlateReader:
         return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
-        """Read an already cut-out plate (e.g. a camera's own plate thumbnail)."""
+        """Read an already cut-out plate (e.g. a camera's own plate thumbnail), loose or tight."""
         crop = as_bgr(crop)
+        r = self._read_crop(crop)
+        return self._finish(self._as_crop(r, crop), classify_color(crop) if r is None else "unknown")
+
+    @staticmethod
+    def _as_crop(read: PlateRead | None, crop: np.ndarray) -> PlateRead | None:
+        """The read as a crop's: its box is the whole image (the plate's box, as the caller cut it)."""
+        if read is None:
+            return None
+        h, w = crop.shape[:2]
+        return replace(read, box=(0, 0, w, h))
+
+    def _read_crop(self, crop: np.ndarray, sink: _Sink | None = None) -> PlateRead | None:
+        """The whole crop read as the plate, and (``fit_crops``) the plate found inside it cut the way the
+        recognisers were trained (crop_fit.py): every cut is read, whatever the first one scored, so a raw and a
+        calibrated reader decode the same way; the most confident read wins."""
         h, w = crop.shape[:2]
         quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
-        cand = Candidate(quad, "crop", 1.0, w / max(h, 1))
-        r = self._read_candidates(crop, [cand], pad=False)
-        return self._finish(r, classify_color(crop) if r is None else "unknown")
+        r = self._read_candidates(crop, [Candidate(quad, "crop", 1.0, w / max(h, 1))], pad=False, sink=sink)
+        if not self.fit_crops:
+            return r
+        # A loose crop (car body, a holder frame, a dealer strip round the plate): each plate quad found in it,
+        # and for a plate that may be double-row the quad re-cut round its bottom row, so the row cut of
+        # layout.stitch_double_row falls between the rows. Read with rectify's margin, as trained.
+        quads = plate_quads(crop)
+        quads += double_row_quads(crop, quads)
+        fits = [Candidate(q, "crop-fit", 1.0, _aspect(q)) for q in quads]
+        for i in range(0, len(fits), 2):
+            fit = self._read_batch(crop, fits[i:i + 2], True, sink)
+            if fit is not None and fit.plate and (r is None or not r.plate or fit.confidence > r.confidence):
+                r = fit
+        return r
 
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True,
@@ -315,6 +353,7 @@ class PlateReader:
         won = next((att for r, att in reads if r is best), None)
         if won is None or won.double or not best.plate:
             return best
+        extra: _Sink = []
         quad = won.cand.quad
         cand = Candidate(quad, "variant", 1.0, 4.0)
         images, attempts = [], []
@@ -322,7 +361,6 @@ class PlateReader:
             crop = rectify(frame, quad, pad_x=px, pad_y=py, out_h=64)
             images.append(crop)
             attempts.append(_Attempt(cand, crop, classify_color(crop), False, (len(images) - 1,)))
-        extra: _Sink = []
         self._recognise(images, attempts, extra)
         if self.ensemble_stretch:
             # The winning crop again, squeezed: a different CTC alignment of the same pixels.
