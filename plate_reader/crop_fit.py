@@ -190,7 +190,7 @@ def row_window_box(view: np.ndarray, pad_x: float = 0.06, pad_y: float = 0.14
 # A crop this narrow for its height, or a plate quad this narrow, may hold a double-row plate (440x220 mm: 1.75
 # with rectify's margin, 2.0 without; single-row plates are 3.1 and more).
 _DOUBLE_CROP_ASPECT = 2.4
-_DOUBLE_QUAD_ASPECT = 2.6
+DOUBLE_QUAD_ASPECT = 2.6
 
 
 def _view(crop: np.ndarray, quad: np.ndarray, pad_x: float = 0.06, pad_y: float = 0.14,
@@ -225,7 +225,7 @@ def double_row_quads(crop: np.ndarray, quads: list[np.ndarray]) -> list[np.ndarr
             out.append(_box_quad(box))
     for q in quads:
         qw, qh = quad_size(q)
-        if qw / max(qh, 1.0) >= _DOUBLE_QUAD_ASPECT:
+        if qw / max(qh, 1.0) >= DOUBLE_QUAD_ASPECT:
             continue
         view, M = _view(crop, q)
         box = row_window_box(view, 0.0, 0.0)

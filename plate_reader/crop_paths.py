@@ -11,12 +11,10 @@ from dataclasses import replace
 import numpy as np
 
 from .color import classify_color
-from .crop_fit import double_row_quads, plate_quads
+from .crop_fit import DOUBLE_QUAD_ASPECT, double_row_quads, plate_quads
 from .locate import Candidate, quad_size, rectify, refine_quad
 from .reads import Attempt, PlateRead, Sink
 
-# A plate quad this wide for its height is a single-row plate (440x140, 480x140 mm); double-row ones are 2.0.
-SINGLE_ROW_ASPECT = 2.6
 # Single-row plates found in a loose crop are also read cut close (2% of the width, no margin above and below):
 # the recogniser reads small characters better so (a new-energy plate's province: yellow-green dev crops 42 of
 # 80 against 30 with rectify's margin; blue 36 / 33 at best of either), and the better read wins.
@@ -62,7 +60,7 @@ class CropPaths:
         # and for a plate that may be double-row the quad re-cut round its bottom row, so the row cut of
         # layout.stitch_double_row falls between the rows. Read with rectify's margin, as trained.
         quads = plate_quads(crop)
-        quads += double_row_quads(crop, quads) + [_tight(q) for q in quads if quad_aspect(q) >= SINGLE_ROW_ASPECT]
+        quads += double_row_quads(crop, quads) + [_tight(q) for q in quads if quad_aspect(q) >= DOUBLE_QUAD_ASPECT]
         fits = [Candidate(q, "crop-fit", 1.0, quad_aspect(q)) for q in quads]
         for i in range(0, len(fits), 2):
             # Each found plate also straightened and tightened to its character row (second pass), as the

@@ -140,3 +140,13 @@ def test_plate_quads_find_the_plate_in_body_margin(bank):
         x1, y1 = quads[0].max(0)
         assert abs(x0 - 50) < w * 0.05 and abs(x1 - (50 + w)) < w * 0.05, (kind, quads[0])
         assert abs(y0 - 30) < h * 0.08 and abs(y1 - (30 + h)) < h * 0.08, (kind, quads[0])
+
+
+def test_tight_quad_is_the_close_cut_through_rectify():
+    # A single-row plate's close cut goes through rectify's usual margin (so the ensemble and the refine pass
+    # see an ordinary candidate): the same corners as rectify's own close cut of the found quad.
+    from plate_reader.crop_paths import TIGHT_PAD, _tight
+    from plate_reader.locate import _pad_quad
+
+    quad = np.float32([[40, 30], [300, 42], [296, 120], [36, 106]])
+    assert np.allclose(_pad_quad(_tight(quad), 0.06, 0.14), _pad_quad(quad, *TIGHT_PAD), atol=0.5)
