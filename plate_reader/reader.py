@@ -85,7 +85,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
                  color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW,
-                 calibrated: bool = True, fit_crops: bool | None = None) -> None:
+                 calibrated: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -118,11 +118,6 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
             self._load_maps()
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
-        # read_crop also reads the plate it finds inside a loose crop (crop_fit.py); False: the whole crop only.
-        # By default for the own models, which were trained on crops cut so. PP-OCRv4 was not: on the loose dev
-        # crops it read a few more so (double-row 46 / 41 of 150, yellow-green 73 / 75, others 150 / 144 of 300)
-        # in about 3x the time a crop, which the gates' default engine should not pay.
-        self.fit_crops = self.kinds is not None if fit_crops is None else fit_crops
         # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
         self.expert_below = expert_below
         self.threads = threads
@@ -138,6 +133,11 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         self.ensemble_margins = ENSEMBLE_MARGINS
         # The own recogniser's input width is fixed: a squeezed copy is the same input.
         self.ensemble_stretch = ENSEMBLE_STRETCH if self.kinds is None else 0.0
+        # read_crop also reads the plate it finds inside a loose crop (crop_fit.py); False: the whole crop only.
+        # By default for the own models, which were trained on crops cut so. PP-OCRv4 was not: on the loose dev
+        # crops it read a few more so (double-row 46 / 41 of 150, yellow-green 73 / 75, others 150 / 144 of 300)
+        # in about 3x the time a crop, which the gates' default engine should not pay.
+        self.fit_crops = self.kinds is not None
         self._detector = None
         self._det_lock = threading.Lock()
 

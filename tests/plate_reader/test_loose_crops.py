@@ -67,7 +67,10 @@ def bank():
 
 @pytest.fixture(scope="module")
 def readers():
-    return PlateReader("own", threads=1), PlateReader("own", threads=1, fit_crops=False)
+    fitted, whole = PlateReader("own", threads=1), PlateReader("own", threads=1)
+    assert fitted.fit_crops  # the own models' default
+    whole.fit_crops = False
+    return fitted, whole
 
 
 def _exact(reader, crops) -> list[bool]:
