@@ -3,24 +3,31 @@
 Engines (``PlateReader(engine=...)``): ``own`` — the project's recogniser and kind classifier
 (plate_reader/weights); ``ppocr`` (formerly ``onnx``) — PP-OCRv4's recogniser with HSV colour; ``combined`` — both
 recognisers as a product of experts over the same template (experts.py); ``paddle`` — PaddleOCR 3.x.
+
+This module holds the reader's public face and its search (crop or scene, candidates, det fallback, ensemble);
+the crops it reads are cut in crop_paths.py (and found inside loose crops by crop_fit.py), decoded per engine in
+decode_own.py / decode_ppocr.py / decode_text.py, voted on in ensemble.py; reads.py has the shared types.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import plates
-from .calibration import REFERENCE, ConfidenceMap, maps_for, stale
-from .color import classify_color, color_fractions, reconcile
+from .calibration import ConfidenceMap, maps_for, stale
+from .color import classify_color, color_fractions
 from .consensus import consensus
+from .crop_paths import CropPaths
+from .decode_own import OwnDecoding
+from .decode_ppocr import PpocrDecoding
+from .decode_text import TextDecoding
+from .ensemble import Ensemble
 from .image import ImageError, as_bgr, decode_image
-from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
+from .locate import Candidate, _iou, find_candidates
+from .reads import Attempt, PlateRead, Sink, better
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
 
@@ -32,36 +39,6 @@ ENGINES = ("own", "ppocr", "combined", "paddle")
 DEFAULT_ENGINE = "ppocr"
 _ALIASES = {"onnx": "ppocr"}  # the PP-OCRv4 engine's name before the project had models of its own
 PPOCR_VERSION = "PP-OCRv4 mobile rec (rapidocr-onnxruntime 1.4.4)"
-
-
-@dataclass
-class PlateRead:
-    plate: str | None
-    color: str
-    confidence: float
-    box: tuple[int, int, int, int] | None  # x, y, w, h in frame pixels
-    crop: np.ndarray | None = None  # rectified plate crop (BGR) for snapshots
-    char_probs: list[float] | None = None
-    kind: str | None = None
-    # The probability that ``plate`` is exactly right (see calibration.py); None when there is no plate, or
-    # for the paddle engine, whose scores are not fitted. ``confidence`` is the evidence score on PP-OCRv4's
-    # scale whichever engine read (calibration.py): the reader's and the gate tracker's thresholds are set in it.
-    probability: float | None = None
-
-
-# Plate kinds each background colour may carry; a read of another kind must beat these by a margin.
-_KINDS_BY_COLOR = {c: plates.kind_for_color(c) for c in plates.COLORS}
-_COLOR_MISMATCH_PENALTY = 0.08  # in mean log-probability per CTC frame
-# Decoding templates: the six 7-character suffix kinds share one template whose last slot takes any suffix,
-# which cuts the Viterbi work; the result is re-parsed to name its kind (and drop e.g. 港 without 粤Z).
-_SUFFIX7 = plates.Template("suffixed", (plates.PROVINCES, plates.AUTHORITY) + (plates.ALNUM,) * 4 + ("挂学警港澳领",))
-DECODE_TEMPLATES = tuple(t for t in plates.TEMPLATES if t.kind in ("ordinary", "new_energy_small",
-                                                                   "new_energy_large", "embassy")) + (_SUFFIX7,)
-_DECODE_SLOTS = [t.slots for t in DECODE_TEMPLATES]
-# Double-row plates: the 7-character templates, each distinct slot list once (province+letter over five).
-_DOUBLE_TEMPLATES = tuple(t for i, t in enumerate(DECODE_TEMPLATES) if len(t) == 7 and t.kind != "embassy"
-                          and all(u.slots != t.slots for u in DECODE_TEMPLATES[:i]))
-_DOUBLE_SLOTS = [t.slots for t in _DOUBLE_TEMPLATES]
 # own/combined engines: the kind classifier's colour is taken when it is at least this sure, else the HSV one
 # (chosen on the EasyPR dev half and a synthetic dev set of another seed: 0.7 kept HSV's 107/110 right colours on
 # the dev photos and got all 120 synthetic ones, HSV alone 110).
@@ -70,7 +47,8 @@ COLOR_TRUST = 0.7
 # same 107/112 as asking it about every crop, in 13% less time).
 EXPERT_BELOW = 0.9
 # An image this wide for its height, filled by a plate colour (or this small), is a plate crop: read as one.
-CROP_ASPECT = (1.8, 5.5)
+# 1.4: a double-row plate cut with rectify's margin is 440x1.12 by 220x1.28 mm, 1.75 across.
+CROP_ASPECT = (1.4, 5.5)
 CROP_MAX_HEIGHT = 160
 CROP_MIN_FILL = 0.35
 # A read this confident ends the search: later (lower-scored) candidates are not recognised at all.
@@ -98,37 +76,7 @@ def looks_like_crop(frame: np.ndarray) -> bool:
     return max(f["blue"], f["yellow"], f["green"]) >= CROP_MIN_FILL
 
 
-def _better(a: PlateRead | None, b: PlateRead | None) -> PlateRead | None:
-    if b is None or not b.plate:
-        return a
-    if a is None or not a.plate:
-        return b
-    return b if b.confidence > a.confidence else a
-
-
-def _calibrate(min_prob: float, score: float) -> float:
-    """Map raw evidence to 0–1: the weakest character's probability, discounted by a poor overall alignment."""
-    return float(min(1.0, max(0.0, min_prob * math.exp(min(0.0, score + 0.05) * 2.0))))
-
-
-@dataclass
-class _Attempt:
-    cand: Candidate
-    crop: np.ndarray
-    color: str
-    double: bool
-    parts: tuple[int, ...]  # indices into the batch of crops sent to the recogniser
-    # Set by the decoder for the per-character ensemble: per position, the slot's allowed dictionary indices and
-    # their probabilities on that position's frames (onnx engine only).
-    slot_probs: list | None = None
-    refined: bool = False  # the second-pass (straightened, tightened) crop
-    guess: object | None = None  # own/combined engines: the kind classifier's KindGuess for the crop
-
-
-_Sink = list[tuple[PlateRead, _Attempt]]
-
-
-class PlateReader:
+class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding):
     """Reusable and thread-safe: sessions are created once; each ``read`` keeps its state on the stack."""
 
     def __init__(self, engine: str = DEFAULT_ENGINE, threads: int = 1, *, province_prior: bool = True,
@@ -185,6 +133,11 @@ class PlateReader:
         self.ensemble_margins = ENSEMBLE_MARGINS
         # The own recogniser's input width is fixed: a squeezed copy is the same input.
         self.ensemble_stretch = ENSEMBLE_STRETCH if self.kinds is None else 0.0
+        # read_crop also reads the plate it finds inside a loose crop (crop_fit.py); False: the whole crop only.
+        # By default for the own models, which were trained on crops cut so. PP-OCRv4 was not: on the loose dev
+        # crops it read a few more so (double-row 46 / 41 of 150, yellow-green 73 / 75, others 150 / 144 of 300)
+        # in about 3x the time a crop, which the gates' default engine should not pay.
+        self.fit_crops = self.kinds is not None
         self._detector = None
         self._det_lock = threading.Lock()
 
@@ -254,17 +207,17 @@ class PlateReader:
         ensemble): about half the work on the dev photos (mean 60 vs 110 ms), for a live caller that already knows
         the vehicle in view and only needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
+        reads: Sink | None = [] if self.ensemble and self.paddle is None and not quick else None
         crop_read = None
         if self.crop_as_crop and looks_like_crop(frame):
-            # Already a plate crop (a camera's plate thumbnail): read it whole rather than search inside it.
-            crop_read = self.read_crop(frame)
-            if crop_read.plate and crop_read.confidence >= self.fallback_below:
-                return crop_read
+            # Already a plate crop (a camera's plate thumbnail): read it as a plate rather than search inside it.
+            crop_read = self._read_crop(frame, sink=reads)
+            if crop_read is not None and crop_read.plate and crop_read.confidence >= self.fallback_below:
+                return self._finish(self._as_crop(crop_read, frame))
         if quick:
-            return self._finish(_better(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
-                                                               refine=False), crop_read))
-        # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
-        reads: _Sink | None = [] if self.ensemble and self.paddle is None else None
+            return self._finish(better(self._read_candidates(frame, find_candidates(frame, self.max_candidates),
+                                                               refine=False), self._as_crop(crop_read, frame)))
         best = self._read_candidates(frame, find_candidates(frame, self.max_candidates), sink=reads)
         use_fallback = self.fallback if fallback is None else fallback
         if use_fallback and (best is None or best.confidence < self.fallback_below):
@@ -272,9 +225,12 @@ class PlateReader:
                 self._read_candidates(frame, self.detector.find(frame), sink=reads)
             if other is not None and (best is None or other.confidence > best.confidence):
                 best = other
+        best = better(best, crop_read)
         if reads is not None and best is not None and best.confidence < self.ensemble_below:
             best = self._ensemble(frame, best, reads)
-        return self._finish(_better(best, crop_read))
+        if crop_read is not None and best is not None and _iou(best.box, crop_read.box) >= 0.5:
+            best = self._as_crop(best, frame)  # the crop's plate, read another way: still a crop's read
+        return self._finish(best)
 
     def _finish(self, read: PlateRead | None, color: str = "unknown") -> PlateRead:
         if read is None or not read.plate:
@@ -284,17 +240,14 @@ class PlateReader:
         return read
 
     def read_crop(self, crop: np.ndarray) -> PlateRead:
-        """Read an already cut-out plate (e.g. a camera's own plate thumbnail)."""
+        """Read an already cut-out plate (e.g. a camera's own plate thumbnail), loose or tight."""
         crop = as_bgr(crop)
-        h, w = crop.shape[:2]
-        quad = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
-        cand = Candidate(quad, "crop", 1.0, w / max(h, 1))
-        r = self._read_candidates(crop, [cand], pad=False)
-        return self._finish(r, classify_color(crop) if r is None else "unknown")
+        r = self._read_crop(crop)
+        return self._finish(self._as_crop(r, crop), classify_color(crop) if r is None else "unknown")
 
     # -- internals -----------------------------------------------------------------------------------------
     def _read_candidates(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool = True,
-                         sink: _Sink | None = None, refine: bool = True) -> PlateRead | None:
+                         sink: Sink | None = None, refine: bool = True) -> PlateRead | None:
         best: PlateRead | None = None
         # Recognise the best-scored candidates first, two at a time, and stop once one reads confidently.
         for i in range(0, len(cands), 2):
@@ -310,78 +263,8 @@ class PlateReader:
                 break
         return best
 
-    def _ensemble(self, frame: np.ndarray, best: PlateRead, reads: _Sink) -> PlateRead:
-        """Read the winning plate a few more ways and vote per character, pooling probability mass."""
-        won = next((att for r, att in reads if r is best), None)
-        if won is None or won.double or not best.plate:
-            return best
-        quad = won.cand.quad
-        cand = Candidate(quad, "variant", 1.0, 4.0)
-        images, attempts = [], []
-        for px, py in self.ensemble_margins:
-            crop = rectify(frame, quad, pad_x=px, pad_y=py, out_h=64)
-            images.append(crop)
-            attempts.append(_Attempt(cand, crop, classify_color(crop), False, (len(images) - 1,)))
-        extra: _Sink = []
-        self._recognise(images, attempts, extra)
-        if self.ensemble_stretch:
-            # The winning crop again, squeezed: a different CTC alignment of the same pixels.
-            att = _Attempt(cand, won.crop, won.color, False, (0,))
-            read = self._decode(att, self.recognizer.probs([won.crop], stretch=self.stretch * self.ensemble_stretch))
-            if read is not None:
-                extra.append((read, att))
-        refined = any(att.refined and _iou(r.box, best.box) >= 0.5 for r, att in reads)
-        if self.refine and not refined:
-            self._read_refined(frame, [Candidate(quad, "variant", 1.0, 4.0)], extra)
-        pool = [(r, att.slot_probs) for r, att in reads + extra if att.slot_probs and not att.double and r.plate
-                and len(r.plate) == len(best.plate)
-                and sum(a != b for a, b in zip(r.plate, best.plate, strict=True)) <= 2
-                and _iou(r.box, best.box) >= 0.3]
-        # The same crop may come back from several candidates: count each distinct read once.
-        pool = list({(r.plate, r.confidence, r.box): (r, sp) for r, sp in pool}.values())
-        if len(pool) < 2:
-            return best
-        chars = self.recognizer.chars
-        # Each read votes with its calibrated confidence (its weakest character), spread over its per-position
-        # probability mass, so a confident variant outvotes several shaky ones that agree.
-        weights = [max(r.confidence, 0.01) for r, _ in pool]
-        total = sum(weights)
-        text, shares = [], []
-        for i in range(len(best.plate)):
-            mass: dict[int, float] = {}
-            for (_, slot_probs), w in zip(pool, weights, strict=True):
-                idx, pr = slot_probs[i]
-                for k, v in zip(idx.tolist(), pr.tolist(), strict=True):
-                    mass[k] = mass.get(k, 0.0) + w * v
-            k = max(mass, key=mass.__getitem__)
-            text.append(chars[k])
-            shares.append(mass[k] / total)
-        plate = "".join(text)
-        if plate == best.plate or not plates.is_valid(plate):
-            return best
-        agreeing = [r for r, _ in pool if r.plate == plate]
-        base = max(agreeing, key=lambda r: r.confidence) if agreeing else best
-        conf = base.confidence if agreeing else min(best.confidence, min(shares))
-        kind = plates.parse(plate).kind
-        return PlateRead(plate=plate, color=reconcile(base.color, kind, base.crop), confidence=round(conf, 4),
-                         box=base.box, crop=base.crop, char_probs=[round(c, 4) for c in shares], kind=kind)
-
-    def _read_refined(self, frame: np.ndarray, cands: Sequence[Candidate],
-                      sink: _Sink | None = None) -> PlateRead | None:
-        images: list[np.ndarray] = []
-        attempts: list[_Attempt] = []
-        for cand in cands:
-            rq = refine_quad(frame, cand.quad) if cand.aspect >= 1.5 else None
-            if rq is None:
-                continue
-            crop = rectify(frame, rq, pad_x=0.03, pad_y=0.06, out_h=64)
-            images.append(crop)
-            attempts.append(_Attempt(Candidate(rq, cand.source, cand.score, cand.aspect), crop,
-                                     classify_color(crop), False, (len(images) - 1,), refined=True))
-        return self._recognise(images, attempts, sink)
-
-    def _recognise(self, images: list[np.ndarray], attempts: list[_Attempt],
-                   sink: _Sink | None = None) -> PlateRead | None:
+    def _recognise(self, images: list[np.ndarray], attempts: list[Attempt],
+                   sink: Sink | None = None) -> PlateRead | None:
         if not images:
             return None
         if self.paddle is not None:
@@ -402,234 +285,8 @@ class PlateReader:
                 best = read
         return best
 
-    def _read_batch(self, frame: np.ndarray, cands: Sequence[Candidate], pad: bool,
-                    sink: _Sink | None = None) -> PlateRead | None:
-        images: list[np.ndarray] = []
-        attempts: list[_Attempt] = []
-        for cand in cands:
-            if pad:
-                crop = rectify(frame, cand.quad, out_h=64)
-            else:
-                crop = frame
-            color = classify_color(crop)
-            images.append(crop)
-            attempts.append(_Attempt(cand, crop, color, False, (len(images) - 1,)))
-            if self.kinds is not None:
-                # The kind classifier tells double-row plates (see _recognise); only the yellow truck whose
-                # edge blob is the big bottom row alone needs the plate grown upwards first, as below.
-                if pad and 3.4 <= cand.aspect <= 5.8 and color == "yellow":
-                    tl, tr, br, bl = cand.quad
-                    up = (bl - tl) * 0.8
-                    tall_quad = np.array([tl - up, tr - up, br, bl], dtype=np.float32)
-                    tall = rectify(frame, tall_quad, out_h=64)
-                    images.append(tall)
-                    attempts.append(_Attempt(Candidate(tall_quad, cand.source, cand.score, cand.aspect / 1.8),
-                                             tall, color, False, (len(images) - 1,)))
-                continue
-            double_quad = None
-            # Rear truck plates: two rows, province+letter above five characters.
-            if cand.aspect < 2.6 and color in ("yellow", "unknown", "white", "green", "yellow-green"):
-                double_quad = cand.quad
-            elif pad and 3.4 <= cand.aspect <= 5.8 and color == "yellow":
-                # On a yellow-ish truck the colour mask fails and the edge blob is only the big bottom row:
-                # the smaller top row sits about 0.8 of that row's height above it.
-                tl, tr, br, bl = cand.quad
-                up = (bl - tl) * 0.8
-                double_quad = np.array([tl - up, tr - up, br, bl], dtype=np.float32)
-            if double_quad is not None:
-                tall = rectify(frame, double_quad, out_h=128, pad_y=0.06) if pad else frame
-                th = tall.shape[0]
-                top = tall[: int(th * 0.42)]
-                bottom = tall[int(th * 0.34) :]
-                # The top row's two characters sit in the middle of the plate.
-                tw = top.shape[1]
-                top = top[:, int(tw * 0.18) : int(tw * 0.82)]
-                if self.paddle is not None:
-                    # PaddleOCR's decoder drops characters of the short top row; stitched to the left of the
-                    # bottom row at the same height, the two rows read as one single-row plate.
-                    import cv2
-
-                    bh = bottom.shape[0]
-                    top = cv2.resize(top, (max(8, round(top.shape[1] * bh / max(top.shape[0], 1))), bh))
-                    images.append(np.hstack([top, bottom]))
-                    attempts.append(_Attempt(cand, tall, color, True, (len(images) - 1,)))
-                else:
-                    images += [top, bottom]
-                    attempts.append(_Attempt(cand, tall, color, True, (len(images) - 2, len(images) - 1)))
-        return self._recognise(images, attempts, sink)
-
-    def _kinds_ok(self, kind: str, color: str) -> bool:
-        if kind == "suffixed":  # trailer/learner are yellow, police white, 港澳领 black
-            return color in ("unknown", "yellow", "white", "black")
-        return color == "unknown" or kind in _KINDS_BY_COLOR.get(color, ())
-
-    # -- paddle engine: text + one score per crop ---------------------------------------------------------
-    def _repair(self, text: str, color: str) -> tuple[str, int] | None:
-        """Grammar repair, preferring the kinds the plate's colour allows; returns (plate, substitutions)."""
-        text = plates.normalize(text)
-        for kinds in ((_KINDS_BY_COLOR.get(color) if color != "unknown" else None), None):
-            fixed = plates.repair(text, kinds=kinds)
-            if fixed is not None:
-                fixes = sum(a != b for a, b in zip(fixed, text, strict=False))
-                return fixed, fixes + (0 if kinds is not None or color == "unknown" else 1)
-        return None
-
-    def _decode_text(self, att: _Attempt, texts: list[tuple[str, float]]) -> PlateRead | None:
-        text, score = texts[att.parts[0]]  # double-row plates arrive as one stitched line
-        return self._text_read(text, score, att.color, att.cand.box, att.crop)
-
-    def _text_read(self, text: str, score: float, color: str, box, crop) -> PlateRead | None:
-        got = self._repair(text, color)
-        if got is None:
-            return None
-        plate, fixes = got
-        kind = plates.parse(plate).kind
-        # Each grammar substitution is evidence the model was unsure: discount the line score for it.
-        conf = float(min(1.0, max(0.0, score))) * (0.85 ** fixes)
-        return PlateRead(plate=plate, color=reconcile(color, kind, crop) if crop is not None else color,
-                         confidence=round(conf, 4), box=box, crop=crop,
-                         char_probs=[round(float(score), 4)] * len(plate), kind=kind)
-
-    def _paddle_frame(self, frame: np.ndarray) -> PlateRead | None:
-        """Whole-frame PaddleOCR det+rec (the paddle engine's fallback), on the frame shrunk to ``det_side``."""
-        import cv2
-
-        H, W = frame.shape[:2]
-        s = min(1.0, self.det_side / max(H, W))
-        small = cv2.resize(frame, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA) if s < 1 else frame
-        best: PlateRead | None = None
-        for quad, text, score in self.paddle.ocr_frame(small):
-            if len(quad) != 4:
-                continue
-            quad = quad / s
-            crop = rectify(frame, quad, pad_x=0.0, pad_y=0.0)
-            x0, y0 = quad.min(0)
-            x1, y1 = quad.max(0)
-            box = (int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0)))
-            read = self._text_read(text, score, classify_color(crop), box, crop)
-            if read is not None and (best is None or read.confidence > best.confidence):
-                best = read
-        return best
-
-    # -- own and combined engines: kind classifier, then the own recogniser (and PP-OCRv4 as second expert) -
-    def _own_probs(self, images: list[np.ndarray], attempts: list[_Attempt]):
-        """Classify each crop's kind, stitching double-row plates into one row, then run the recogniser(s)."""
-        from .layout import stitch_double_row
-
-        for att, guess in zip(attempts, self.kinds.classify([att.crop for att in attempts]), strict=True):
-            att.guess = guess
-            if self._trust(guess):
-                att.color = guess.color
-            if guess.double and not att.double:
-                images[att.parts[0]] = stitch_double_row(att.crop)
-                att.double = True
-        return self.recognizer.probs(images), images, {}
-
     def _trust(self, guess) -> bool:
         """Whether the kind classifier's colour stands (else the HSV colour of the crop does)."""
         if guess is None or self.color_source == "hsv":
             return False
         return self.color_source == "model" or guess.prob >= COLOR_TRUST
-
-    def _own_penalty(self, kind: str, att: _Attempt) -> float:
-        if not self._trust(att.guess):
-            return 0.0 if self._kinds_ok(kind, att.color) else _COLOR_MISMATCH_PENALTY
-        # The classifier's probability that the plate has a colour this kind may carry.
-        colors = ("yellow", "white", "black") if kind == "suffixed" else plates.expected_colors(kind)
-        return _COLOR_MISMATCH_PENALTY * (1.0 - min(1.0, sum(att.guess.color_prob(c) for c in colors)))
-
-    def _decode_own(self, att: _Attempt, texts) -> PlateRead | None:
-        from .experts import combine
-
-        own, images, expert = texts
-        k = att.parts[0]
-        rec = self.recognizer
-        templates, slots = (_DOUBLE_TEMPLATES, _DOUBLE_SLOTS) if att.double else (DECODE_TEMPLATES, _DECODE_SLOTS)
-        # Not text of plate length: skip the Viterbi work.
-        first = rec.constrained_many(own[k], slots) if 4 <= len(rec.greedy(own[k]).text) <= 11 else None
-        read = self._own_best(att, templates, first, "own") if first is not None else None
-        if self.expert is None or (read is not None and read.confidence >= self.expert_below):
-            return read
-        # PP-OCRv4 as the second expert (on this crop only, once): both reads of each template are combined.
-        if k not in expert:
-            expert[k] = self.expert.probs([images[k]], stretch=self.stretch)[0]
-        if not 4 <= len(self.expert.greedy(expert[k]).text) <= 11 and read is None:
-            return None
-        second = self.expert.constrained_many(expert[k], slots)
-        if first is None:
-            first = rec.constrained_many(own[k], slots)
-        return self._own_best(att, templates, [combine(a, b, rec.chars, self.expert.chars, rec.index)
-                                               for a, b in zip(first, second, strict=True)], "combined") or read
-
-    def _own_best(self, att: _Attempt, templates, reads, path: str) -> PlateRead | None:
-        best = None
-        for t, r in zip(templates, reads, strict=True):
-            if r is None:
-                continue
-            adj = r.score - self._own_penalty(t.kind, att)
-            if best is None or adj > best[0]:
-                best = (adj, r)
-        if best is None:
-            return None
-        r = best[1]
-        try:
-            kind = plates.parse(r.text).kind
-        except plates.InvalidPlate:
-            return None
-        att.slot_probs = r.slot_probs
-        color = att.color if self._trust(att.guess) else reconcile(att.color, kind, att.crop)
-        conf = self._scale(_calibrate(min(r.char_probs), r.score), path)
-        return PlateRead(plate=r.text, color=color, confidence=round(conf, 4),
-                         box=att.cand.box, crop=att.crop, char_probs=[round(c, 4) for c in r.char_probs],
-                         kind=kind)
-
-    def _decode(self, att: _Attempt, probs: list[np.ndarray]) -> PlateRead | None:
-        rec = self.recognizer
-        best = None  # (adjusted score, text, char_probs, kind, raw score)
-        if att.double:
-            p_top, p_bottom = probs[att.parts[0]], probs[att.parts[1]]
-            tops = rec.constrained_many(p_top, [t.slots[:2] for t in _DOUBLE_TEMPLATES])
-            bots = rec.constrained_many(p_bottom, [t.slots[2:] for t in _DOUBLE_TEMPLATES])
-            for t, top, bot in zip(_DOUBLE_TEMPLATES, tops, bots, strict=True):
-                if top is None or bot is None:
-                    continue
-                score = (top.score + bot.score) / 2
-                adj = score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
-                if best is None or adj > best[0]:
-                    best = (adj, top.text + bot.text, top.char_probs + bot.char_probs, t.kind, score,
-                            (top.slot_probs or []) + (bot.slot_probs or []))
-        else:
-            p = probs[att.parts[0]]
-            g = rec.greedy(p)
-            if not 4 <= len(g.text) <= 11:
-                return None  # not text of plate length: skip the Viterbi work
-            if self.province_prior:
-                for t, r in zip(DECODE_TEMPLATES, rec.constrained_many(p, _DECODE_SLOTS), strict=True):
-                    if r is None:
-                        continue
-                    adj = r.score - (0 if self._kinds_ok(t.kind, att.color) else _COLOR_MISMATCH_PENALTY)
-                    if best is None or adj > best[0]:
-                        best = (adj, r.text, r.char_probs, t.kind, r.score, r.slot_probs)
-            else:
-                # Stock-style decoding (argmax over the whole dictionary) plus position repair: for comparison.
-                fixed = plates.repair(g.text)
-                if fixed is not None and len(g.char_probs) == len(fixed):
-                    best = (g.score, fixed, g.char_probs, plates.parse(fixed).kind, g.score, None)
-        if best is None:
-            return None
-        _, text, char_probs, kind, score, slot_probs = best
-        try:
-            kind = plates.parse(text).kind
-        except plates.InvalidPlate:
-            return None
-        conf = self._scale(_calibrate(min(char_probs), score), REFERENCE)
-        att.slot_probs = slot_probs
-        return PlateRead(
-            plate=text,
-            color=reconcile(att.color, kind, att.crop),
-            confidence=round(conf, 4),
-            box=att.cand.box,
-            crop=att.crop,
-            char_probs=[round(c, 4) for c in char_probs],
-            kind=kind,
-        )
