@@ -21,6 +21,7 @@ from .color import classify_color, color_fractions, reconcile
 from .consensus import consensus
 from .image import ImageError, as_bgr, decode_image
 from .locate import Candidate, _iou, find_candidates, rectify, refine_quad
+from .thresholds import FALLBACK, FALLBACK_COLOR_TRUST, FALLBACK_EXPERT_BELOW, thresholds_for
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
 
@@ -62,13 +63,12 @@ _DECODE_SLOTS = [t.slots for t in DECODE_TEMPLATES]
 _DOUBLE_TEMPLATES = tuple(t for i, t in enumerate(DECODE_TEMPLATES) if len(t) == 7 and t.kind != "embassy"
                           and all(u.slots != t.slots for u in DECODE_TEMPLATES[:i]))
 _DOUBLE_SLOTS = [t.slots for t in _DOUBLE_TEMPLATES]
-# own/combined engines: the kind classifier's colour is taken when it is at least this sure, else the HSV one
-# (chosen on the EasyPR dev half and a synthetic dev set of another seed: 0.7 kept HSV's 107/110 right colours on
-# the dev photos and got all 120 synthetic ones, HSV alone 110).
-COLOR_TRUST = 0.7
-# combined: PP-OCRv4 is asked only about crops the own models read below this (dev half, first own weights: the
-# same 107/112 as asking it about every crop, in 13% less time).
-EXPERT_BELOW = 0.9
+# own/combined engines: the kind classifier's colour is taken when it is at least this sure, else the HSV one;
+# combined: PP-OCRv4 is asked only about crops the own models read below EXPERT_BELOW. Both are derived for each
+# set of weights (benchmarks/derive_thresholds.py, stored in calibration.json: thresholds.py); these constants
+# are only the fallback when no stored entry fits the models running (they were set on the EasyPR dev half).
+COLOR_TRUST = FALLBACK_COLOR_TRUST
+EXPERT_BELOW = FALLBACK_EXPERT_BELOW
 # An image this wide for its height, filled by a plate colour (or this small), is a plate crop: read as one.
 CROP_ASPECT = (1.8, 5.5)
 CROP_MAX_HEIGHT = 160
@@ -136,7 +136,7 @@ class PlateReader:
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
-                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW,
+                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float | None = None,
                  calibrated: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
@@ -170,8 +170,12 @@ class PlateReader:
             self._load_maps()
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
-        # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
-        self.expert_below = expert_below
+        # own/combined: the thresholds derived for these very models, else the fallback (``calibration`` says
+        # which). combined consults PP-OCRv4 only for crops the own models read below expert_below (> 1: all); a
+        # value given here wins (the benchmarks sweep it).
+        self.thresholds = thresholds_for(engine, self.fingerprint) if self.kinds is not None else FALLBACK
+        self.color_trust = self.thresholds.color_trust
+        self.expert_below = self.thresholds.expert_below if expert_below is None else expert_below
         self.threads = threads
         self.province_prior = province_prior
         self.fallback = fallback
@@ -227,11 +231,16 @@ class PlateReader:
     @property
     def calibration(self) -> dict[str, dict]:
         """The confidence maps in use: per decoding path, the model versions each was fitted for and whether
-        they are the ones running (``plate-reader read`` reports it as "current" or "stale")."""
+        they are the ones running (``plate-reader read`` reports it as "current" or "stale"); for the own and
+        combined engines also the thresholds in use (``"thresholds"``, thresholds.py)."""
         models = self.fingerprint
-        return {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
-                                                                         if k in models})}
-                for path, m in self._maps.items()}
+        out = {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
+                                                                        if k in models})}
+               for path, m in self._maps.items()}
+        if self.kinds is not None:
+            # The colour-trust / expert thresholds: "current" when derived for these models, else the fallback.
+            out["thresholds"] = self.thresholds.info()
+        return out
 
     @property
     def models(self) -> dict[str, str]:
@@ -529,7 +538,7 @@ class PlateReader:
         """Whether the kind classifier's colour stands (else the HSV colour of the crop does)."""
         if guess is None or self.color_source == "hsv":
             return False
-        return self.color_source == "model" or guess.prob >= COLOR_TRUST
+        return self.color_source == "model" or guess.prob >= self.color_trust
 
     def _own_penalty(self, kind: str, att: _Attempt) -> float:
         if not self._trust(att.guess):
