@@ -23,7 +23,8 @@ plate_reader/calibration.json ``thresholds`` for the models they were derived fo
 A read's outcome depends on a threshold only through the comparisons it makes with it, so each frame is first
 read at the lowest candidate while recording the values compared (the classifier's probabilities, the own reads'
 confidences); the next candidate is read afresh only when one of those values lies between the two, else the
-same computation would run and its read and time are reused (the table counts the reads actually run).
+same computation would run and its read and time are reused (the log counts the reads actually run, and the
+first ``--check`` items of each set are read afresh at every candidate to prove the reuse exact).
 """
 
 from __future__ import annotations
@@ -153,26 +154,41 @@ def _probe_expert(reader: PlateReader, seen: list[float], calls: list[int]) -> N
     reader.expert.probs = counting
 
 
+def _same(a: PlateRead, b: PlateRead) -> bool:
+    return (a.plate, a.color, a.confidence, a.box) == (b.plate, b.color, b.confidence, b.box)
+
+
 def sweep(reader: PlateReader, items: Sequence[Item], attr: str, candidates: Sequence[float],
-          seen: list[float], calls: list[int] | None = None) -> tuple[list[Row], int]:
-    """Per candidate, the rows of ``Row``; and how many reads actually ran."""
+          seen: list[float], calls: list[int] | None = None, check: int = 0) -> tuple[list[Row], int]:
+    """Per candidate, the rows of ``Row``; and how many reads actually ran. The first ``check`` items are also
+    read afresh at every candidate, and a reused read that differs stops the derivation (the reader has grown a
+    comparison with the threshold that the probes do not see)."""
     values = sorted(candidates)
     k = len(values)
     exact, color, ms, expert = [0] * k, [0] * k, [0.0] * k, [0] * k
     ran = 0
-    for item in items:
+
+    def run(item: Item, v: float) -> tuple[PlateRead, float, int]:
+        setattr(reader, attr, v)
+        seen.clear()
+        before = calls[0] if calls else 0
+        t = time.perf_counter()
+        r = reader.read_crop(item.image) if item.crop else reader.read(item.image)
+        return r, (time.perf_counter() - t) * 1000, (calls[0] - before) if calls else 0
+
+    for n_item, item in enumerate(items):
         last: tuple[PlateRead, float, int] | None = None
         observed: list[float] = []
         for i, v in enumerate(values):
             if last is None or any(values[i - 1] <= s < v for s in observed):
-                setattr(reader, attr, v)
-                seen.clear()
-                before = calls[0] if calls else 0
-                t = time.perf_counter()
-                r = reader.read_crop(item.image) if item.crop else reader.read(item.image)
-                last = (r, (time.perf_counter() - t) * 1000, (calls[0] - before) if calls else 0)
+                last = run(item, v)
                 observed = list(seen)
                 ran += 1
+            elif n_item < check:
+                fresh = run(item, v)
+                if not _same(fresh[0], last[0]) or fresh[2] != last[2]:
+                    raise RuntimeError(f"{attr}={v}: a reused read differs from a fresh one ({last[0].plate} / "
+                                       f"{fresh[0].plate}): the probes miss a comparison with {attr}")
             r, t_ms, n_exp = last
             exact[i] += r.plate == item.plate
             color[i] += r.color == item.color
@@ -230,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--per-kind", type=int, default=100, help="synthetic crops per plate kind")
     ap.add_argument("--ccpd", type=Path, default=None, help="a CCPD_SubDataset folder; default the pinned snapshot")
     ap.add_argument("--extracted", type=Path, default=EXTRACTED, help="the training's extracted sources")
+    ap.add_argument("--check", type=int, default=10,
+                    help="the first N items of each set are also read afresh at every candidate, to check reuse")
     ap.add_argument("--write", action="store_true", help="store the chosen values in plate_reader/calibration.json")
     args = ap.parse_args(argv)
 
@@ -249,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _probe_colour(own, seen)
     colour: dict[str, list[Row]] = {}
     for name, items in data.items():
-        colour[name], ran = sweep(own, items, "color_trust", COLOR_CANDIDATES, seen)
+        colour[name], ran = sweep(own, items, "color_trust", COLOR_CANDIDATES, seen, check=args.check)
         print(f"  color_trust on {name}: {ran} reads run for {len(items)} x {len(COLOR_CANDIDATES)}, "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     color_trust = choose_color_trust(list(colour.values()))
@@ -263,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _probe_expert(comb, seen, calls)
     expert: dict[str, list[Row]] = {}
     for name, items in data.items():
-        expert[name], ran = sweep(comb, items, "expert_below", EXPERT_CANDIDATES, seen, calls)
+        expert[name], ran = sweep(comb, items, "expert_below", EXPERT_CANDIDATES, seen, calls, check=args.check)
         print(f"  expert_below on {name}: {ran} reads run for {len(items)} x {len(EXPERT_CANDIDATES)}, "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     expert_below = choose_expert_below(list(expert.values()))
