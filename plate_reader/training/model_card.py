@@ -17,6 +17,7 @@ def _eval_rows(metrics: dict) -> list[str]:
     names = {"ccpd_test": "CCPD held-out photos, crop from the labelled corners (no jitter)",
              "ccpd_test_jittered": "CCPD held-out photos, 2 localiser-jittered + degraded crops each",
              "synthetic_heldout": "own renderer, held-out seed (all kinds)",
+             "synthetic_heldout_style5": "own renderer, held-out seed, augmentation style 5 (loose, harder)",
              "gate_crops_seen_in_training": "gate crops (SEEN in training: a fit check, not a test)"}
     rows = ["| set | n | exact (greedy CTC, no grammar) | kind/colour accuracy |", "|---|---|---|---|"]
     for key, fig in metrics["eval"].items():
@@ -66,8 +67,35 @@ def _reproduce(metrics: dict) -> str:
     cmd = (f"    --synthetic {d['synthetic_train']} --real-copies {d['real_copies']} --real-share {d['real_share']} "
            f"--rec-steps {tr['rec']['steps']} --kind-steps {tr['kind']['steps']} --seed {metrics['seed']} "
            f"--threads {metrics['threads']}")
+    if d.get("extra_synthetic"):
+        cmd += (f" \\\n    --extra-synthetic {d['extra_synthetic']} --extra-style {d['extra_style']} "
+                f"--extra-share {d['extra_share']}")
+    if tr["rec"].get("lr", 3e-3) != 3e-3:
+        cmd += f" --lr {tr['rec']['lr']:g}"
+    if tr["rec"].get("init"):
+        cmd += " --init STAGE1/rec-ema.pt"
     done = tr["rec"].get("steps_done", tr["rec"]["steps"])
     return cmd + (f" --rec-stop-after {done}" if done != tr["rec"]["steps"] else "")
+
+
+def _lineage(metrics: dict) -> list[str]:
+    """A fine-tuned model is rebuilt in two commands: the run it started from, then this one."""
+    init = metrics["train"]["rec"].get("init")
+    if not init:
+        return []
+    return [
+        "This recogniser was **fine-tuned** from an earlier run's recogniser (`--init`): "
+        f"`{init['path']}` after {init['step']:,} of {init['steps']:,} steps, sha256 `{init['sha256']}`. "
+        "To rebuild it, first run stage 1 — the recipe of `2026.12.01-3`, which is this command's defaults "
+        "(augmentation style 4 renders that run's data draw for draw) — into its own work folder, then this "
+        "command with `--init` pointing at stage 1's `rec-ema.pt`:",
+        "",
+        "```",
+        "python -m plate_reader.training build-and-train --sources /work/.mirror --work STAGE1 --out /tmp/stage1 "
+        "--card ''",
+        "```",
+        "",
+    ]
 
 
 def render(metrics: dict, args: argparse.Namespace) -> str:
@@ -141,7 +169,13 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "box round the corners, unrectified (a detector's box); 18–70 px high, rendered 3× and shrunk; "
         "easy and hard crops mixed (strength 0.4–1.1); motion or defocus blur; colour cast; night/IR "
         "(dark, desaturated), over-exposure, brightness/contrast; Gaussian noise; JPEG q30–90 (80% of crops); "
-        "±2 px shifts at training time.",
+        "±2 px shifts at training time." + (
+            f" **Style 5** (the {d['extra_synthetic']:,} extra crops, {100 * d['extra_share']:.0f}% of each "
+            "recogniser batch, own seed; double-row 30% and yellow-green 20% of them): a quarter of the crops loose "
+            "(1.5–3× the reader's margin across, 1.2–2× above and below), half the holder frames with a dealer's "
+            "strip 12–22% of the plate's height under the plate, mud splashes on the lower plate (50%), rotation "
+            "σ 6° and stronger shear and perspective, gamma-dark night (γ 1.3–2.1), IR fill light (mostly grey, "
+            "bright), blooming over-exposure, JPEG q25–85 on 90% of crops." if d.get("extra_synthetic") else ""),
         f"- **Real (CCPD)**: the 600 photos split by plate text (`ccpd_split.json`, salted hash, 20% of plates "
         f"held out): {d['ccpd_train_photos']} training photos → {d['ccpd_train_crops']:,} crops "
         f"({d['real_copies']} crops per photo, cut as the synthetic ones are and lightly degraded), drawn for {100 * d['real_share']:.0f}% "
@@ -155,7 +189,8 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "",
         "- Recogniser: all-convolutional CTC network (no recurrent layer; after the rows are folded, a 1×3 and "
         "a dilated 1×3 convolution give each step about five characters of context), AdamW + one-cycle LR "
-        f"3e-3, batch {tr['rec']['batch']}, {_steps(tr['rec'])} ({tr['rec']['crops_seen']:,} crops seen) in "
+        f"{tr['rec'].get('lr', 3e-3):g}" + (" (fine-tuning: see Reproduce)" if tr["rec"].get("init") else "")
+        + f", batch {tr['rec']['batch']}, {_steps(tr['rec'])} ({tr['rec']['crops_seen']:,} crops seen) in "
         f"{tr['rec']['seconds'] / 60:.1f} min; the exported weights are the exponential moving average "
         f"(decay {tr['rec'].get('ema_decay', '–')}) of the weights and BatchNorm statistics.",
         f"- Classifier: 4 conv blocks + 2 dense layers, cross-entropy with label smoothing 0.05, "
@@ -165,6 +200,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "",
         "## Reproduce",
         "",
+        *_lineage(metrics),
         "```",
         "pip install -e '.[train]'            # torch==2.13.0 (CPU wheel), onnx",
         "apt-get install p7zip-full           # the wzh191920 character archives are 7z",

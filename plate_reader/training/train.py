@@ -102,6 +102,9 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
             log(f"rec step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
         if checkpoint is not None and done % 500 == 0:
             torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
+    if checkpoint is not None and done and done % 500:
+        # The last steps too: a later run fine-tunes from this file (``--init``).
+        torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
     model.eval()
     avg_model = ema.module if done else model
     avg_model.eval()

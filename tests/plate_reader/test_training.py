@@ -144,6 +144,50 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     assert f"Against the previous weights (`{base['version']}`)" in text
 
 
+def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path):
+    """Stage 2 of a fine-tuned model: --init from stage 1's checkpoint, extra style-5 crops; the card tells how."""
+    import hashlib
+
+    common = ["--extracted", str(tree), "--split", str(tmp_path / "split.json"), "--synthetic", "40",
+              "--eval-synthetic", "12", "--real-copies", "1", "--kind-steps", "2", "--batch", "8", "--workers", "1",
+              "--threads", "1"]
+    assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "s1"), "--out", str(tmp_path / "o1"),
+                     "--card", "", "--rec-steps", "3"]) == 0
+    stage1 = tmp_path / "s1" / "rec-ema.pt"
+    assert stage1.exists(), "a run shorter than the checkpoint interval still leaves its checkpoint"
+    digest = hashlib.sha256(stage1.read_bytes()).hexdigest()
+    card = tmp_path / "CARD.md"
+    assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "s2"), "--out", str(tmp_path / "o2"),
+                     "--card", str(card), "--rec-steps", "2", "--init", str(stage1), "--lr", "1e-3",
+                     "--extra-synthetic", "20"]) == 0
+    metrics = json.loads((tmp_path / "o2" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["train"]["rec"]["init"]["sha256"] == digest and metrics["train"]["rec"]["init"]["step"] == 3
+    assert metrics["train"]["rec"]["lr"] == 1e-3
+    assert metrics["data"]["extra_synthetic"] == 20 and metrics["data"]["extra_style"] == 5
+    assert metrics["eval"]["synthetic_heldout_style5"]["n"] == 8
+    assert sorted(p.name.split("-")[1] for p in (tmp_path / "s2" / "chunks").iterdir()) == ["v4", "v4", "v5", "v5"]
+    text = card.read_text(encoding="utf-8")
+    assert "fine-tuned" in text and digest in text and "--init STAGE1/rec-ema.pt" in text
+    assert "--extra-synthetic 20 --extra-style 5" in text
+
+
+def test_augmentation_styles_are_named():
+    from plate_reader.training import data
+
+    with pytest.raises(ValueError, match="style"):
+        data.synthetic(None, 1, 0, style=3)
+
+
+def test_style5_crops_are_camera_crops(tree):
+    bank = glyphs.load(tree)
+    rng = np.random.default_rng(5)
+    for kind in render.KINDS:
+        for _ in range(6):
+            crop = camera_crop(render.render_plate(bank, rng, kind).image, rng, style=5)
+            assert crop.dtype == np.uint8 and crop.ndim == 3 and 16 <= crop.shape[0] <= 80
+            assert crop.shape[1] > crop.shape[0]
+
+
 def test_gate_crops_export_folder_is_read(tmp_path, tree):
     from plate_reader.training.data import gate_crops
 

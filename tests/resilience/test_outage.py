@@ -12,6 +12,7 @@ from gate_service import keys
 from gate_service.config import Settings
 from gate_service.db.embedded import embedded_server
 from gate_service.ledger import store as ledger
+from tests.pg_outage import start_server, stop_server
 
 
 @pytest.fixture
@@ -22,19 +23,6 @@ def own_server():
     yield server
     server.cleanup()
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _stop(server):
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
-
-
-def _start(server):
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(["-w", "start", "-o", f"-k {server.pgdata} -c listen_addresses=''", "-l", str(server.log)],
-           pgdata=server.pgdata, user=server.system_user, timeout=20)
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ async def test_outage_mid_stream_loses_nothing_and_keeps_the_chain(service, own_
         return await resp.json()
 
     answers = [await send(i) for i in range(4)]
-    await asyncio.to_thread(_stop, own_server)
+    await asyncio.to_thread(stop_server, own_server)
     during = [await send(i) for i in range(4, 9)]
     assert all(a.get("spooled") for a in during)
     # Decided from the remembered registry: the 国3 lorry is still refused, the unknown one flagged.
@@ -83,7 +71,7 @@ async def test_outage_mid_stream_loses_nothing_and_keeps_the_chain(service, own_
     health = await client.get("/healthz")
     assert health.status == 503
     assert (await health.json())["passages_spooled"] is True
-    await asyncio.to_thread(_start, own_server)
+    await asyncio.to_thread(start_server, own_server)
     after = [await send(i) for i in range(9, 12)]
     assert not any(a.get("spooled") for a in after)
     rows = await pool.fetch("SELECT client_ref, gate_seq FROM passages ORDER BY gate_seq")
@@ -111,13 +99,13 @@ async def test_a_past_dated_passage_spooled_in_an_outage_is_judged_by_its_moment
                                      json={**body, "client_ref": "late-0"})
     assert (await online_first.json())["decision"] == "allow"  # what the ledger says with the database up
 
-    _stop(own_server)
+    stop_server(own_server)
     resp = await client.post("/api/v1/gates/city-1/passages", headers=admin, json=body)
     assert resp.status == 201, await resp.text()
     spooled = await resp.json()
     assert spooled["spooled"] is True and spooled["provisional"] is True
 
-    _start(own_server)
+    start_server(own_server)
     await app[keys.JUDGE].drain_spool()
     row = await pool.fetchrow("SELECT decision, blacklisted, reasons FROM passages WHERE id = $1::uuid",
                               spooled["passage_id"])

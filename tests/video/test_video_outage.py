@@ -28,6 +28,7 @@ from gate_service.video import recorder as recorder_module
 from gate_service.video.recorder import PROVISIONAL_NOTE, VideoRecorder
 from gate_service.video.storage import LocalStore
 from tests.conftest import with_database
+from tests.pg_outage import start_server, stop_server
 
 T0 = datetime(2025, 1, 6, 2, 0, 0, tzinfo=timezone.utc)  # on a 2-second boundary: segments [0, 2), [2, 4), …
 
@@ -44,23 +45,10 @@ def own_server():
     # the tests restart the server) and leave the restarted one running.
     server = embedded_server(root, cleanup_mode=None)
     yield server
-    _stop(server, mode="immediate")
+    stop_server(server, mode="immediate")
     server.cleanup()
     # Deleting the cluster's files takes seconds on some file systems: not in the test's time.
     subprocess.Popen(["rm", "-rf", str(root)], start_new_session=True)
-
-
-def _stop(server, mode: str = "fast") -> None:
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(["-w", "stop", "-m", mode], pgdata=server.pgdata, user=server.system_user)
-
-
-def _start(server) -> None:
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(["-w", "start", "-o", f"-k {server.pgdata} -c listen_addresses=''", "-l", str(server.log)],
-           pgdata=server.pgdata, user=server.system_user, timeout=20)
 
 
 class Outage:
@@ -69,11 +57,11 @@ class Outage:
         self.down = False
 
     async def stop(self) -> None:
-        await asyncio.to_thread(_stop, self.server)
+        await asyncio.to_thread(stop_server, self.server)
         self.down = True
 
     async def start(self) -> None:
-        await asyncio.to_thread(_start, self.server)
+        await asyncio.to_thread(start_server, self.server)
         self.down = False
 
 
