@@ -73,7 +73,7 @@ def _reproduce(metrics: dict) -> str:
     if tr["rec"].get("lr", 3e-3) != 3e-3:
         cmd += f" --lr {tr['rec']['lr']:g}"
     if tr["rec"].get("init"):
-        cmd += " --init STAGE1/rec-ema.pt"
+        cmd += " --init stage1-rec-ema.pt"
     done = tr["rec"].get("steps_done", tr["rec"]["steps"])
     return cmd + (f" --rec-stop-after {done}" if done != tr["rec"]["steps"] else "")
 
@@ -87,12 +87,13 @@ def _lineage(metrics: dict) -> list[str]:
         "This recogniser was **fine-tuned** from an earlier run's recogniser (`--init`): "
         f"`{init['path']}` after {init['step']:,} of {init['steps']:,} steps, sha256 `{init['sha256']}`. "
         "To rebuild it, first run stage 1 — the recipe of `2026.12.01-3`, which is this command's defaults "
-        "(augmentation style 4 renders that run's data draw for draw) — into its own work folder, then this "
-        "command with `--init` pointing at stage 1's `rec-ema.pt`:",
+        "(augmentation style 4 renders that run's data draw for draw) — then keep its recogniser checkpoint "
+        "aside and run this command in the same work folder (it reuses stage 1's rendered crops from the cache "
+        "there, and writes its own checkpoints over `rec-ema.pt`):",
         "",
         "```",
-        "python -m plate_reader.training build-and-train --sources /work/.mirror --work STAGE1 --out /tmp/stage1 "
-        "--card ''",
+        "python -m plate_reader.training build-and-train --sources /work/.mirror --out /tmp/stage1 --card ''",
+        "cp /tmp/cleangate-train/rec-ema.pt stage1-rec-ema.pt",
         "```",
         "",
     ]

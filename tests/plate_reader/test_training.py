@@ -167,7 +167,7 @@ def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path)
     assert metrics["eval"]["synthetic_heldout_style5"]["n"] == 8
     assert sorted(p.name.split("-")[1] for p in (tmp_path / "s2" / "chunks").iterdir()) == ["v4", "v4", "v5", "v5"]
     text = card.read_text(encoding="utf-8")
-    assert "fine-tuned" in text and digest in text and "--init STAGE1/rec-ema.pt" in text
+    assert "fine-tuned" in text and digest in text and "--init stage1-rec-ema.pt" in text
     assert "--extra-synthetic 20 --extra-style 5" in text
 
 
