@@ -28,6 +28,7 @@ from .ensemble import Ensemble
 from .image import ImageError, as_bgr, decode_image
 from .locate import Candidate, _iou, find_candidates
 from .reads import Attempt, PlateRead, Sink, better
+from .thresholds import FALLBACK, FALLBACK_COLOR_TRUST, FALLBACK_EXPERT_BELOW, thresholds_for
 
 __all__ = ["PlateRead", "PlateReader", "ImageError", "decode_image", "consensus", "ENGINES", "DEFAULT_ENGINE"]
 
@@ -39,13 +40,12 @@ ENGINES = ("own", "ppocr", "combined", "paddle")
 DEFAULT_ENGINE = "ppocr"
 _ALIASES = {"onnx": "ppocr"}  # the PP-OCRv4 engine's name before the project had models of its own
 PPOCR_VERSION = "PP-OCRv4 mobile rec (rapidocr-onnxruntime 1.4.4)"
-# own/combined engines: the kind classifier's colour is taken when it is at least this sure, else the HSV one
-# (chosen on the EasyPR dev half and a synthetic dev set of another seed: 0.7 kept HSV's 107/110 right colours on
-# the dev photos and got all 120 synthetic ones, HSV alone 110).
-COLOR_TRUST = 0.7
-# combined: PP-OCRv4 is asked only about crops the own models read below this (dev half, first own weights: the
-# same 107/112 as asking it about every crop, in 13% less time).
-EXPERT_BELOW = 0.9
+# own/combined engines: the kind classifier's colour is taken when it is at least this sure, else the HSV one;
+# combined: PP-OCRv4 is asked only about crops the own models read below EXPERT_BELOW. Both are derived for each
+# set of weights (benchmarks/derive_thresholds.py, stored in calibration.json: thresholds.py); these constants
+# are only the fallback when no stored entry fits the models running (they were set on the EasyPR dev half).
+COLOR_TRUST = FALLBACK_COLOR_TRUST
+EXPERT_BELOW = FALLBACK_EXPERT_BELOW
 # An image this wide for its height, filled by a plate colour (or this small), is a plate crop: read as one.
 # 1.4: a double-row plate cut with rectify's margin is 440x1.12 by 220x1.28 mm, 1.75 across.
 CROP_ASPECT = (1.4, 5.5)
@@ -84,7 +84,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
                  det_side: int = 960, refine: bool = True, ensemble: bool = True,
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
-                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float = EXPERT_BELOW,
+                 color_source: str = "fused", crop_as_crop: bool = True, expert_below: float | None = None,
                  calibrated: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
@@ -118,8 +118,12 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
             self._load_maps()
         self.color_source = color_source
         self.crop_as_crop = crop_as_crop
-        # combined: PP-OCRv4 is consulted only for crops the own models read below this confidence (> 1: all).
-        self.expert_below = expert_below
+        # own/combined: the thresholds derived for these very models, else the fallback (``calibration`` says
+        # which). combined consults PP-OCRv4 only for crops the own models read below expert_below (> 1: all); a
+        # value given here wins (the benchmarks sweep it).
+        self.thresholds = thresholds_for(engine, self.fingerprint) if self.kinds is not None else FALLBACK
+        self.color_trust = self.thresholds.color_trust
+        self.expert_below = self.thresholds.expert_below if expert_below is None else expert_below
         self.threads = threads
         self.province_prior = province_prior
         self.fallback = fallback
@@ -180,11 +184,16 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
     @property
     def calibration(self) -> dict[str, dict]:
         """The confidence maps in use: per decoding path, the model versions each was fitted for and whether
-        they are the ones running (``plate-reader read`` reports it as "current" or "stale")."""
+        they are the ones running (``plate-reader read`` reports it as "current" or "stale"); for the own and
+        combined engines also the thresholds in use (``"thresholds"``, thresholds.py)."""
         models = self.fingerprint
-        return {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
-                                                                         if k in models})}
-                for path, m in self._maps.items()}
+        out = {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
+                                                                        if k in models})}
+               for path, m in self._maps.items()}
+        if self.kinds is not None:
+            # The colour-trust / expert thresholds: "current" when derived for these models, else the fallback.
+            out["thresholds"] = self.thresholds.info()
+        return out
 
     @property
     def models(self) -> dict[str, str]:
@@ -289,4 +298,4 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         """Whether the kind classifier's colour stands (else the HSV colour of the crop does)."""
         if guess is None or self.color_source == "hsv":
             return False
-        return self.color_source == "model" or guess.prob >= COLOR_TRUST
+        return self.color_source == "model" or guess.prob >= self.color_trust

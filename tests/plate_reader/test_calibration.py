@@ -63,6 +63,26 @@ def test_every_engine_has_a_map_fitted_on_ccpd_train_for_the_shipped_models():
         assert all(info["current"] for info in reader.calibration.values())
 
 
+def test_thresholds_are_derived_on_tunable_data_for_the_shipped_models_and_maps():
+    """colour_trust / expert_below (plate_reader/thresholds.py) are data like the maps: derived for these very
+    weights (and, for expert_below's scale, these maps) by benchmarks/derive_thresholds.py, never on EasyPR."""
+    from benchmarks.derive_thresholds import maps_digest
+    from plate_reader.thresholds import load_entries
+
+    entries = load_entries()
+    for engine in ("own", "combined"):
+        entry = entries[engine]
+        derived = entry["derived"]
+        assert "CCPD train" in derived["data"] and "training/render.py" in derived["data"]
+        assert "easypr" not in derived["data"].lower() and "synth_hard" not in derived["data"]
+        assert derived["command"].startswith("python -m benchmarks.derive_thresholds")
+        assert derived["maps"] == maps_digest(), "the maps were refitted: re-derive the thresholds"
+        reader = _reader(engine)
+        assert entry["models"] == reader.fingerprint, (engine, entry["models"], reader.fingerprint)
+        assert reader.calibration["thresholds"]["current"]
+    assert 0.0 <= entries["combined"]["expert_below"] <= 1.01
+
+
 def test_save_map_replaces_one_engine_and_keeps_the_others(tmp_path):
     path = tmp_path / "calibration.json"
     path.write_text(MAPS_FILE.read_text(encoding="utf-8"), encoding="utf-8")

@@ -68,5 +68,6 @@ def test_cli_names_the_engine_and_model_versions(tmp_path):
     assert line["plate"] == "晋L12345D" and line["color"] == "yellow-green" and line["engine"] == ENGINE
     meta = json.loads((weights_dir() / "plate_rec.json").read_text(encoding="utf-8"))
     assert line["models"]["plate_rec"] == meta["version"]
-    # Both of the combined engine's maps (its own and the own models' alone) were fitted for these weights.
-    assert line["calibration"] == {"combined": "current", "own": "current"}
+    # Both of the combined engine's maps (its own and the own models' alone) were fitted for these weights, and
+    # its thresholds derived for them (benchmarks/derive_thresholds.py).
+    assert line["calibration"] == {"combined": "current", "own": "current", "thresholds": "current"}

@@ -1,0 +1,323 @@
+"""Derive the own/combined engines' two thresholds (plate_reader/thresholds.py) for the weights this checkout ships.
+
+    nice -n 10 .venv/bin/python -m benchmarks.derive_thresholds [--write] [--limit N] [--per-kind N]
+
+``color_trust`` (own and combined: the kind classifier's colour stands when it is at least this sure, else the
+crop's HSV colour) and ``expert_below`` (combined: PP-OCRv4 is asked only about crops the own models read below
+it) are measured per candidate value on data we may tune on:
+
+- the CCPD **train** split (plate_reader/training/ccpd_split.json "train", photos as benchmarks/ccpd.py reads them
+  from the pinned snapshot), each whole photo plus calibrate_confidence's degraded copies; all blue plates;
+- a synthetic set of every plate kind, made by the TRAINING renderer (training/render.py ``render_plate``, then
+  ``augment.camera_crop`` style 5) on the training glyph bank, with this script's own seed (``SEED``, not a seed
+  any training or evaluation set uses), each crop read as a crop.
+
+Never read here: the EasyPR photos, the CCPD test split, plate_reader/synth.py and synth_hard.py.
+
+For each candidate: right colours and exact reads (colour_trust, own engine); exact reads, mean time per read and
+the crops PP-OCRv4 was asked about (expert_below, combined engine, at the chosen colour_trust). The rules that
+pick the values are ``thresholds.choose_color_trust`` / ``choose_expert_below`` (most right colours; the
+smallest expert_below within 0.5 points of asking always on each set). With ``--write`` both are stored in
+plate_reader/calibration.json ``thresholds`` for the models they were derived for, with this provenance.
+
+A read's outcome depends on a threshold only through the comparisons it makes with it, so each frame is first
+read at the lowest candidate while recording the values compared (the classifier's probabilities, the own reads'
+confidences); the next candidate is read afresh only when one of those values lies between the two, else the
+same computation would run and its read and time are reused (the log counts the reads actually run, and the
+first ``--check`` items of each set are read afresh at every candidate to prove the reuse exact).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks.calibrate_confidence import DEGRADE, _commit, degrade  # noqa: E402
+from benchmarks.ccpd import parse_name, photo_source  # noqa: E402
+from plate_reader.calibration import load_maps  # noqa: E402
+from plate_reader.reader import PlateRead, PlateReader  # noqa: E402
+from plate_reader.thresholds import (  # noqa: E402
+    EXPERT_TOLERANCE,
+    Row,
+    choose_color_trust,
+    choose_expert_below,
+    save_entries,
+)
+
+SEED = 4243  # this script's synthetic set (training uses 20261201/20261202, its evaluation 21261201/21262201)
+GLYPH_SEED = 20261201  # the training glyph bank's sampling seed (which real glyph cuts it holds)
+STYLE = 5
+EXTRACTED = Path("/tmp/cleangate-train/extracted")
+COLOR_CANDIDATES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 0: always the model; 1.01: HSV only
+EXPERT_CANDIDATES = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01)  # 0: never ask PP-OCRv4; 1.01: always
+KIND_COLOR = {"blue": "blue", "yellow": "yellow", "yellow_double": "yellow", "green": "green",
+              "yellow_green": "yellow-green", "white": "white", "black": "black"}
+
+
+@dataclass(frozen=True)
+class Item:
+    image: np.ndarray
+    plate: str
+    color: str
+    crop: bool  # read as a crop (read_crop) rather than a scene (read)
+
+
+class Skip(RuntimeError):
+    """A data source is absent: nothing is derived."""
+
+
+def ccpd_items(limit: int, folder: Path | None) -> tuple[list[Item], int]:
+    from plate_reader.training.ccpd import load_split
+    from plate_reader.training.sources import SourceMissing
+
+    split = load_split()
+    names = sorted(split["train"])
+    assert not set(split["test"]) & set(names), "the train and test lists overlap"
+    if limit and limit < len(names):
+        names = [names[i * len(names) // limit] for i in range(limit)]
+    try:
+        read = photo_source(folder)
+        items = []
+        for name in names:
+            plate, _ = parse_name(name.rsplit("/", 1)[-1])
+            photo = read(name)
+            items += [Item(f, plate, "blue", False) for f in [photo] + [degrade(photo, *d) for d in DEGRADE]]
+    except (SourceMissing, OSError) as e:
+        raise Skip(f"CCPD train photos unavailable ({e})") from e
+    except Exception as e:  # git show failing on a missing snapshot
+        if type(e).__name__ == "CalledProcessError":
+            raise Skip(f"CCPD train photos unavailable: {e}") from e
+        raise
+    return items, len(names)
+
+
+def synthetic_items(per_kind: int, extracted: Path) -> list[Item]:
+    from plate_reader.training import augment, glyphs, render
+    from plate_reader.training.sources import SourceMissing
+
+    if not extracted.is_dir():
+        raise Skip(f"the training glyph sources are not extracted at {extracted} (python -m plate_reader.training "
+                   "extracts them from the fetched snapshots in /work/.mirror)")
+    try:
+        bank = glyphs.load(extracted, seed=GLYPH_SEED)
+    except (SourceMissing, OSError) as e:
+        raise Skip(f"the training glyph bank cannot be loaded from {extracted}: {e}") from e
+    rng = np.random.default_rng(SEED)
+    items = []
+    for kind in render.KINDS:
+        for _ in range(per_kind):
+            plate = render.render_plate(bank, rng, kind)
+            # Easy and hard crops mixed, as the training data is.
+            crop = augment.camera_crop(plate.image, rng, float(rng.uniform(0.4, 1.1)), style=STYLE)
+            items.append(Item(crop, plate.text, KIND_COLOR[kind], True))
+    return items
+
+
+def _probe_colour(reader: PlateReader, seen: list[float]) -> None:
+    """Record every probability the kind classifier's colour is compared with color_trust on."""
+    classify = reader.kinds.classify
+
+    def recording(crops):
+        guesses = classify(crops)
+        seen.extend(g.prob for g in guesses)
+        return guesses
+
+    reader.kinds.classify = recording
+
+
+def _probe_expert(reader: PlateReader, seen: list[float], calls: list[int]) -> None:
+    """Record every own-read confidence compared with expert_below, and count the crops PP-OCRv4 reads."""
+    own_best, probs = reader._own_best, reader.expert.probs
+
+    def recording(att, templates, reads, path):
+        read = own_best(att, templates, reads, path)
+        if path == "own" and read is not None:
+            seen.append(read.confidence)
+        return read
+
+    def counting(images, **kw):
+        calls[0] += len(images)
+        return probs(images, **kw)
+
+    reader._own_best = recording
+    reader.expert.probs = counting
+
+
+def _same(a: PlateRead, b: PlateRead) -> bool:
+    return (a.plate, a.color, a.confidence, a.box) == (b.plate, b.color, b.confidence, b.box)
+
+
+def sweep(reader: PlateReader, items: Sequence[Item], attr: str, candidates: Sequence[float],
+          seen: list[float], calls: list[int] | None = None, check: int = 0) -> tuple[list[Row], int]:
+    """Per candidate, the rows of ``Row``; and how many reads actually ran. The first ``check`` items are also
+    read afresh at every candidate, and a reused read that differs stops the derivation (the reader has grown a
+    comparison with the threshold that the probes do not see)."""
+    values = sorted(candidates)
+    k = len(values)
+    exact, color, ms, expert = [0] * k, [0] * k, [0.0] * k, [0] * k
+    ran = 0
+
+    def run(item: Item, v: float) -> tuple[PlateRead, float, int]:
+        setattr(reader, attr, v)
+        seen.clear()
+        before = calls[0] if calls else 0
+        t = time.perf_counter()
+        r = reader.read_crop(item.image) if item.crop else reader.read(item.image)
+        return r, (time.perf_counter() - t) * 1000, (calls[0] - before) if calls else 0
+
+    for n_item, item in enumerate(items):
+        last: tuple[PlateRead, float, int] | None = None
+        observed: list[float] = []
+        for i, v in enumerate(values):
+            if last is None or any(values[i - 1] <= s < v for s in observed):
+                last = run(item, v)
+                observed = list(seen)
+                ran += 1
+            elif n_item < check:
+                fresh = run(item, v)
+                if not _same(fresh[0], last[0]) or fresh[2] != last[2]:
+                    raise RuntimeError(f"{attr}={v}: a reused read differs from a fresh one ({last[0].plate} / "
+                                       f"{fresh[0].plate}): the probes miss a comparison with {attr}")
+            r, t_ms, n_exp = last
+            exact[i] += r.plate == item.plate
+            color[i] += r.color == item.color
+            ms[i] += t_ms
+            expert[i] += n_exp
+    n = len(items)
+    return [Row(v, n, exact[i], color[i], round(ms[i] / max(1, n), 1), expert[i]) for i, v in enumerate(values)], ran
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100.0 * k / max(1, n):5.1f}%"
+
+
+def color_table(sets: dict[str, list[Row]]) -> str:
+    names = list(sets)
+    head = "color_trust | " + " | ".join(f"{s}: right colour, exact" for s in names)
+    lines = [head]
+    for i, row in enumerate(sets[names[0]]):
+        cells = [f"{r.color}/{r.n} {_pct(r.color, r.n)}, {r.exact} {_pct(r.exact, r.n)}"
+                 for r in (sets[s][i] for s in names)]
+        lines.append(f"{row.value:11.2f} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def expert_table(sets: dict[str, list[Row]]) -> str:
+    names = list(sets)
+    lines = ["expert_below | " + " | ".join(f"{s}: exact, ms/read, PP-OCRv4 crops/read" for s in names)]
+    for i, row in enumerate(sets[names[0]]):
+        cells = [f"{r.exact}/{r.n} {_pct(r.exact, r.n)}, {r.ms:6.1f} ms, {r.expert / max(1, r.n):.2f}"
+                 for r in (sets[s][i] for s in names)]
+        lines.append(f"{row.value:12.2f} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def maps_digest() -> dict[str, str]:
+    """The confidence maps expert_below's scale depends on (the own map carries own reads to PP-OCRv4's scale)."""
+    maps = load_maps()
+    return {e: _digest([list(k) for k in maps[e].knots]) for e in ("own", "ppocr") if e in maps}
+
+
+def _rows(rows: list[Row]) -> list[dict]:
+    return [{"value": r.value, "n": r.n, "exact": r.exact, "color": r.color, "ms": r.ms, "expert": r.expert}
+            for r in rows]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=120,
+                    help="N CCPD train photos evenly spaced over the sorted list (0: all 479), each read whole "
+                         f"and as {len(DEGRADE)} degraded copies")
+    ap.add_argument("--per-kind", type=int, default=100, help="synthetic crops per plate kind")
+    ap.add_argument("--ccpd", type=Path, default=None, help="a CCPD_SubDataset folder; default the pinned snapshot")
+    ap.add_argument("--extracted", type=Path, default=EXTRACTED, help="the training's extracted sources")
+    ap.add_argument("--check", type=int, default=10,
+                    help="the first N items of each set are also read afresh at every candidate, to check reuse")
+    ap.add_argument("--write", action="store_true", help="store the chosen values in plate_reader/calibration.json")
+    args = ap.parse_args(argv)
+
+    try:
+        synth = synthetic_items(args.per_kind, args.extracted)
+        ccpd, photos = ccpd_items(args.limit, args.ccpd)
+    except Skip as e:
+        print(f"skipped: {e}; nothing derived", file=sys.stderr)
+        return 0
+    data = {"ccpd": ccpd, "synthetic": synth}
+    print(f"data: CCPD train {photos} photos x {1 + len(DEGRADE)} = {len(ccpd)} frames (blue); synthetic "
+          f"{len(synth)} crops ({args.per_kind} per kind, seed {SEED}, style {STYLE})", flush=True)
+
+    started = time.perf_counter()
+    own = PlateReader("own", threads=1)
+    seen: list[float] = []
+    _probe_colour(own, seen)
+    colour: dict[str, list[Row]] = {}
+    for name, items in data.items():
+        colour[name], ran = sweep(own, items, "color_trust", COLOR_CANDIDATES, seen, check=args.check)
+        print(f"  color_trust on {name}: {ran} reads run for {len(items)} x {len(COLOR_CANDIDATES)}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    color_trust = choose_color_trust(list(colour.values()))
+    print("\nown engine, per color_trust candidate:\n" + color_table(colour))
+    print(f"chosen color_trust = {color_trust} (most right colours over both sets; ties: exact reads, then higher)\n",
+          flush=True)
+
+    comb = PlateReader("combined", threads=1)
+    comb.color_trust = color_trust
+    calls = [0]
+    _probe_expert(comb, seen, calls)
+    expert: dict[str, list[Row]] = {}
+    for name, items in data.items():
+        expert[name], ran = sweep(comb, items, "expert_below", EXPERT_CANDIDATES, seen, calls, check=args.check)
+        print(f"  expert_below on {name}: {ran} reads run for {len(items)} x {len(EXPERT_CANDIDATES)}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    expert_below = choose_expert_below(list(expert.values()))
+    print(f"\ncombined engine (color_trust {color_trust}), per expert_below candidate:\n" + expert_table(expert))
+    print(f"chosen expert_below = {expert_below} (smallest within {EXPERT_TOLERANCE} points of asking always "
+          "on each set)")
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+    if args.write:
+        derived = {
+            "data": f"CCPD train split ({photos} photos of plate_reader/training/ccpd_split.json 'train', "
+                    "julienkolani/ccpd-character-recognition@0980fca3 TP/TP1/CCPD_SubDataset), whole photos plus "
+                    f"degraded copies {[list(d) for d in DEGRADE]}; synthetic: {len(synth)} crops, "
+                    f"{args.per_kind} per kind of plate_reader/training/render.py KINDS, augment.camera_crop "
+                    f"style {STYLE}, seed {SEED}, glyph bank seed {GLYPH_SEED}",
+            "rule": {"color_trust": "most right colours summed over both sets; ties: most exact reads, then the "
+                                    "higher value (thresholds.choose_color_trust)",
+                     "expert_below": f"smallest value within {EXPERT_TOLERANCE} points of asking always on each "
+                                     "set (thresholds.choose_expert_below)"},
+            "maps": maps_digest(), "code_commit": _commit(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "command": "python -m benchmarks.derive_thresholds"
+                       + (f" --limit {args.limit}" if args.limit != 120 else "")
+                       + (f" --per-kind {args.per_kind}" if args.per_kind != 100 else "") + " --write",
+        }
+        entries = {
+            "own": {"models": PlateReader("own", threads=1).fingerprint, "color_trust": color_trust,
+                    "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()}}},
+            "combined": {"models": PlateReader("combined", threads=1).fingerprint, "color_trust": color_trust,
+                         "expert_below": expert_below,
+                         "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()},
+                                     "expert_table": {s: _rows(r) for s, r in expert.items()}}},
+        }
+        save_entries(entries)
+        print(f"written: plate_reader/calibration.json thresholds.own / .combined (models {entries['combined']['models']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The own/combined engines' two decision thresholds, stored as data beside the confidence maps.
+
+``color_trust``: the kind classifier's colour is taken when it is at least this sure, else the crop's HSV colour.
+``expert_below`` (combined only): PP-OCRv4 is asked only about crops the own models read below this confidence
+(on the reference scale, so it moves when the own map is refitted). Both depend on the weights, so like the maps
+they are derived for one set of model files — by ``benchmarks/derive_thresholds.py --write``, on data we may
+tune on (the CCPD train split and a synthetic set from the training renderer; never EasyPR) — and stored in
+``calibration.json`` under ``"thresholds"`` per engine, with the model versions and file digests they were
+derived for. A reader uses its engine's entry only when those match the models it runs; otherwise it falls back
+to the constants below (the values chosen before there was a derivation) and says so.
+
+The rules that pick a value from a measured table are here, as pure functions, so a test can pin them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .calibration import MAPS_FILE
+
+log = logging.getLogger(__name__)
+
+# The fallback values (reader.py's constants before the derivation; they were set on the EasyPR dev half).
+FALLBACK_COLOR_TRUST = 0.7
+FALLBACK_EXPERT_BELOW = 0.9
+ENGINES = ("own", "combined")
+# The entries live beside the maps (read at each lookup, so a test can point it at a copy).
+THRESHOLDS_FILE = MAPS_FILE
+# The rules' tolerances, in percentage points.
+EXPERT_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    color_trust: float
+    expert_below: float
+    source: str  # "calibration.json" (a derived entry for these models) or "fallback"
+    models: dict[str, str] = field(default_factory=dict)  # what the entry was derived for ({} for the fallback)
+    derived: dict[str, Any] = field(default_factory=dict)  # provenance: data, sizes, table, command
+
+    def info(self) -> dict[str, Any]:
+        """What ``PlateReader.calibration`` reports for the thresholds."""
+        return {"fitted_for": self.models, "current": self.source != "fallback", "source": self.source,
+                "color_trust": self.color_trust, "expert_below": self.expert_below}
+
+
+FALLBACK = Thresholds(FALLBACK_COLOR_TRUST, FALLBACK_EXPERT_BELOW, "fallback")
+
+
+def load_entries(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    try:
+        doc = json.loads(Path(path or THRESHOLDS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return dict(doc.get("thresholds", {}))
+
+
+def thresholds_for(engine: str, models: dict[str, str], path: Path | None = None) -> Thresholds:
+    """The engine's derived thresholds if its entry was derived for exactly these models, else the fallback."""
+    entry = load_entries(path).get(engine)
+    if entry is None:
+        log.warning("no derived thresholds for engine %s in %s: using the fallback constants", engine,
+                    path or THRESHOLDS_FILE)
+        return FALLBACK
+    if dict(entry.get("models", {})) != models:
+        log.warning("the %s thresholds were derived for %s, this reader runs %s: using the fallback constants "
+                    "(re-derive: python -m benchmarks.derive_thresholds --write)", engine, entry.get("models"), models)
+        return FALLBACK
+    return Thresholds(float(entry["color_trust"]), float(entry.get("expert_below", FALLBACK_EXPERT_BELOW)),
+                      "calibration.json", dict(entry["models"]), dict(entry.get("derived", {})))
+
+
+def save_entries(entries: dict[str, dict[str, Any]], path: Path | None = None) -> None:
+    """Write (or replace) these engines' threshold entries, keeping the maps and the other entries. Holds the
+    same lock as ``calibration.save_map``: a map refit may be writing the file at the same time."""
+    def update(doc: dict) -> None:
+        doc.setdefault("thresholds", {}).update(entries)
+        doc["thresholds"] = dict(sorted(doc["thresholds"].items()))
+
+    _locked_update(Path(path or THRESHOLDS_FILE), update)
+
+
+def _locked_update(path: Path, update: Callable[[dict], None]) -> None:
+    import fcntl
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]  # calibration.save_map's lock name
+    with open(Path(tempfile.gettempdir()) / f"cleangate-calibration-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            doc = {}
+        update(doc)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+# -- the rules ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    """One candidate value measured on one data set."""
+    value: float
+    n: int
+    exact: int  # reads whose plate is exactly right
+    color: int = 0  # reads whose colour is right
+    ms: float = 0.0  # mean time per read
+    expert: int = 0  # crops PP-OCRv4 was asked about
+
+
+def _pct(k: int, n: int) -> float:
+    return 100.0 * k / max(1, n)
+
+
+def choose_color_trust(sets: Sequence[Sequence[Row]]) -> float:
+    """The candidate with the most right colours, summed over the data sets (each set's rows hold the same
+    candidates); ties go to the most exact reads, then to the highest value — trust the classifier over the crop's
+    HSV colour only as far as measured to help."""
+    values = [r.value for r in sets[0]]
+    if any([r.value for r in rows] != values for rows in sets):
+        raise ValueError("every data set must measure the same candidates")
+
+    def key(i: int) -> tuple[int, int, float]:
+        return (sum(rows[i].color for rows in sets), sum(rows[i].exact for rows in sets), values[i])
+
+    return values[max(range(len(values)), key=key)]
+
+
+def choose_expert_below(sets: Sequence[Sequence[Row]], tolerance: float = EXPERT_TOLERANCE) -> float:
+    """The smallest candidate whose exact-read rate is within ``tolerance`` points of asking PP-OCRv4 about every
+    crop (the largest candidate, > 1) on every data set: what asking always gains, for the fewest expert calls."""
+    values = [r.value for r in sets[0]]
+    if any([r.value for r in rows] != values for rows in sets):
+        raise ValueError("every data set must measure the same candidates")
+    always = max(range(len(values)), key=values.__getitem__)
+    if values[always] <= 1.0:
+        raise ValueError("the candidates must include asking always (a value above 1)")
+    for i in sorted(range(len(values)), key=values.__getitem__):
+        if all(_pct(rows[i].exact, rows[i].n) >= _pct(rows[always].exact, rows[always].n) - tolerance
+               for rows in sets):
+            return values[i]
+    return values[always]  # unreachable: "always" is within tolerance of itself
