@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,13 +102,24 @@ def stale(m: ConfidenceMap, models: dict[str, str]) -> bool:
 
 
 def save_map(m: ConfidenceMap, path: Path = MAPS_FILE) -> None:
-    """Write (or replace) one engine's map in the data file, keeping the others. Fits of two engines may run at
-    once: the read-modify-write holds a lock beside the file."""
+    """Write (or replace) one engine's map in the data file, keeping the others."""
+    def update(doc: dict) -> None:
+        doc.setdefault("about", "Confidence -> probability of an exact read, per engine (plate_reader/calibration.py); "
+                                "written by benchmarks/calibrate_confidence.py --write, do not edit by hand.")
+        doc.setdefault("engines", {})[m.engine] = {"models": m.models, "fitted": m.fitted,
+                                                   "knots": [list(k) for k in m.knots]}
+        doc["engines"] = dict(sorted(doc["engines"].items()))
+
+    update_data_file(Path(path), update)
+
+
+def update_data_file(path: Path, update: Callable[[dict], None]) -> None:
+    """Read-modify-write the JSON data file under a lock beside it: a map fit and a threshold derivation (or two
+    fits) may write it at once, each keeping what the others wrote."""
     import fcntl
     import hashlib
     import tempfile
 
-    path = Path(path)
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     with open(Path(tempfile.gettempdir()) / f"cleangate-calibration-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -116,11 +127,7 @@ def save_map(m: ConfidenceMap, path: Path = MAPS_FILE) -> None:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             doc = {}
-        doc.setdefault("about", "Confidence -> probability of an exact read, per engine (plate_reader/calibration.py); "
-                                "written by benchmarks/calibrate_confidence.py --write, do not edit by hand.")
-        doc.setdefault("engines", {})[m.engine] = {"models": m.models, "fitted": m.fitted,
-                                                   "knots": [list(k) for k in m.knots]}
-        doc["engines"] = dict(sorted(doc["engines"].items()))
+        update(doc)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         tmp.replace(path)

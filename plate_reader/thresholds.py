@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calibration import MAPS_FILE
+from .calibration import MAPS_FILE, update_data_file
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +77,12 @@ def thresholds_for(engine: str, models: dict[str, str], path: Path | None = None
 
 def save_entries(entries: dict[str, dict[str, Any]], path: Path | None = None) -> None:
     """Write (or replace) these engines' threshold entries, keeping the maps and the other entries. Holds the
-    same lock as ``calibration.save_map``: a map refit may be writing the file at the same time."""
+    same lock as ``calibration.save_map`` (``calibration.update_data_file``)."""
     def update(doc: dict) -> None:
         doc.setdefault("thresholds", {}).update(entries)
         doc["thresholds"] = dict(sorted(doc["thresholds"].items()))
 
-    _locked_update(Path(path or THRESHOLDS_FILE), update)
-
-
-def _locked_update(path: Path, update: Callable[[dict], None]) -> None:
-    import fcntl
-    import hashlib
-    import tempfile
-
-    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]  # calibration.save_map's lock name
-    with open(Path(tempfile.gettempdir()) / f"cleangate-calibration-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            doc = {}
-        update(doc)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+    update_data_file(Path(path or THRESHOLDS_FILE), update)
 
 
 # -- the rules ---------------------------------------------------------------------------------------------
