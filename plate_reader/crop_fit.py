@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .locate import fit_quad, quad_size
+from .locate import fit_quad, quad_size, run_around
 
 # (name, lower HSV, upper HSV) of plate backgrounds. Yellow-green plates are a yellow-to-green gradient: their
 # mask is the union of the two.
@@ -166,12 +166,7 @@ def row_window_box(view: np.ndarray, pad_x: float = 0.06, pad_y: float = 0.14
     if peak < 0.12:
         return None
     on = rows >= peak * 0.4
-    b0 = c
-    while b0 > 0 and on[b0 - 1]:
-        b0 -= 1
-    b1 = c
-    while b1 < h - 1 and on[b1 + 1]:
-        b1 += 1
+    b0, b1 = run_around(on, c)
     if b1 - b0 < h * 0.2:
         return None
     cols = np.convolve(st[b0:b1 + 1].mean(0), np.ones(5) / 5, mode="same")

@@ -251,6 +251,17 @@ def _pad_quad(quad: np.ndarray, pad_x: float, pad_y: float) -> np.ndarray:
                      bl - wv * pad_x + hv * pad_y], dtype=np.float32)
 
 
+def run_around(on: np.ndarray, c: int) -> tuple[int, int]:
+    """First and last index of the run of true values in ``on`` that holds index ``c`` (a profile's band)."""
+    lo = c
+    while lo > 0 and on[lo - 1]:
+        lo -= 1
+    hi = c
+    while hi < len(on) - 1 and on[hi + 1]:
+        hi += 1
+    return lo, hi
+
+
 def refine_quad(frame: np.ndarray, quad: np.ndarray, pad_x: float = 0.10, pad_y: float = 0.45) -> np.ndarray | None:
     """Re-localise the characters inside a generous first crop and return a tighter, de-sheared quad.
 
@@ -281,13 +292,7 @@ def refine_quad(frame: np.ndarray, quad: np.ndarray, pad_x: float = 0.10, pad_y:
             return None
         on = rows >= peak * 0.45
         c = int(np.argmax(rows[out_h // 4 : 3 * out_h // 4])) + out_h // 4
-        y0 = c
-        while y0 > 0 and on[y0 - 1]:
-            y0 -= 1
-        y1 = c
-        while y1 < out_h - 1 and on[y1 + 1]:
-            y1 += 1
-        return y0, y1
+        return run_around(on, c)
 
     b = band(strokes)
     if b is None:
