@@ -14,8 +14,9 @@ import numpy as np
 PAD_X, PAD_Y = 0.06, 0.14
 # Augmentation styles (the data version a chunk was rendered with). Style 4 made 2026.12.01-3's data and is kept
 # draw for draw, so that data can still be rebuilt; style 5 adds what that model was brittle to on plates it had
-# not seen: loose crops with car body round the plate, deep dealer strips under holder frames, steeper views,
-# gamma-dark night, IR fill light and blooming over-exposure.
+# not seen: deep dealer strips under holder frames, mud splashes, steeper views, gamma-dark night, IR fill light,
+# blooming over-exposure and harder JPEG. Its crops are cut from the plate as style 4's are (crop_quad): loose crops
+# with car body round the plate are not among them.
 STYLES = (4, 5)
 
 
@@ -89,7 +90,7 @@ def _scene(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return scene
 
 
-def crop_quad(quad: np.ndarray, rng: np.random.Generator, style: int = 4) -> tuple[np.ndarray, float]:
+def crop_quad(quad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """The region a crop is cut from, given the plate quad (tl, tr, br, bl), and its width/height.
 
     Mostly ``locate.rectify``'s margin at 0.5-1.5x; sometimes cut tight to the corners (a camera's plate
@@ -154,7 +155,7 @@ def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0, 
     # A localiser's error: each corner off by a few percent of the plate's size.
     jit = np.float32([fw * 0.03, fh * 0.08]) * hard
     quad = quad + rng.normal(0, 1, quad.shape).astype(np.float32) * jit
-    padded, aspect = crop_quad(quad, rng, style)
+    padded, aspect = crop_quad(quad, rng)
     out_w = max(16, int(round(out_h * aspect)))
     big_h = out_h * 3
     big_w = max(16, int(round(big_h * aspect)))

@@ -17,7 +17,7 @@ def _eval_rows(metrics: dict) -> list[str]:
     names = {"ccpd_test": "CCPD held-out photos, crop from the labelled corners (no jitter)",
              "ccpd_test_jittered": "CCPD held-out photos, 2 localiser-jittered + degraded crops each",
              "synthetic_heldout": "own renderer, held-out seed (all kinds)",
-             "synthetic_heldout_style5": "own renderer, held-out seed, augmentation style 5 (loose, harder)",
+             "synthetic_heldout_style5": "own renderer, held-out seed, augmentation style 5 (harder)",
              "gate_crops_seen_in_training": "gate crops (SEEN in training: a fit check, not a test)"}
     rows = ["| set | n | exact (greedy CTC, no grammar) | kind/colour accuracy |", "|---|---|---|---|"]
     for key, fig in metrics["eval"].items():
@@ -172,8 +172,8 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "(dark, desaturated), over-exposure, brightness/contrast; Gaussian noise; JPEG q30–90 (80% of crops); "
         "±2 px shifts at training time." + (
             f" **Style 5** (the {d['extra_synthetic']:,} extra crops, {100 * d['extra_share']:.0f}% of each "
-            "recogniser batch, own seed; double-row 30% and yellow-green 20% of them): a quarter of the crops loose "
-            "(1.5–3× the reader's margin across, 1.2–2× above and below), half the holder frames with a dealer's "
+            "recogniser batch, own seed; double-row 30% and yellow-green 20% of them), cut from the plate as above "
+            "(no loose crops with car body round the plate): half the holder frames with a dealer's "
             "strip 12–22% of the plate's height under the plate, mud splashes on the lower plate (50%), rotation "
             "σ 6° and stronger shear and perspective, gamma-dark night (γ 1.3–2.1), IR fill light (mostly grey, "
             "bright), blooming over-exposure, JPEG q25–85 on 90% of crops." if d.get("extra_synthetic") else ""),
