@@ -75,6 +75,10 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
     t0, seen, avg, done = time.time(), 0, None, 0
     end = min(steps, stop_after) if stop_after else steps
     gen = _batches(sources, batch, rng)
+
+    def save() -> None:
+        torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
+
     for step in range(end):
         if stop_file is not None and step % 50 == 0 and Path(stop_file).exists():
             log(f"rec: {stop_file} found, stopping at step {step}")
@@ -101,10 +105,10 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
             el = time.time() - t0
             log(f"rec step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
         if checkpoint is not None and done % 500 == 0:
-            torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
+            save()
     if checkpoint is not None and done and done % 500:
         # The last steps too: a later run fine-tunes from this file (``--init``).
-        torch.save({"step": done, "steps": steps, "ema": ema.module.state_dict()}, checkpoint)
+        save()
     model.eval()
     avg_model = ema.module if done else model
     avg_model.eval()
