@@ -95,8 +95,10 @@ def build_and_train(args: argparse.Namespace) -> dict:
                            style=args.extra_style) if args.extra_synthetic else None
     syn_eval_new = data.synthetic(bank, args.eval_synthetic * 2 // 3, args.seed + 1001, workers=args.workers,
                                   cache=chunks, style=data.DATA_VERSION)
-    real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}",
-                   lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed))
+    swap_tag = f"-swap{args.real_swap}" if args.real_swap else ""
+    real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}{swap_tag}",
+                   lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed,
+                                           swap=args.real_swap, bank=bank))
     real_test = data.ccpd_crops(ccpd_root, split["test"], 1, args.seed, jitter=False)
     real_test_jit = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 1000, jitter=True)
     gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
@@ -141,7 +143,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "commit": _commit(),
         "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
                  len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),
-                 "real_copies": args.real_copies, "real_share": args.real_share,
+                 "real_copies": args.real_copies, "real_share": args.real_share, "real_swap": args.real_swap,
                  "extra_synthetic": len(extra) if extra else 0, "extra_style": args.extra_style,
                  "extra_share": args.extra_share if extra else 0.0,
                  "gate_crops": len(gate) if gate else 0, "build_seconds": round(t_data, 1)},
@@ -193,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--eval-synthetic", type=int, default=2100)
     b.add_argument("--real-copies", type=int, default=24)
     b.add_argument("--real-share", type=float, default=0.15)
+    b.add_argument("--real-swap", type=float, default=0.0,
+                   help="share of the CCPD training copies whose province glyph is swapped for another's "
+                        "(province_swap.py; CCPD is 98%% 皖)")
     b.add_argument("--rec-steps", type=int, default=9000)
     b.add_argument("--rec-stop-after", type=int, default=0,
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "
