@@ -101,6 +101,10 @@ def build_and_train(args: argparse.Namespace) -> dict:
                                            swap=args.real_swap, bank=bank))
     real_test = data.ccpd_crops(ccpd_root, split["test"], 1, args.seed, jitter=False)
     real_test_jit = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 1000, jitter=True)
+    # The province slot on real plate backgrounds: the held-out photos with every province swapped (the same
+    # augmentation the training copies get with --real-swap, so this measures fit to it, on unseen photos).
+    real_test_swap = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 2000, jitter=True, swap=1.0,
+                                     bank=bank)
     gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
         if args.gate_crops else None
     t_data = time.time() - t
@@ -158,7 +162,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
             "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
         "eval": {},
     }
-    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit, "synthetic_heldout": syn_eval,
+    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit,
+                "ccpd_test_province_swapped": real_test_swap, "synthetic_heldout": syn_eval,
                 f"synthetic_heldout_style{data.DATA_VERSION}": syn_eval_new}
     if gate is not None and len(gate):
         held_out["gate_crops_seen_in_training"] = gate
