@@ -135,6 +135,10 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     assert metrics["eval"]["synthetic_heldout"]["n"] == 28
     assert metrics["eval"]["ccpd_test"]["n"] == len(split["test"]) > 0
     assert metrics["train"]["rec"]["steps_done"] == 3
+    # The province slot on real backgrounds: the held-out photos with every province swapped.
+    swapped = metrics["eval"]["ccpd_test_province_swapped"]
+    assert swapped["n"] == swapped["province_n"] == 2 * len(split["test"])
+    assert 0.0 <= swapped["province_err"] <= 1.0
     # The shipped weights read the very same held-out crops in the same run (the card's old-vs-new table).
     base = metrics["baseline"]
     assert base["version"] == json.loads((SHIPPED / "plate_rec.json").read_text(encoding="utf-8"))["version"]
@@ -169,6 +173,24 @@ def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path)
     text = card.read_text(encoding="utf-8")
     assert "fine-tuned" in text and digest in text and "--init stage1-rec-ema.pt" in text
     assert "--extra-synthetic 20 --extra-style 5" in text
+
+
+def test_card_of_a_stage_3_model_names_every_stage():
+    """Fine-tuned from 2026.12.02-1's checkpoint (known by its sha256): the card gives all three commands."""
+    import argparse
+    import copy
+
+    from plate_reader.training import model_card
+
+    metrics = copy.deepcopy(json.loads((SHIPPED / "metrics.json").read_text(encoding="utf-8")))
+    metrics["train"]["rec"]["init"] = {"path": "stage2-rec-ema.pt", "sha256": model_card.STAGE_2[2],
+                                       "step": 5000, "steps": 5000}
+    metrics["data"]["real_swap"] = 0.75
+    text = model_card.render(metrics, argparse.Namespace(workers=2))
+    assert "stage 3 of 3" in text and "Stage 3 (this model)" in text
+    assert model_card.STAGE_1[2] in text and model_card.STAGE_2[2] in text
+    assert "--init stage1-rec-ema.pt" in text and text.count("--init stage2-rec-ema.pt") == 1
+    assert "--real-swap 0.75" in text and "Province swap" in text
 
 
 def test_augmentation_styles_are_named():
