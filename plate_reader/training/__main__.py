@@ -82,7 +82,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
         ccpd.write_split(split, split_path)
     _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
 
-    bank = glyphs.load(extracted, seed=args.seed)
+    bank = glyphs.load(extracted, seed=args.seed, fonts=bool(args.extra_synthetic) and args.extra_style >= 6)
     tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()

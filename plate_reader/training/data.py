@@ -81,7 +81,7 @@ def _chunk(args: tuple[int, int, int, float, int]) -> Arrays:
     recs, kinds_v, texts, labels = [], [], [], []
     for _ in range(n):
         kind = str(rng.choice(kinds, p=p / p.sum()))
-        plate = render.render_plate(_BANK, rng, kind)
+        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6)
         # Easy and hard crops mixed: a model that only ever sees worst cases learns clean plates slowly.
         crop = augment.camera_crop(plate.image, rng, hard * float(rng.uniform(0.4, 1.1)), style)
         r, k = views(crop, plate.double)

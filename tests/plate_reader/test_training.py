@@ -210,6 +210,28 @@ def test_style5_crops_are_camera_crops(tree):
             assert crop.shape[1] > crop.shape[0]
 
 
+def test_style6_draws_plates_in_system_fonts_and_leaves_styles_4_and_5_alone(tree):
+    if not any(Path(path).exists() for path, _ in glyphs.SYSTEM_FONTS.values()):
+        pytest.skip("no font of glyphs.SYSTEM_FONTS installed (scripts/test installs them as root)")
+    plain, fonts = glyphs.load(tree), glyphs.load(tree, fonts=True)
+    names = glyphs.font_sets(fonts)
+    assert names and not glyphs.font_sets(plain)
+    assert not any("noto" in n for n in names)
+    for kind in render.KINDS:
+        # Styles 4 and 5 render draw for draw as before, whatever else the bank holds.
+        a = render.render_plate(plain, np.random.default_rng(11), kind).image
+        b = render.render_plate(fonts, np.random.default_rng(11), kind).image
+        assert (a == b).all(), kind
+    rng = np.random.default_rng(12)
+    made = [render.render_plate(fonts, rng, kind, fonts=True) for kind in render.KINDS for _ in range(40)]
+    assert all(plates.is_valid(p.text) for p in made)
+    drawn = [p for p in made if p.font]
+    # About FONT_PLATES of the plates are drawn in one of the fonts, every font in turn.
+    assert 0.2 * len(made) <= len(drawn) <= 0.5 * len(made), len(drawn)
+    assert {p.font for p in drawn} == set(names)
+    assert not any(p.font for p in (render.render_plate(fonts, rng, "blue") for _ in range(40)))
+
+
 def test_gate_crops_export_folder_is_read(tmp_path, tree):
     from plate_reader.training.data import gate_crops
 
