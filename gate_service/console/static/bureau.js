@@ -21,6 +21,11 @@
   let reportSeq = 0, ledgerSeq = 0;  // a slow earlier answer must not overwrite a later one
   async function loadReport() {
     const seq = ++reportSeq;
+    // Until the answer comes, the last period's figures must not stand under the newly chosen dates.
+    $("report-totals").textContent = "查询中… / loading";
+    $("report-table").textContent = "";
+    $("chart-title").textContent = "";
+    $("chart").textContent = "";
     await guard("report-error", async () => {
       let data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
       if (!data.rows) data = { from: data.from, to: data.to, count: 1, rows: [data], totals: {} };  // an enterprise token: its own report
