@@ -117,7 +117,14 @@ class CTCDecoder:
         if not todo:
             return out
         offsets, cols, char_state, first = [], [], [], []
+        # Per state and frame, the character a char state emits (-1 for blanks) and its slot's runner-up score:
+        # CTC writes one character twice only with a blank between, so a step straight from one char state into
+        # the next may not emit the character the first one emitted the frame before (its runner-up instead).
+        # Without this a crop cut short (川A762Z) is "read" as 川A7662Z, one run of 6s split in two, every
+        # character sure of itself.
+        ids, alts = [], []
         slot_info: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        no_id = np.full(T, -1, dtype=np.int64)
         o = 0
         for k in todo:
             slots = slot_lists[k]
@@ -126,9 +133,21 @@ class CTCDecoder:
             info = [(self._slot_idx(sl), self._slot_prior(sl)) for sl in slots]
             slot_info.append(info)
             cols.append(blank)
+            ids.append(no_id)
+            alts.append(blank)
             for idx, prior in info:
-                cols.append((logp[:, idx] + prior).max(1))
+                vals = logp[:, idx] + prior
+                arg = vals.argmax(1)
+                best = vals[np.arange(T), arg]
+                cols.append(best)
+                ids.append(idx[arg])
+                if len(idx) > 1:
+                    alts.append(np.partition(vals, -2, axis=1)[:, -2])
+                else:
+                    alts.append(np.full(T, -1e9, dtype=vals.dtype))
                 cols.append(blank)
+                ids.append(no_id)
+                alts.append(blank)
             char_state += [False] + [True, False] * len(slots)
             first += [True] + [False] * (S - 1)
             o += S
@@ -136,6 +155,11 @@ class CTCDecoder:
         emit = np.stack(cols, axis=1).astype(np.float32)
         n = emit.shape[1]
         neg = np.float32(-1e9)
+        emitted = np.stack(ids, axis=1)
+        # skip_cost[t, s]: what the step s-2 → s at frame t loses by CTC's rule (0 when the characters differ).
+        same = np.zeros((T, n), dtype=bool)
+        same[1:, 2:] = (emitted[1:, 2:] == emitted[:-1, :-2]) & (emitted[1:, 2:] >= 0)
+        skip_cost = np.where(same, np.stack(alts, axis=1).astype(np.float32) - emit, 0.0).astype(np.float32)
         char_arr = np.array(char_state)
         start = np.array(first)
         # Moves that would cross from one template's chain into the next are never allowed: no step into a
@@ -153,7 +177,7 @@ class CTCDecoder:
             cand[1, 1:] = score[:-1]
             cand[1, start] = neg
             cand[2, :2] = neg
-            cand[2, 2:] = score[:-2]
+            cand[2, 2:] = score[:-2] + skip_cost[t, 2:]
             cand[2, no_step2] = neg
             arg = cand.argmax(0)
             score = cand[arg, cols_idx] + emit[t]
@@ -177,11 +201,17 @@ class CTCDecoder:
     def _read_out(self, p: np.ndarray, logp: np.ndarray, frames: list[list[int]],
                   info: list[tuple[np.ndarray, np.ndarray]], score: float) -> TextRead | None:
         text, probs, slot_probs, totals = [], [], [], []
+        prev_char, prev_end = -1, -2
         for fr, (idx, prior) in zip(frames, info, strict=True):
             if not fr:
                 return None
             seg = logp[fr][:, idx].sum(0) + prior
             best = int(idx[int(seg.argmax())])
+            if best == prev_char and min(fr) == prev_end + 1 and len(idx) > 1:
+                # No blank between this position and the last: by CTC's rule it cannot repeat its character.
+                seg[int(seg.argmax())] = -np.inf
+                best = int(idx[int(seg.argmax())])
+            prev_char, prev_end = best, max(fr)
             text.append(self.chars[best])
             probs.append(float(p[fr, best].max()))
             mass = p[fr][:, idx].max(0) * np.exp(prior)

@@ -209,3 +209,31 @@ def test_probability_is_the_calibrated_chance_of_an_exact_read(reader, easypr_di
     r = reader.read(s.path.read_bytes())
     assert r.plate == s.plate and r.probability == round(ref.probability(r.confidence), 4)
     assert reader.read(np.full((120, 160, 3), 128, np.uint8)).probability is None
+
+
+def test_constrained_decode_keeps_ctc_rule_for_repeated_characters(reader):
+    # CTC writes "66" only with a blank between the two 6s: one unbroken run of 6s is a single 6. A crop cut short
+    # (川A762Z, the last character outside it) must not come out as 川AA762Z or 川A7662Z with every character sure
+    # of itself: six characters' runs cannot make a seven-character plate.
+    rec = reader.recognizer
+    chars = rec.chars
+    slots = next(t for t in plates.TEMPLATES if t.kind == "ordinary").slots
+
+    def ctc(runs: list[tuple[str, int]], T: int = 24) -> np.ndarray:
+        p = np.full((T, len(chars)), 1e-6, dtype=np.float32)
+        p[:, 0] = 0.99
+        t = 1
+        for ch, n in runs:
+            for _ in range(n):
+                p[t, chars.index(ch)], p[t, 0] = 0.99, 1e-6
+                t += 1
+            t += 1  # a blank after each character
+        return p
+
+    short = ctc([("川", 2), ("A", 2), ("7", 2), ("6", 3), ("2", 2), ("Z", 2)])
+    r = rec.constrained(short, slots)
+    assert r is None or min(r.char_probs) < 0.5, (r.text, r.char_probs)
+    # Two 6s with a blank between them are two characters.
+    double = ctc([("川", 2), ("A", 2), ("7", 2), ("6", 2), ("6", 2), ("2", 2), ("Z", 2)])
+    r = rec.constrained(double, slots)
+    assert r is not None and r.text == "川A7662Z" and min(r.char_probs) > 0.9
