@@ -131,3 +131,8 @@ def test_the_2025_report_is_not_confused_with_the_default_years(live, page):
     assert "2 车次" not in page.text("#report-totals")  # an enterprise token: no city totals
     row = page.q("#report-table tbody tr").text
     assert " 2 " in f" {row} ", row  # its two 2025 trips, not this year's none
+    # A refused query leaves neither the last figures nor a 查询中 line under the dates it names.
+    page.set("#f-to", "2024-12-31")
+    page.click("#report-btn")
+    page.wait_text("#report-error", "bad_period")
+    assert page.text("#report-totals") == "" and not page.qa("#report-table tbody tr")
