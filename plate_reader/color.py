@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
+
+from . import plates
 
 COLORS = ("blue", "yellow", "green", "yellow-green", "white", "black", "unknown")
 
@@ -91,9 +95,19 @@ def reconcile(color: str, kind: str | None, crop: np.ndarray | None) -> str:
     7-character read on a cyan or lime background is a blue or yellow plate under a colour cast."""
     if crop is None or kind is None:
         return color
-    if color == "green" and kind not in ("new_energy_small", "new_energy_large"):
+    if color in ("green", "yellow-green") and kind not in ("new_energy_small", "new_energy_large"):
         hue, _, _ = background_hsv(crop)
         return "yellow" if hue < 50 else "blue"
     if color == "unknown" and kind == "new_energy_small":
         return "green"
     return color
+
+
+def kind_consistent_color(color: str, kind: str, color_prob: Callable[[str], float]) -> str:
+    """The kind classifier's colour, unless the plate read cannot have it (GA 36: green and yellow-green plates
+    carry 8 characters): then the colour, among those this kind of plate may have, that the classifier's
+    probabilities (``color_prob``) favour."""
+    allowed = ("yellow", "white", "black") if kind == "suffixed" else plates.expected_colors(kind)
+    if color in allowed:
+        return color
+    return max(allowed, key=color_prob)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import plates
-from .color import reconcile
+from .color import kind_consistent_color, reconcile
 from .reads import (
     COLOR_MISMATCH_PENALTY,
     DECODE_SLOTS,
@@ -83,7 +83,10 @@ class OwnDecoding:
         except plates.InvalidPlate:
             return None
         att.slot_probs = r.slot_probs
-        color = att.color if self._trust(att.guess) else reconcile(att.color, kind, att.crop)
+        if self._trust(att.guess):
+            color = kind_consistent_color(att.color, kind, att.guess.color_prob)
+        else:
+            color = reconcile(att.color, kind, att.crop)
         conf = self._scale(evidence_score(min(r.char_probs), r.score), path)
         return PlateRead(plate=r.text, color=color, confidence=round(conf, 4),
                          box=att.cand.box, crop=att.crop, char_probs=[round(c, 4) for c in r.char_probs],

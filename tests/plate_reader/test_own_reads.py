@@ -11,6 +11,7 @@ import sys
 import zlib
 
 import cv2
+import numpy as np
 import pytest
 
 from plate_reader import plates
@@ -71,3 +72,25 @@ def test_cli_names_the_engine_and_model_versions(tmp_path):
     # Both of the combined engine's maps (its own and the own models' alone) were fitted for these weights, and
     # its thresholds derived for them (benchmarks/derive_thresholds.py).
     assert line["calibration"] == {"combined": "current", "own": "current", "thresholds": "current"}
+
+
+def test_colour_agrees_with_the_plate_read():
+    # GA 36: green backgrounds carry the 8 characters of new-energy plates only. A 7-character plate that the kind
+    # classifier calls green or yellow-green (a blue plate under a cyan cast, a yellow one washed out) takes the
+    # colour its probabilities favour among the colours such a plate may have.
+    from plate_reader.color import kind_consistent_color, reconcile
+    from plate_reader.own_engine import KindGuess
+
+    cast = KindGuess("green", 0.55, {"green": 0.55, "blue": 0.30, "yellow": 0.05, "yellow_double": 0.02,
+                                      "yellow_green": 0.05, "white": 0.02, "black": 0.01})
+    assert kind_consistent_color(cast.color, "ordinary", cast.color_prob) == "blue"
+    washed = KindGuess("yellow_green", 0.6, {"yellow_green": 0.6, "yellow": 0.1, "yellow_double": 0.15,
+                                              "green": 0.1, "blue": 0.03, "white": 0.01, "black": 0.01})
+    assert kind_consistent_color(washed.color, "ordinary", washed.color_prob) == "yellow"
+    # The colour stands when the plate may have it.
+    assert kind_consistent_color("green", "new_energy_small", cast.color_prob) == "green"
+    assert kind_consistent_color("yellow", "trailer", washed.color_prob) == "yellow"
+    # The HSV path: a yellow-green hue under a 7-character read is a yellow plate (hue < 50) or a blue one.
+    yellowish = np.full((40, 140, 3), (40, 200, 200), np.uint8)  # BGR: yellow-green-ish background
+    assert reconcile("yellow-green", "ordinary", yellowish) in ("yellow", "blue")
+    assert reconcile("yellow-green", "new_energy_large", yellowish) == "yellow-green"
