@@ -82,7 +82,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
         ccpd.write_split(split, split_path)
     _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
 
-    bank = glyphs.load(extracted, seed=args.seed)
+    bank = glyphs.load(extracted, seed=args.seed, fonts=bool(args.extra_synthetic) and args.extra_style >= 6)
     tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()
@@ -95,10 +95,16 @@ def build_and_train(args: argparse.Namespace) -> dict:
                            style=args.extra_style) if args.extra_synthetic else None
     syn_eval_new = data.synthetic(bank, args.eval_synthetic * 2 // 3, args.seed + 1001, workers=args.workers,
                                   cache=chunks, style=data.DATA_VERSION)
-    real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}",
-                   lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed))
+    swap_tag = f"-swap{args.real_swap}" if args.real_swap else ""
+    real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}{swap_tag}",
+                   lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed,
+                                           swap=args.real_swap, bank=bank))
     real_test = data.ccpd_crops(ccpd_root, split["test"], 1, args.seed, jitter=False)
     real_test_jit = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 1000, jitter=True)
+    # The province slot on real plate backgrounds: the held-out photos with every province swapped (the same
+    # augmentation the training copies get with --real-swap, so this measures fit to it, on unseen photos).
+    real_test_swap = data.ccpd_crops(ccpd_root, split["test"], 2, args.seed + 2000, jitter=True, swap=1.0,
+                                     bank=bank)
     gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
         if args.gate_crops else None
     t_data = time.time() - t
@@ -141,7 +147,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "commit": _commit(),
         "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
                  len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),
-                 "real_copies": args.real_copies, "real_share": args.real_share,
+                 "real_copies": args.real_copies, "real_share": args.real_share, "real_swap": args.real_swap,
                  "extra_synthetic": len(extra) if extra else 0, "extra_style": args.extra_style,
                  "extra_share": args.extra_share if extra else 0.0,
                  "gate_crops": len(gate) if gate else 0, "build_seconds": round(t_data, 1)},
@@ -156,7 +162,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
             "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
         "eval": {},
     }
-    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit, "synthetic_heldout": syn_eval,
+    held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit,
+                "ccpd_test_province_swapped": real_test_swap, "synthetic_heldout": syn_eval,
                 f"synthetic_heldout_style{data.DATA_VERSION}": syn_eval_new}
     if gate is not None and len(gate):
         held_out["gate_crops_seen_in_training"] = gate
@@ -193,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--eval-synthetic", type=int, default=2100)
     b.add_argument("--real-copies", type=int, default=24)
     b.add_argument("--real-share", type=float, default=0.15)
+    b.add_argument("--real-swap", type=float, default=0.0,
+                   help="share of the CCPD training copies whose province glyph is swapped for another's "
+                        "(province_swap.py; CCPD is 98%% 皖)")
     b.add_argument("--rec-steps", type=int, default=9000)
     b.add_argument("--rec-stop-after", type=int, default=0,
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "

@@ -16,8 +16,9 @@ PAD_X, PAD_Y = 0.06, 0.14
 # draw for draw, so that data can still be rebuilt; style 5 adds what that model was brittle to on plates it had
 # not seen: deep dealer strips under holder frames, mud splashes, steeper views, gamma-dark night, IR fill light,
 # blooming over-exposure and harder JPEG. Its crops are cut from the plate as style 4's are (crop_quad): loose crops
-# with car body round the plate are not among them.
-STYLES = (4, 5)
+# with car body round the plate are not among them. Style 6 crops are style 5's of plates that may be drawn in a
+# system font (render.render_plate ``fonts``): the camera side is the same.
+STYLES = (4, 5, 6)
 
 
 def _frame_and_bolts(img: np.ndarray, rng: np.random.Generator, scale: float = 1.0,

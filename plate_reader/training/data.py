@@ -17,7 +17,7 @@ import numpy as np
 
 from plate_reader import plates
 from plate_reader.layout import prepare, stitch_double_row
-from plate_reader.training import augment, ccpd, glyphs, render
+from plate_reader.training import augment, ccpd, glyphs, province_swap, render
 from plate_reader.training.spec import KIND_INPUT, LABELS, REC_INPUT, kind_of
 
 # Trucks are what the gates exist for: double-row yellow and yellow-green get more than their road share.
@@ -81,7 +81,7 @@ def _chunk(args: tuple[int, int, int, float, int]) -> Arrays:
     recs, kinds_v, texts, labels = [], [], [], []
     for _ in range(n):
         kind = str(rng.choice(kinds, p=p / p.sum()))
-        plate = render.render_plate(_BANK, rng, kind)
+        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6)
         # Easy and hard crops mixed: a model that only ever sees worst cases learns clean plates slowly.
         crop = augment.camera_crop(plate.image, rng, hard * float(rng.uniform(0.4, 1.1)), style)
         r, k = views(crop, plate.double)
@@ -117,21 +117,33 @@ def synthetic(bank: glyphs.GlyphBank, n: int, seed: int, hard: float = 1.0, work
     return Arrays.concat([done[j] for j in jobs])
 
 
-def ccpd_crops(root: Path, names: list[str], copies: int, seed: int, jitter: bool = True) -> Arrays:
-    """Crops of the named CCPD photos: ``copies`` jittered localiser crops each (or one exact one)."""
+def ccpd_crops(root: Path, names: list[str], copies: int, seed: int, jitter: bool = True, swap: float = 0.0,
+               bank: glyphs.GlyphBank | None = None) -> Arrays:
+    """Crops of the named CCPD photos: ``copies`` jittered localiser crops each (or one exact one).
+
+    With ``swap`` > 0 (and the glyph ``bank``), that share of the copies have their province glyph replaced by
+    another province's in the photo before the crop is cut (province_swap.py): CCPD is 98% 皖. The swaps draw
+    from their own random stream, so the crops' jitter and degradation are those of ``swap=0``.
+    """
+    if swap and bank is None:
+        raise ValueError("a province swap needs the glyph bank")
     rng = np.random.default_rng([seed, 7])
+    rng_swap = np.random.default_rng([seed, 13])
     recs, kinds_v, texts = [], [], []
     for name in names:
         photo = ccpd.read_photo(Path(root) / name)
         plate, quad = ccpd.parse_name(Path(name).name)
         for _ in range(copies):
-            crop = ccpd.rectify(photo, quad, rng if jitter else None)
+            img, text = photo, plate
+            if swap and rng_swap.random() < swap:
+                img, text = province_swap.swap_province(photo, quad, plate, bank, rng_swap)
+            crop = ccpd.rectify(img, quad, rng if jitter else None)
             if jitter:
                 crop = augment.degrade(crop, rng, hard=0.4, style=CCPD_STYLE)
             r, k = views(crop, False)
             recs.append(r)
             kinds_v.append(k)
-            texts.append(plate)
+            texts.append(text)
     labels = np.full(len(texts), LABELS.index("blue"), np.int64)
     if not texts:
         return _empty()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from plate_reader import plates
 from plate_reader.layout import normalise
 from plate_reader.training.data import Arrays
 from plate_reader.training.spec import KIND_INPUT, LABELS, REC_INPUT, greedy
@@ -50,8 +51,21 @@ def figures(weights: Path, arrays: Arrays) -> dict:
                 per[name] = {"n": int(sel.sum()), "exact": round(float(ok[sel].mean()), 4),
                              "kind_acc": round(float((pred[sel] == i).mean()), 4)}
         out["per_kind"] = per
+    out.update(province_figures(arrays.texts, texts))
     out["errors"] = [(w, g) for w, g, k in zip(arrays.texts, texts, ok, strict=True) if not k][:15]
     return out
+
+
+def province_figures(truth: list[str], reads: list[str]) -> dict:
+    """The province slot alone: how often it is wrong, and how many of the wrong reads are 皖 (CCPD's prior).
+
+    An unbiased reader spreads its wrong provinces over the other 30, so 皖 would take about 1/31 of them.
+    """
+    pairs = [(t[0], r[:1]) for t, r in zip(truth, reads, strict=True) if t and t[0] in plates.PROVINCES]
+    wrong = [r for t, r in pairs if r != t]
+    return {"province_n": len(pairs),
+            "province_err": round(len(wrong) / len(pairs), 4) if pairs else None,
+            "province_wrong_wan": round(wrong.count("皖") / len(wrong), 4) if wrong else None}
 
 
 def latency_ms(path: Path, shape: tuple[int, ...], runs: int = 300) -> dict:

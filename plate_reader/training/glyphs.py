@@ -2,7 +2,9 @@
 
 Sets: ``single`` (GA 36 140 mm-high glyphs), ``up``/``down`` (the double-row plate's two rows), ``green``
 (new-energy font), plus alternative shapes for variety: ``alt`` (huangxinping's glyphs), ``real`` (character
-images cut from real plates by wzh191920: real blur, real stroke widths) and ``ttf`` (platechar.ttf letters).
+images cut from real plates by wzh191920: real blur, real stroke widths) and ``ttf`` (platechar.ttf letters);
+with ``fonts``, one set ``font:<name>`` per system font of SYSTEM_FONTS found on the machine (Debian packages,
+named in the model card), so a model also learns plate characters in shapes that are not GA 36's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,21 @@ YYQ = "yyq19990828/chinese_license_plate_generator"
 HUANG = "huangxinping/chinese_license_plates"
 SZAD = "szad670401/end-to-end-for-chinese-plate-recognition"
 WZH = "wzh191920/License-Plate-Recognition"
+
+# Fonts for shape variety (augmentation style 6): Debian's fonts-wqy-zenhei, fonts-wqy-microhei, fonts-arphic-ukai,
+# fonts-arphic-uming (CJK and Latin) and fonts-dejavu-core, fonts-liberation2 (Latin only). Never a Noto font:
+# plate_reader/synth.py and synth_hard.py render the evaluation plates in Noto Sans CJK.
+SYSTEM_FONTS: dict[str, tuple[str, bool]] = {  # name: (path, has the CJK plate characters)
+    "wqy-zenhei": ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", True),
+    "wqy-microhei": ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", True),
+    "arphic-ukai": ("/usr/share/fonts/truetype/arphic/ukai.ttc", True),
+    "arphic-uming": ("/usr/share/fonts/truetype/arphic/uming.ttc", True),
+    "dejavu-bold": ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", False),
+    "dejavu-condensed-bold": ("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf", False),
+    "liberation-sans-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf", False),
+    "liberation-narrow-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSansNarrow-Bold.ttf", False),
+}
+FONT_LATIN = "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789"
 
 # wzh191920's folder names are pinyin; the ambiguous pairs were checked by eye against the images.
 WZH_PROVINCES = {
@@ -74,7 +91,8 @@ _YYQ_NAME = re.compile(r"^(140|220_up|220_down|220|green)_(.)\.jpg$")
 _SET_OF = {"140": "single", "220_up": "up", "220_down": "down", "220": "down", "green": "green"}
 
 
-def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0) -> GlyphBank:
+def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0, fonts: bool = False) -> GlyphBank:
+    """The bank; ``fonts`` adds the ``font:<name>`` sets (style 6) and fails if none of SYSTEM_FONTS is found."""
     bank = GlyphBank()
     yyq = folder(extracted, YYQ)
     for path in sorted((yyq / "font_model").glob("*.jpg")):
@@ -126,7 +144,38 @@ def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0) -> GlyphBa
     ttf = folder(extracted, SZAD) / "font" / "platechar.ttf"
     if ttf.exists():
         _add_ttf(bank, ttf)
+    if fonts:
+        _add_system_fonts(bank)
     return bank
+
+
+def font_sets(bank: GlyphBank) -> list[str]:
+    return sorted(name for name in bank.sets if name.startswith("font:"))
+
+
+def _add_system_fonts(bank: GlyphBank) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    from plate_reader import plates
+
+    cjk = plates.PROVINCES + "挂学警港澳使领"
+    for name, (path, has_cjk) in SYSTEM_FONTS.items():
+        assert "noto" not in path.lower(), "Noto is the evaluation renderers' font"
+        if not Path(path).exists():
+            continue
+        font = ImageFont.truetype(path, 120)
+        # Plate characters are bold: each font also drawn with a stroke (its bold weight, roughly).
+        for ch in FONT_LATIN + (cjk if has_cjk else ""):
+            for stroke in (0, 4):
+                im = Image.new("L", (200, 200), 0)
+                ImageDraw.Draw(im).text((30, 20), ch, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+                mask = trim(np.asarray(im, dtype=np.float32) / 255.0)
+                if mask.shape[0] > 20:
+                    bank.add(f"font:{name}", ch, mask, tight=True)
+    if not font_sets(bank):
+        raise FileNotFoundError("none of the system fonts of glyphs.SYSTEM_FONTS is installed (apt-get install "
+                                "fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming "
+                                "fonts-dejavu-core fonts-liberation2)")
 
 
 def _add_ttf(bank: GlyphBank, ttf: Path) -> None:

@@ -17,11 +17,15 @@ def _eval_rows(metrics: dict) -> list[str]:
     names = {"ccpd_test": "CCPD held-out photos, crop from the labelled corners (no jitter)",
              "ccpd_test_jittered": "CCPD held-out photos, 2 localiser-jittered + degraded crops each",
              "synthetic_heldout": "own renderer, held-out seed (all kinds)",
+             "ccpd_test_province_swapped": "CCPD held-out photos, every province swapped (province_swap.py), "
+                                           "2 jittered crops each",
              "synthetic_heldout_style5": "own renderer, held-out seed, augmentation style 5 (harder)",
              "gate_crops_seen_in_training": "gate crops (SEEN in training: a fit check, not a test)"}
-    rows = ["| set | n | exact (greedy CTC, no grammar) | kind/colour accuracy |", "|---|---|---|---|"]
+    rows = ["| set | n | exact (greedy CTC, no grammar) | province slot wrong | kind/colour accuracy |",
+            "|---|---|---|---|---|"]
     for key, fig in metrics["eval"].items():
-        rows.append(f"| {names.get(key, key)} | {fig['n']} | {_pct(fig['exact'])} | {_pct(fig.get('kind_acc'))} |")
+        rows.append(f"| {names.get(key, key)} | {fig['n']} | {_pct(fig['exact'])} | {_pct(fig.get('province_err'))} "
+                    f"| {_pct(fig.get('kind_acc'))} |")
     return rows
 
 
@@ -45,6 +49,16 @@ def _baseline_rows(metrics: dict) -> list[str]:
         if b:
             rows.append(f"| own renderer: {name} | {f['n']} | {_pct(b['exact'])} | {_pct(f['exact'])} | "
                         f"{_pct(b['kind_acc'])} | {_pct(f['kind_acc'])} |")
+    prov = [(key, fig, base["eval"][key]) for key, fig in metrics["eval"].items()
+            if fig.get("province_n") and base["eval"].get(key, {}).get("province_n")]
+    if prov:
+        rows += ["", "The province slot alone: the share of crops whose province is read wrong, and of those wrong "
+                 "reads the share that are 皖 (CCPD's prior; about 1/31 = 3.2% if they were spread evenly):", "",
+                 f"| set | n | province wrong {bv} | province wrong {v} | wrong reads 皖 {bv} | "
+                 f"wrong reads 皖 {v} |", "|---|---|---|---|---|---|"]
+        for key, fig, b in prov:
+            rows.append(f"| {key} | {fig['province_n']} | {_pct(b['province_err'])} | {_pct(fig['province_err'])} "
+                        f"| {_pct(b['province_wrong_wan'])} | {_pct(fig['province_wrong_wan'])} |")
     return [*rows, ""]
 
 
@@ -62,41 +76,68 @@ def _steps(run: dict) -> str:
     return f"{done:,} steps of a {run['steps']:,}-step schedule (stopped early)"
 
 
+# The recogniser checkpoints earlier releases ended with, by sha256: a fine-tuned model's card names the
+# commands that rebuild each stage it started from. Stage 1 is this command's defaults (augmentation style 4
+# renders 2026.12.01-3's data draw for draw); stage 2 made 2026.12.02-1.
+STAGE_1 = ("2026.12.01-3", "stage1-rec-ema.pt", "0964dd75114f476dd23adbba26bddf6aac97da25ad0c9a2705719dce6d63482b",
+           "python -m plate_reader.training build-and-train --sources /work/.mirror --out /tmp/stage1 --card ''")
+STAGE_2 = ("2026.12.02-1", "stage2-rec-ema.pt", "c96405aeade36056ec2bbcac789833a3962c093945067c2d9c410f4ce01a71b5",
+           "python -m plate_reader.training build-and-train --sources /work/.mirror --out /tmp/stage2 --card '' \\\n"
+           "    --synthetic 70000 --real-copies 24 --real-share 0.15 --rec-steps 5000 --kind-steps 1200 "
+           "--seed 20261201 --threads 2 \\\n"
+           "    --extra-synthetic 40000 --extra-style 5 --extra-share 0.45 --lr 0.001 --init stage1-rec-ema.pt")
+LINEAGE = {STAGE_1[2]: [STAGE_1], STAGE_2[2]: [STAGE_1, STAGE_2]}
+
+
+def _init_name(metrics: dict) -> str:
+    init = metrics["train"]["rec"].get("init") or {}
+    stages = LINEAGE.get(init.get("sha256", ""))
+    return stages[-1][1] if stages else "stage1-rec-ema.pt"
+
+
 def _reproduce(metrics: dict) -> str:
     d, tr = metrics["data"], metrics["train"]
     cmd = (f"    --synthetic {d['synthetic_train']} --real-copies {d['real_copies']} --real-share {d['real_share']} "
            f"--rec-steps {tr['rec']['steps']} --kind-steps {tr['kind']['steps']} --seed {metrics['seed']} "
            f"--threads {metrics['threads']}")
+    if d.get("real_swap"):
+        cmd += f" --real-swap {d['real_swap']}"
     if d.get("extra_synthetic"):
         cmd += (f" \\\n    --extra-synthetic {d['extra_synthetic']} --extra-style {d['extra_style']} "
                 f"--extra-share {d['extra_share']}")
     if tr["rec"].get("lr", 3e-3) != 3e-3:
         cmd += f" --lr {tr['rec']['lr']:g}"
     if tr["rec"].get("init"):
-        cmd += " --init stage1-rec-ema.pt"
+        cmd += f" --init {_init_name(metrics)}"
     done = tr["rec"].get("steps_done", tr["rec"]["steps"])
     return cmd + (f" --rec-stop-after {done}" if done != tr["rec"]["steps"] else "")
 
 
 def _lineage(metrics: dict) -> list[str]:
-    """A fine-tuned model is rebuilt in two commands: the run it started from, then this one."""
+    """A fine-tuned model is rebuilt stage by stage: the runs it started from, then this one."""
     init = metrics["train"]["rec"].get("init")
     if not init:
         return []
-    return [
-        "This recogniser was **fine-tuned** from an earlier run's recogniser (`--init`): "
-        f"`{init['path']}` after {init['step']:,} of {init['steps']:,} steps, sha256 `{init['sha256']}`. "
-        "To rebuild it, first run stage 1 — the recipe of `2026.12.01-3`, which is this command's defaults "
-        "(augmentation style 4 renders that run's data draw for draw) — then keep its recogniser checkpoint "
-        "aside and run this command in the same work folder (it reuses stage 1's rendered crops from the cache "
-        "there, and writes its own checkpoints over `rec-ema.pt`):",
-        "",
-        "```",
-        "python -m plate_reader.training build-and-train --sources /work/.mirror --out /tmp/stage1 --card ''",
-        "cp /tmp/cleangate-train/rec-ema.pt stage1-rec-ema.pt",
-        "```",
-        "",
-    ]
+    stages = LINEAGE.get(init["sha256"])
+    head = ("This recogniser was **fine-tuned** from an earlier run's recogniser (`--init`): "
+            f"`{init['path']}` after {init['step']:,} of {init['steps']:,} steps, sha256 `{init['sha256']}`. ")
+    if not stages:
+        return [
+            head + "To rebuild it, first run stage 1 — the recipe of `2026.12.01-3`, which is this command's "
+            "defaults (augmentation style 4 renders that run's data draw for draw) — then keep its recogniser "
+            "checkpoint aside and run this command in the same work folder (it reuses stage 1's rendered crops from "
+            "the cache there, and writes its own checkpoints over `rec-ema.pt`):",
+            "", "```", STAGE_1[3], "cp /tmp/cleangate-train/rec-ema.pt stage1-rec-ema.pt", "```", "",
+        ]
+    n = len(stages) + 1
+    lines = [head + f"This is stage {n} of {n}. To rebuild it, run the stages below in one work folder (the "
+             "default `/tmp/cleangate-train`: each stage reuses the crops the earlier ones rendered into its cache, "
+             "and writes its checkpoints over `rec-ema.pt`), keeping each stage's recogniser checkpoint aside "
+             "(its sha256 is given) before the next starts; then run the last command below.", ""]
+    for i, (version, name, sha, cmd) in enumerate(stages, 1):
+        lines += [f"Stage {i} (`{version}`; its checkpoint's sha256 `{sha}`):", "", "```", cmd,
+                  f"cp /tmp/cleangate-train/rec-ema.pt {name}", "```", ""]
+    return [*lines, f"Stage {n} (this model):", ""]
 
 
 def render(metrics: dict, args: argparse.Namespace) -> str:
@@ -181,7 +222,14 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         f"held out): {d['ccpd_train_photos']} training photos → {d['ccpd_train_crops']:,} crops "
         f"({d['real_copies']} crops per photo, cut as the synthetic ones are and lightly degraded), drawn for {100 * d['real_share']:.0f}% "
         f"of each recogniser batch; {d['ccpd_test_photos']} test photos never trained on. CCPD is 98% 皖 and "
-        "all blue: the province prior and the other colours come from the synthetic data.",
+        "all blue: the province prior and the other colours come from the synthetic data." + (
+            f" **Province swap** (`province_swap.py`, `--real-swap {d['real_swap']}`): on "
+            f"{100 * d['real_swap']:.0f}% of the training copies the photo's province glyph is replaced, before the "
+            "crop is cut, by another province's (uniform over the other 30): the box follows from the four "
+            "labelled corners mapped by their homography (GA 36 slot, 45×90 mm at 15.5 mm), the original glyph is "
+            "inpainted away, the new one (GA 36 drawing 50%, a character cut from a real plate 35%, huangxinping's "
+            "15%) drawn at the plate's own ink level, placed where the original character was found, blurred to "
+            "its sharpness and given the photo's noise; the rest keep their 皖." if d.get("real_swap") else ""),
         f"- **Gate crops** (`--gate-crops DIR`, a `gate-service crops export` folder): {d['gate_crops']} in this "
         "run. Corrected and guard-checked rows are oversampled; unchecked camera labels count half.",
         f"- Data build: {d['build_seconds'] / 60:.1f} min ({args.workers} processes).",
@@ -201,10 +249,13 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "",
         "## Reproduce",
         "",
-        *_lineage(metrics),
         "```",
         "pip install -e '.[train]'            # torch==2.13.0 (CPU wheel), onnx",
         "apt-get install p7zip-full           # the wzh191920 character archives are 7z",
+        "```",
+        "",
+        *_lineage(metrics),
+        "```",
         "python -m plate_reader.training build-and-train --sources /work/.mirror --out plate_reader/weights \\",
         _reproduce(metrics),
         "```",

@@ -16,7 +16,7 @@ import numpy as np
 
 from plate_reader import plates
 from plate_reader.layout import stitch_double_row
-from plate_reader.training.glyphs import GlyphBank
+from plate_reader.training.glyphs import GlyphBank, font_sets
 
 KINDS = ("blue", "yellow", "yellow_double", "green", "yellow_green", "white", "black")
 
@@ -29,6 +29,9 @@ PROVINCE_JIN = 0.06
 # Glyph-set variety at the province slot: provinces are the slot 2026.12.01-2 misread (51% vs 1-4% for the
 # others on its held-out set), so they get the alternative shapes more often than the other characters.
 PROVINCE_VARIETY = 0.55
+# Style 6: share of plates drawn in one system font (a model that knows only GA 36's shapes reads other
+# renderings of the same characters badly: Noto-font evaluation plates, worn or re-painted real ones).
+FONT_PLATES = 0.35
 
 WHITE_INK, BLACK_INK, RED_INK = (235, 235, 235), (20, 20, 20), (30, 30, 190)
 
@@ -39,6 +42,7 @@ class Plate:
     kind: str           # one of KINDS
     image: np.ndarray   # BGR, clean, 1 px per mm
     double: bool
+    font: str | None = None  # the system-font glyph set its characters were drawn from (style 6), if any
 
 
 def _serial(rng: np.random.Generator, n: int, letters: int | None = None) -> str:
@@ -166,9 +170,16 @@ def _stamp(canvas: np.ndarray, mask: np.ndarray, tight: bool, x: float, y: float
 
 
 def render_plate(bank: GlyphBank, rng: np.random.Generator, kind: str, text: str | None = None,
-                 variety: float = 0.35) -> Plate:
-    """A clean plate of this kind: background, rivet holes, glyphs at their GA 36 positions."""
+                 variety: float = 0.35, fonts: bool = False) -> Plate:
+    """A clean plate of this kind: background, rivet holes, glyphs at their GA 36 positions. ``fonts``
+    (augmentation style 6): FONT_PLATES of the plates take their characters from one of the bank's system
+    fonts (glyphs.SYSTEM_FONTS) where it has them. Without it the draws are those of styles 4 and 5."""
     text = text or random_text(rng, kind)
+    font = None
+    if fonts:
+        names = font_sets(bank)
+        if names and rng.random() < FONT_PLATES:
+            font = str(rng.choice(names))
     double = kind == "yellow_double"
     img = background(bank, kind, text, rng, double)
     # Per-plate jitter of glyph geometry: embossing, wear and printing differ from plate to plate.
@@ -185,7 +196,10 @@ def render_plate(bank: GlyphBank, rng: np.random.Generator, kind: str, text: str
         if ch in plates.SUFFIXES and base == "down" and not bank.has("down", ch):
             base = "single"
         v = max(variety, PROVINCE_VARIETY) if i == 0 and ch in plates.PROVINCES else variety
-        name = _choose_set(bank, rng, base, ch, v if base in ("single", "green") else v / 3)
+        if font is not None and bank.has(font, ch):
+            name = font
+        else:
+            name = _choose_set(bank, rng, base, ch, v if base in ("single", "green") else v / 3)
         mask, tight = bank.pick(rng, name, ch if bank.has(name, ch) else "0")
         cw, ch_h = w * sx, h * sy
         _stamp(img, mask, tight, x + (w - cw) / 2, y + dy + (h - ch_h) / 2, cw, ch_h,
@@ -193,7 +207,7 @@ def render_plate(bank: GlyphBank, rng: np.random.Generator, kind: str, text: str
     if not double and len(text) == 7 and rng.random() < 0.6:
         # The middle dot after the authority letter.
         cv2.circle(img, (int(139.5), int(70 + dy)), 4, _ink_colour(kind, "0", 0, 7), -1, cv2.LINE_AA)
-    return Plate(text=text, kind=kind, image=np.clip(img, 0, 255).astype(np.uint8), double=double)
+    return Plate(text=text, kind=kind, image=np.clip(img, 0, 255).astype(np.uint8), double=double, font=font)
 
 
 def recogniser_view(crop: np.ndarray, double: bool) -> np.ndarray:

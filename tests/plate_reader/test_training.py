@@ -135,6 +135,10 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     assert metrics["eval"]["synthetic_heldout"]["n"] == 28
     assert metrics["eval"]["ccpd_test"]["n"] == len(split["test"]) > 0
     assert metrics["train"]["rec"]["steps_done"] == 3
+    # The province slot on real backgrounds: the held-out photos with every province swapped.
+    swapped = metrics["eval"]["ccpd_test_province_swapped"]
+    assert swapped["n"] == swapped["province_n"] == 2 * len(split["test"])
+    assert 0.0 <= swapped["province_err"] <= 1.0
     # The shipped weights read the very same held-out crops in the same run (the card's old-vs-new table).
     base = metrics["baseline"]
     assert base["version"] == json.loads((SHIPPED / "plate_rec.json").read_text(encoding="utf-8"))["version"]
@@ -171,6 +175,24 @@ def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path)
     assert "--extra-synthetic 20 --extra-style 5" in text
 
 
+def test_card_of_a_stage_3_model_names_every_stage():
+    """Fine-tuned from 2026.12.02-1's checkpoint (known by its sha256): the card gives all three commands."""
+    import argparse
+    import copy
+
+    from plate_reader.training import model_card
+
+    metrics = copy.deepcopy(json.loads((SHIPPED / "metrics.json").read_text(encoding="utf-8")))
+    metrics["train"]["rec"]["init"] = {"path": "stage2-rec-ema.pt", "sha256": model_card.STAGE_2[2],
+                                       "step": 5000, "steps": 5000}
+    metrics["data"]["real_swap"] = 0.75
+    text = model_card.render(metrics, argparse.Namespace(workers=2))
+    assert "stage 3 of 3" in text and "Stage 3 (this model)" in text
+    assert model_card.STAGE_1[2] in text and model_card.STAGE_2[2] in text
+    assert "--init stage1-rec-ema.pt" in text and text.count("--init stage2-rec-ema.pt") == 1
+    assert "--real-swap 0.75" in text and "Province swap" in text
+
+
 def test_augmentation_styles_are_named():
     from plate_reader.training import data
 
@@ -186,6 +208,28 @@ def test_style5_crops_are_camera_crops(tree):
             crop = camera_crop(render.render_plate(bank, rng, kind).image, rng, style=5)
             assert crop.dtype == np.uint8 and crop.ndim == 3 and 16 <= crop.shape[0] <= 80
             assert crop.shape[1] > crop.shape[0]
+
+
+def test_style6_draws_plates_in_system_fonts_and_leaves_styles_4_and_5_alone(tree):
+    if not any(Path(path).exists() for path, _ in glyphs.SYSTEM_FONTS.values()):
+        pytest.skip("no font of glyphs.SYSTEM_FONTS installed (scripts/test installs them as root)")
+    plain, fonts = glyphs.load(tree), glyphs.load(tree, fonts=True)
+    names = glyphs.font_sets(fonts)
+    assert names and not glyphs.font_sets(plain)
+    assert not any("noto" in n for n in names)
+    for kind in render.KINDS:
+        # Styles 4 and 5 render draw for draw as before, whatever else the bank holds.
+        a = render.render_plate(plain, np.random.default_rng(11), kind).image
+        b = render.render_plate(fonts, np.random.default_rng(11), kind).image
+        assert (a == b).all(), kind
+    rng = np.random.default_rng(12)
+    made = [render.render_plate(fonts, rng, kind, fonts=True) for kind in render.KINDS for _ in range(40)]
+    assert all(plates.is_valid(p.text) for p in made)
+    drawn = [p for p in made if p.font]
+    # About FONT_PLATES of the plates are drawn in one of the fonts, every font in turn.
+    assert 0.2 * len(made) <= len(drawn) <= 0.5 * len(made), len(drawn)
+    assert {p.font for p in drawn} == set(names)
+    assert not any(p.font for p in (render.render_plate(fonts, rng, "blue") for _ in range(40)))
 
 
 def test_gate_crops_export_folder_is_read(tmp_path, tree):
