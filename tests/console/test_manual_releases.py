@@ -24,6 +24,14 @@ def test_police_and_bureau_see_the_manual_release(live, page):
         assert "抢险物资 经值班领导批准" in text and "规则禁止" in text and "市区检查站" in text
         assert "共 1 条" in page.text("#releases-count")
         assert page.errors() == ""
+        # One panel for both pages (releases.js renders it): its heading and its own search form work on each.
+        assert page.text("#releases-panel h2").startswith("人工放行")
+        page.type("#mr-plate", "晋LC0000")
+        page.click("#releases-btn")
+        page.wait_text("#releases-count", "共 0 条")
+        page.type("#mr-plate", "晋LC3333")
+        page.click("#releases-btn")
+        page.wait_text("#releases-count", "共 1 条")
         page.screenshot(f"manual-releases{path.replace('/', '-')}.png")
     page.click("#logout-btn")
     page.wait(lambda: "晋LC3333" not in page.text("#releases-table"), what="the list cleared on logout")

@@ -22,6 +22,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.waiting import until
+
 ROOT = Path(__file__).resolve().parents[2]
 BACKUP = ROOT / "deploy" / "backup"
 
@@ -135,11 +137,7 @@ async def test_base_backup_wal_archive_and_restore_drill(cluster, aiohttp_client
     pool = app[keys.POOL]
     segment = await pool.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())")
     await pool.execute("SELECT pg_switch_wal()")
-    for _ in range(100):
-        if (cluster["backup"] / "wal" / segment).exists():
-            break
-        await asyncio.sleep(0.1)
-    assert (cluster["backup"] / "wal" / segment).exists(), "WAL segment was not archived"
+    await until(lambda: (cluster["backup"] / "wal" / segment).exists(), timeout=60, what="WAL segment archived")
     await client.close()
 
     gate_service = Path(sys.executable).parent / "gate-service"

@@ -16,6 +16,7 @@ import pytest
 from gate_service import auth, keys
 from gate_service.config import Settings
 from tests.conftest import EASYPR
+from tests.waiting import until
 
 PHOTO = EASYPR / "shared_0001.jpg"  # 京A88731, dev half
 
@@ -149,10 +150,8 @@ async def test_a_token_revoked_before_an_outage_does_not_work_during_it(aiohttp_
     finally:
         await other.close()
     cache = app[keys.TOKEN_CACHE]
-    for _ in range(50):
-        if gone_id not in {p.token_id for p in cache.valid.values()}:
-            break
-        await asyncio.sleep(0.1)
+    await until(lambda: gone_id not in {p.token_id for p in cache.valid.values()},
+                what="the revoked token dropped from this replica's last-known cache")
     await asyncio.to_thread(stop_server, own_server)
     try:
         refused = await client.post("/api/v1/gates/city-1/passages", headers=gone,

@@ -10,6 +10,7 @@ import pytest
 from gate_service import jobs, keys
 from gate_service.db.connect import create_pool
 from gate_service.ledger import store as ledger
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -103,12 +104,11 @@ async def test_scheduler_runs_missed_jobs_soon_after_start_then_on_the_clock(cli
         nxt = scheduler.next_runs()
         assert set(jobs.registered()) == set(nxt)
         assert nxt["ledger_anchors"] - datetime.now(timezone.utc) > timedelta(minutes=1)
-        for _ in range(100):
-            await asyncio.sleep(0.1)
+        async def caught_up() -> bool:
             done = {r["job"] for r in await pool.fetch("SELECT job FROM job_runs WHERE status = 'ok'")}
-            if {"ledger_partitions", "retention", "blacklist_expiry", "test_slow"} <= done:
-                break
-        assert {"ledger_partitions", "retention", "blacklist_expiry", "test_slow"} <= done
+            return {"ledger_partitions", "retention", "blacklist_expiry", "test_slow"} <= done
+
+        await until(caught_up, timeout=60, step=0.1, what="the missed jobs' catch-up runs")
         # After the catch-up run, each job is next due at its local time of day.
         hour_minute = {name: (t.astimezone(jobs.SHANGHAI).hour, t.astimezone(jobs.SHANGHAI).minute)
                        for name, t in scheduler.next_runs().items()}

@@ -14,6 +14,7 @@ from gate_service.link.adapter import CleangateHttp, Refused
 from gate_service.link.clip_site import ClipUploader
 from gate_service.video.storage import LocalStore, media_key
 from tests.link.test_batches import GATE, _site, chain
+from tests.waiting import until
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
 
@@ -204,10 +205,7 @@ async def test_two_uploads_of_one_segment_at_once_are_not_interleaved(client, ap
         first = asyncio.create_task(client.put("/api/v1/link/video/43", params={"offset": "0"}, headers=headers,
                                                data=slow()))
         part = app[app_keys.SETTINGS].data_dir / "link" / "incoming" / str(site.site_id) / "43.part"
-        for _ in range(200):
-            if part.exists() and part.stat().st_size:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: part.exists() and part.stat().st_size, what="the first upload's part file written")
         with pytest.raises(Refused) as busy:
             await adapter.put_video_chunk(43, 0, data[:1000])
         assert busy.value.code == "upload_in_progress"

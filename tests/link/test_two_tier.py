@@ -77,7 +77,7 @@ async def test_platform_down_then_back_all_20_arrive_once(tiers):
         return link if not link["connected"] and link["pending"] == 20 else None
 
     # The site says what it holds back and since when (the kiosk shows 与平台断开 …).
-    link = await wait_for(backlog, 10)
+    link = await wait_for(backlog, 30)
     assert link and link["disconnected_since"] and link["last_error"]
     await asyncio.to_thread(tiers.platform.start)
     assert await wait_for(lambda: _same_at_both(tiers, gate, 20), 90)

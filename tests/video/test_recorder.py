@@ -96,15 +96,16 @@ async def test_segments_roll_on_the_clock_on_resolution_change_and_after_a_long_
 
 
 async def test_idle_segments_are_closed_in_the_background(make_recorder, frames, pool):
-    import asyncio
+    from tests.waiting import until
 
     recorder = make_recorder(idle_seconds=0.3)
     await recorder.start()
     seg, _ = await recorder.add_frame("g1", datetime.now(timezone.utc), frames[0])
-    for _ in range(40):
-        await asyncio.sleep(0.1)
-        if await pool.fetchval("SELECT status FROM video_segments WHERE id = $1", seg) == "closed":
-            break
+
+    async def closed() -> bool:
+        return await pool.fetchval("SELECT status FROM video_segments WHERE id = $1", seg) == "closed"
+
+    await until(closed, step=0.1, what="the idle segment closed")
     assert await pool.fetchval("SELECT status FROM video_segments WHERE id = $1", seg) == "closed"
     assert recorder.open_segment_id("g1") is None
 

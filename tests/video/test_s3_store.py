@@ -17,6 +17,7 @@ from gate_service.video.recorder import VideoRecorder
 from gate_service.video.s3store import S3Location, S3Store, StoreUnavailable
 from gate_service.video.storage import open_store
 from tests.video.seaweed import start_seaweed, weed_binary
+from tests.waiting import until
 
 T0 = datetime(2025, 1, 6, 2, 0, 0, tzinfo=timezone.utc)
 
@@ -196,10 +197,8 @@ async def test_the_store_going_away_mid_upload_loses_nothing(pool, tmp_path, fra
     try:
         await stream(recorder, frames, 0, 4)
         await recorder.close_gate("g1")
-        for _ in range(200):  # the first segment closes in the background (connection retries first)
-            if recorder.pending_index == 2:
-                break
-            await asyncio.sleep(0.05)
+        # The first segment closes in the background (connection retries first).
+        await until(lambda: recorder.pending_index == 2, what="both segments waiting in the spool")
         rows = await pool.fetch("SELECT * FROM video_segments WHERE gate_id = 'g1' ORDER BY started_at")
         assert len(rows) == 2 and {r["status"] for r in rows} == {"recording"}  # not claimed as stored
         waiting = sorted(p.name for p in recorder.own_dir.iterdir() if p.name != ".lock")

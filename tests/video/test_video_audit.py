@@ -15,6 +15,7 @@ from gate_service import keys
 from gate_service.ledger import store as ledger
 from gate_service.video.audit import Sighting, match
 from tests.cameras.conftest import scenes
+from tests.waiting import until
 
 T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=timezone.utc)
 
@@ -25,14 +26,22 @@ async def record_lane(app, gate: str, start: datetime, fps: float = 5.0) -> list
     recorder = app[keys.VIDEO_RECORDER]
     at = start
     appear = []
+    sent, written, left_out = 0, recorder.frames_written, recorder.frames_left_out
     for n, (picture, seconds) in enumerate(parts):
         if n % 2 == 1:
             appear.append((plates[n // 2], at))
         for _ in range(int(seconds * fps)):
             await recorder.add_frame(gate, at, picture)
+            sent += 1
             at += timedelta(seconds=1 / fps)
-            await asyncio.sleep(0.01)  # frames arrive over time; the encoder keeps up
+            # Frames arrive over time, never further ahead of the encoder than its queue holds: a frame beyond it
+            # is left out (the previous picture stands in), and on a loaded machine the encoder is slow, so a
+            # vehicle's arrival could be shifted or lost from the video. Paced on what was written, not on a sleep.
+            await asyncio.sleep(0.01)
+            await until(lambda sent=sent: sent - (recorder.frames_written - written) < recorder.queue_frames,
+                        what="the encoder taking the lane's frames")
     await recorder.close_gate(gate)
+    assert recorder.frames_left_out == left_out  # every picture of the lane is in the video
     return appear
 
 

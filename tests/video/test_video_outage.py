@@ -29,6 +29,7 @@ from gate_service.video.recorder import PROVISIONAL_NOTE, VideoRecorder
 from gate_service.video.storage import LocalStore
 from tests.conftest import with_database
 from tests.pg_outage import start_server, stop_server
+from tests.waiting import until
 
 T0 = datetime(2025, 1, 6, 2, 0, 0, tzinfo=timezone.utc)  # on a 2-second boundary: segments [0, 2), [2, 4), …
 
@@ -147,7 +148,8 @@ async def test_outage_mid_stream_video_is_recorded_locally_then_indexed(
         # A goes on with its id until it rolls at 2 s; then provisional segments [2, 4) and [4, 6): no id.
         assert {seg for seg, _ in during[:5]} == {seg_a}
         assert all(result == (None, 0) for result in during[5:])
-        await asyncio.sleep(0.3)  # let the closing of A and of [2, 4) finish in the background
+        # The closing of A and of [2, 4) finishes in the background: then both wait in the spool.
+        await until(lambda: recorder.pending_index == 2, what="A and [2, 4) closed into the spool")
         names = spool_files(recorder)
         # A's file is in the store, its closing values wait; [2, 4) is finished and waits; [4, 6) records.
         assert f"close-{seg_a}.json" in names

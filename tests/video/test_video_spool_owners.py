@@ -24,6 +24,7 @@ from gate_service.video import indexing as indexing_module
 from gate_service.video import recorder as recorder_module
 from gate_service.video.recorder import CHANGED_NOTE, VideoRecorder
 from gate_service.video.storage import LocalStore
+from tests.waiting import until
 
 T0 = datetime(2025, 1, 6, 2, 0, 0, tzinfo=timezone.utc)  # on a 2-second boundary: segments [0, 2), [2, 4), …
 JUNK = b"\x00\x00\x00\x18ftypmp42 truncated"
@@ -94,7 +95,7 @@ async def test_a_running_recorders_spool_is_left_alone_by_another(recorders, poo
     await a.start()
     a.pool = dead_pool  # the database goes away for A
     await stream(a, frames, 0, 3)  # [0, 2) closed, waiting to be indexed; [2, 4) recording provisionally
-    await asyncio.sleep(0.3)
+    await until(lambda: a.pending_index == 1, what="[0, 2) closed into A's spool")
     (a.own_dir / "p-in-flight.json.tmp").write_text("{")  # a sidecar A is writing right now
     assert a.pending_index == 1
     before = snapshot(a.own_dir)
@@ -223,10 +224,10 @@ async def test_one_bad_sidecar_does_not_hold_up_the_others(recorders, pool, stor
     await stream(rec, frames, 0, 1)
     rec.pool = pool
     await rec.close_gate("g1")  # finished: indexed in the background at once, not a minute later
-    for _ in range(30):
-        if rec.pending_index == 1:
-            break
-        await asyncio.sleep(0.1)
+    async def indexed() -> bool:
+        return rec.pending_index == 1 and await pool.fetchval("SELECT count(*) FROM video_segments") == 1
+
+    await until(indexed, what="g1's segment indexed, the bad sidecar left")
     assert rec.pending_index == 1 and await pool.fetchval("SELECT count(*) FROM video_segments") == 1
 
 
@@ -260,11 +261,12 @@ async def test_a_closing_provisional_segment_answers_later_not_no_video(recorder
     assert rec.unindexed_until("g1", at(0.4)) is not None  # open
     await rec.add_frame("g1", at(2.0), frames[0])  # rolls: [0, 2) closes in the background
     seen = []
-    for _ in range(500):  # every few ms of the closing, until it waits in the spool
+
+    def closed() -> int:  # every few ms of the closing, until it waits in the spool
         seen.append(rec.unindexed_until("g1", at(0.4)))
-        if rec.pending_index:
-            break
-        await asyncio.sleep(0.002)
+        return rec.pending_index
+
+    await until(closed, step=0.002, what="[0, 2) closed into the spool")
     assert rec.pending_index == 1 and None not in seen and len(seen) > 1
 
 

@@ -21,7 +21,12 @@
   let reportSeq = 0, ledgerSeq = 0;  // a slow earlier answer must not overwrite a later one
   async function loadReport() {
     const seq = ++reportSeq;
-    await guard("report-error", async () => {
+    // Until the answer comes, the last period's figures must not stand under the newly chosen dates.
+    $("report-totals").textContent = "查询中… / loading";
+    $("report-table").textContent = "";
+    $("chart-title").textContent = "";
+    $("chart").textContent = "";
+    const shown = await guard("report-error", async () => {
       let data = await api("/api/v1/reports/clean-transport", { query: { ...reportQuery(), months: "true" } });
       if (!data.rows) data = { from: data.from, to: data.to, count: 1, rows: [data], totals: {} };  // an enterprise token: its own report
       if (seq !== reportSeq) return;
@@ -46,7 +51,10 @@
         { key: "met", title: "达标", render: (r) => metTag(r.met), sort: (r) => r.met === null ? null : Number(r.met) },
       ], rows, { sortKey: "ratio", sortDir: 1, onRow: (r) => drawChart(r) });
       if (rows.length) drawChart(rows[0]);
+      else $("chart").append(el("p", { class: "muted" }, "该期间没有符合条件的企业 / no enterprise matches"));
+      return true;
     });
+    if (!shown && seq === reportSeq) $("report-totals").textContent = "";  // the error box says why
   }
   $("report-form").addEventListener("submit", (e) => { e.preventDefault(); loadReport(); });
   const reportDownload = (fmt, view) => () => CG.download("/api/v1/reports/clean-transport",

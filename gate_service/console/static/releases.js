@@ -3,8 +3,23 @@
 (() => {
   const { api, guard, el, fmtTime, plateBadge } = CG;
   const $ = (id) => document.getElementById(id);
-  if (!$("releases-panel")) return;
+  const panel = $("releases-panel");
+  if (!panel) return;
   const ROLES = ["police", "ecology", "admin", "enterprise"];
+
+  // The panel's markup lives here, once: the police and bureau pages hold an empty placeholder for it.
+  const field = (text, en, input) => el("label", {}, text + " ", el("small", {}, en), input);
+  panel.replaceChildren(
+    el("h2", {}, "人工放行 ", el("small", {}, "manual releases: overrides that let a denied or blacklisted vehicle through")),
+    el("form", { id: "releases-form", class: "row" },
+      field("起", "from", el("input", { id: "mr-from", type: "date" })),
+      field("止", "to", el("input", { id: "mr-to", type: "date" })),
+      field("车牌", "plate", el("input", { id: "mr-plate", style: "width:9em" })),
+      el("label", {}, el("input", { id: "mr-all", type: "checkbox" }), " 含全部人工覆盖 ", el("small", {}, "every override")),
+      el("button", { type: "submit", id: "releases-btn" }, "查询 / search"),
+      el("span", { id: "releases-count", class: "muted" })),
+    el("div", { id: "releases-error", class: "hidden" }),
+    el("div", { class: "scroll", id: "releases-table" }));
 
   async function load() {
     await guard("releases-error", async () => {
