@@ -154,11 +154,11 @@ def font_sets(bank: GlyphBank) -> list[str]:
 
 
 def _add_system_fonts(bank: GlyphBank) -> None:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageFont
 
     from plate_reader import plates
 
-    cjk = plates.PROVINCES + "挂学警港澳使领"
+    cjk = plates.PROVINCES + plates.SUFFIXES
     for name, (path, has_cjk) in SYSTEM_FONTS.items():
         assert "noto" not in path.lower(), "Noto is the evaluation renderers' font"
         if not Path(path).exists():
@@ -167,24 +167,28 @@ def _add_system_fonts(bank: GlyphBank) -> None:
         # Plate characters are bold: each font also drawn with a stroke (its bold weight, roughly).
         for ch in FONT_LATIN + (cjk if has_cjk else ""):
             for stroke in (0, 4):
-                im = Image.new("L", (200, 200), 0)
-                ImageDraw.Draw(im).text((30, 20), ch, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
-                mask = trim(np.asarray(im, dtype=np.float32) / 255.0)
-                if mask.shape[0] > 20:
-                    bank.add(f"font:{name}", ch, mask, tight=True)
+                _add_drawn(bank, f"font:{name}", font, ch, (200, 200), (30, 20), stroke)
     if not font_sets(bank):
         raise FileNotFoundError("none of the system fonts of glyphs.SYSTEM_FONTS is installed (apt-get install "
                                 "fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming "
                                 "fonts-dejavu-core fonts-liberation2)")
 
 
+def _add_drawn(bank: GlyphBank, name: str, font, ch: str, canvas: tuple[int, int], at: tuple[int, int],
+               stroke: int = 0) -> None:
+    """``ch`` drawn in ``font`` on a black canvas, trimmed to its ink, added to set ``name`` (tight) if legible."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", canvas, 0)
+    ImageDraw.Draw(im).text(at, ch, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+    mask = trim(np.asarray(im, dtype=np.float32) / 255.0)
+    if mask.shape[0] > 20:
+        bank.add(name, ch, mask, tight=True)
+
+
 def _add_ttf(bank: GlyphBank, ttf: Path) -> None:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageFont
 
     font = ImageFont.truetype(str(ttf), 120)
-    for ch in "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789":
-        im = Image.new("L", (160, 160), 0)
-        ImageDraw.Draw(im).text((20, 10), ch, fill=255, font=font)
-        mask = trim(np.asarray(im, dtype=np.float32) / 255.0)
-        if mask.shape[0] > 20:
-            bank.add("ttf", ch, mask, tight=True)
+    for ch in FONT_LATIN:
+        _add_drawn(bank, "ttf", font, ch, (160, 160), (20, 10))
