@@ -107,7 +107,7 @@ def kind_consistent_color(color: str, kind: str, color_prob: Callable[[str], flo
     """The kind classifier's colour, unless the plate read cannot have it (GA 36: green and yellow-green plates
     carry 8 characters): then the colour, among those this kind of plate may have, that the classifier's
     probabilities (``color_prob``) favour."""
-    allowed = ("yellow", "white", "black") if kind == "suffixed" else plates.expected_colors(kind)
+    allowed = plates.expected_colors(kind)
     if color in allowed:
         return color
     return max(allowed, key=color_prob)
