@@ -11,17 +11,23 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def until(condition: Callable[[], Any], timeout: float = 30.0, step: float = 0.02,
-                what: str = "the condition") -> Any:
-    """Poll ``condition()`` (a plain or an async function) until it is truthy and return that value; an
-    AssertionError naming ``what`` after ``timeout`` seconds."""
+async def poll(condition: Callable[[], Any], timeout: float, step: float = 0.02) -> Any:
+    """Poll ``condition()`` (a plain or an async function) until it is truthy or ``timeout`` seconds have passed;
+    its last value either way (falsy on a timeout: callers assert on it)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if inspect.isawaitable(value):
             value = await value
-        if value:
+        if value or time.monotonic() >= deadline:
             return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not so within {timeout:.0f} s: {what} (last: {value!r})")
         await asyncio.sleep(step)
+
+
+async def until(condition: Callable[[], Any], timeout: float = 30.0, step: float = 0.02,
+                what: str = "the condition") -> Any:
+    """``poll`` that returns the truthy value, or raises an AssertionError naming ``what`` after ``timeout``."""
+    value = await poll(condition, timeout, step)
+    if not value:
+        raise AssertionError(f"not so within {timeout:.0f} s: {what} (last: {value!r})")
+    return value

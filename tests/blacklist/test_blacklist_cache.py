@@ -11,6 +11,7 @@ import pytest
 import blacklist
 from blacklist.model import SHANGHAI, SystemActor
 from blacklist.store import Listing
+from tests.waiting import until
 
 NOW = datetime.now(SHANGHAI)
 TODAY = NOW.date()
@@ -20,13 +21,9 @@ POLICE = SystemActor(role="police", actor="replica-2-police")
 async def eventually(condition, timeout: float = 15.0) -> float:
     """Wait until condition() is true; return how long it took. Bounded: NOTIFY, not the 60 s refresh (the
     replicas' own refresh is an hour away; 15 s leaves a loaded machine time to carry the notification)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not condition():
-        if loop.time() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        await asyncio.sleep(0.02)
-    return loop.time() - start
+    start = asyncio.get_running_loop().time()
+    await until(condition, timeout, what="the replica's cache to follow")
+    return asyncio.get_running_loop().time() - start
 
 
 @contextlib.asynccontextmanager

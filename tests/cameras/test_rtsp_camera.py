@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from pathlib import Path
 
 from gate_service import keys
 from gate_service.cameras.manager import CAMERAS
 from tests.cameras.conftest import SIZE, ffprobe_stream, packet_sizes
+from tests.waiting import poll
 
 
 async def setup_gate(client, admin, gate="g1"):
@@ -31,13 +31,7 @@ def short_segments(app, seconds: float) -> None:
 
 
 async def wait_for(predicate, timeout: float, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(step)
-    return await predicate()
+    return await poll(predicate, timeout, step)
 
 
 async def camera_state(client, admin, gate="g1"):

@@ -13,6 +13,7 @@ import asyncpg
 
 from benchmarks._service import Service
 from gate_service.db.embedded import embedded_server
+from tests.waiting import poll
 
 ENTERPRISE = {"name": "襄汾县某钢铁有限公司", "industry": "steel", "county": "襄汾县", "zone_id": "xiangfen"}
 
@@ -113,11 +114,4 @@ async def post_passages(url: str, headers: dict[str, str], gate: str, refs: list
 
 async def wait_for(check: Any, timeout: float, step: float = 0.2) -> Any:
     """Poll an async check until it returns something truthy; its last value (falsy) after the timeout."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(step)
-    return value
+    return await poll(check, timeout, step)
