@@ -14,7 +14,7 @@ import pytest
 
 from tests.console.conftest import Page
 from tests.link.test_two_tier_media import _segment
-from tests.link.two_tier import TwoTier, passages, wait_for
+from tests.link.two_tier import TwoTier, passages, running, wait_for
 
 E = "e-xf-steel"
 GATE = "g-vr-1"
@@ -24,12 +24,8 @@ PLATE = "晋LV0042"
 
 @pytest.fixture(scope="module")
 def tiers() -> Iterator[TwoTier]:
-    t = TwoTier(backoff=2)
-    try:
-        t.start(E, [GATE])
+    with running(E, [GATE], backoff=2) as t:
         yield t
-    finally:
-        t.close()
 
 
 async def _passage_at_the_site(t: TwoTier) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.link.two_tier import TwoTier, post_passages, wait_for
+from tests.link.two_tier import TwoTier, post_passages, running, wait_for
 
 E = "e-xf-refuse"
 GATE = "g-rf-1"
@@ -22,12 +22,8 @@ POISON = "晋LB1000"
 
 @pytest.fixture(scope="module")
 def tiers():
-    t = TwoTier(backoff=2, batch_size=40)
-    try:
-        t.start(E, [GATE])
+    with running(E, [GATE], backoff=2, batch_size=40) as t:
         yield t
-    finally:
-        t.close()
 
 
 async def _site_health(t: TwoTier) -> dict:

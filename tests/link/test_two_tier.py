@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from gate_service.ledger.chain import link
-from tests.link.two_tier import TwoTier, passages, post_passages, wait_for
+from tests.link.two_tier import TwoTier, passages, post_passages, running, wait_for
 
 E = "e-xf-steel"
 CAMPAIGN_DAY = "2024-12-10T10:00:00+08:00"
@@ -19,12 +19,8 @@ GATES = ["g-xf-1", "g-xf-2", "g-xf-3", "g-xf-4", "g-xf-5", "g-xf-6"]
 @pytest.fixture(scope="module")
 def tiers():
     # Small batches, so that a platform killed while the site catches up is killed between and inside batches.
-    t = TwoTier(backoff=2, batch_size=40)
-    try:
-        t.start(E, GATES)
+    with running(E, GATES, backoff=2, batch_size=40) as t:
         yield t
-    finally:
-        t.close()
 
 
 async def _same_at_both(t: TwoTier, gate: str, n: int) -> bool:

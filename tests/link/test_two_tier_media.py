@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.link.test_two_tier import _rewrite
-from tests.link.two_tier import TwoTier, passages, post_passages, wait_for
+from tests.link.two_tier import TwoTier, passages, post_passages, running, wait_for
 
 E = "e-xf-steel"
 GATES = ["g-m-1", "g-m-2", "g-m-3", "g-m-4", "g-m-5"]
@@ -26,12 +26,8 @@ T0 = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(microsecond=0)
 
 @pytest.fixture(scope="module")
 def tiers():
-    t = TwoTier(backoff=2)
-    try:
-        t.start(E, GATES)
+    with running(E, GATES, backoff=2) as t:
         yield t
-    finally:
-        t.close()
 
 
 def _mp4(path: Path, frames: int = 60) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -115,3 +117,15 @@ async def post_passages(url: str, headers: dict[str, str], gate: str, refs: list
 async def wait_for(check: Any, timeout: float, step: float = 0.2) -> Any:
     """Poll an async check until it returns something truthy; its last value (falsy) after the timeout."""
     return await poll(check, timeout, step)
+
+
+@contextlib.contextmanager
+def running(enterprise: str, gates: list[str], **kw: Any) -> Iterator[TwoTier]:
+    """A platform and a site started for ``enterprise``'s ``gates`` (TwoTier's options in ``kw``), closed after,
+    also when starting them failed half-way."""
+    t = TwoTier(**kw)
+    try:
+        t.start(enterprise, gates)
+        yield t
+    finally:
+        t.close()
