@@ -54,6 +54,7 @@ def baseline_figures(weights: Path, held_out: dict) -> dict:
 
 
 def build_and_train(args: argparse.Namespace) -> dict:
+    import numpy as np
     import torch
 
     from plate_reader.training import ccpd, data, evaluate, export, glyphs, model_card, nets, sources, train
@@ -82,7 +83,9 @@ def build_and_train(args: argparse.Namespace) -> dict:
         ccpd.write_split(split, split_path)
     _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
 
-    bank = glyphs.load(extracted, seed=args.seed, fonts=bool(args.extra_synthetic) and args.extra_style >= 6)
+    styles = extra_styles(args.extra_style) if args.extra_synthetic else []
+    fonts = any(st >= 6 for st in styles)
+    bank = glyphs.load(extracted, seed=args.seed, fonts=fonts)
     tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()
@@ -90,11 +93,20 @@ def build_and_train(args: argparse.Namespace) -> dict:
     chunks.mkdir(exist_ok=True)
     syn = data.synthetic(bank, args.synthetic, args.seed, workers=args.workers, cache=chunks)
     syn_eval = data.synthetic(bank, args.eval_synthetic, args.seed + 1000, workers=args.workers, cache=chunks)
-    # Extra data in the newest style, on its own seed (chunk seeds (seed + 1, c) never meet the others).
-    extra = data.synthetic(bank, args.extra_synthetic, args.seed + 1, workers=args.workers, cache=chunks,
-                           style=args.extra_style) if args.extra_synthetic else None
+    # Extra data in the newer styles, each --extra-synthetic crops on its own seed (chunk seeds (seed + 1, c)
+    # never meet the others'; the style is part of a chunk's key and changes its draws).
+    extras = [data.synthetic(bank, args.extra_synthetic, args.seed + 1, workers=args.workers, cache=chunks,
+                             style=st) for st in styles]
+    extra = data.Arrays.concat(extras) if extras else None
     syn_eval_new = data.synthetic(bank, args.eval_synthetic * 2 // 3, args.seed + 1001, workers=args.workers,
                                   cache=chunks, style=data.DATA_VERSION)
+    # Plates drawn in fonts no run trains on (glyphs.HELD_OUT_FONTS): transfer to unseen character shapes, the
+    # question a font-trained model must answer (the evaluation renderers draw in Noto, which is never used).
+    syn_unseen = None
+    if fonts:
+        unseen_bank = glyphs.load(extracted, seed=args.seed, fonts=True, font_table=glyphs.HELD_OUT_FONTS)
+        syn_unseen = data.synthetic(unseen_bank, args.eval_synthetic * 2 // 3, args.seed + 1002,
+                                    workers=args.workers, cache=chunks, style=6, font_share=1.0)
     swap_tag = f"-swap{args.real_swap}" if args.real_swap else ""
     real = _cached(work, f"ccpd-{tag}-{args.seed}-{args.real_copies}-{len(split['train'])}{swap_tag}",
                    lambda: data.ccpd_crops(ccpd_root, split["train"], args.real_copies, args.seed,
@@ -108,7 +120,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
     gate = data.Arrays.concat([data.gate_crops(Path(g), args.gate_copies, args.seed) for g in args.gate_crops]) \
         if args.gate_crops else None
     t_data = time.time() - t
-    _log(f"data: {len(syn)} synthetic (+{len(extra) if extra else 0} style {args.extra_style}), "
+    _log(f"data: {len(syn)} synthetic (+{len(extra) if extra else 0} style {args.extra_style if styles else '-'}), "
          f"{len(real)} CCPD train crops, {len(gate) if gate else 0} gate crops "
          f"in {t_data:.0f} s")
 
@@ -116,17 +128,22 @@ def build_and_train(args: argparse.Namespace) -> dict:
     syn_share = 1.0 - args.real_share - (args.extra_share if extra else 0.0)
     rec_sources = [(syn, syn_share), (real, args.real_share)]
     kind_sources = [(syn, 0.85 - (0.4 if extra else 0.0)), (real, 0.15)]
-    if extra is not None:
-        rec_sources.append((extra, args.extra_share))
-        kind_sources.append((extra, 0.4))
+    for part in extras:
+        # The extra share split evenly between the styles.
+        rec_sources.append((part, args.extra_share / len(extras)))
+        kind_sources.append((part, 0.4 / len(extras)))
     if gate is not None and len(gate):
         rec_sources.append((gate, args.gate_share))
         kind_sources.append((gate, args.gate_share))
+    from plate_reader.layout import normalise
+
     rec = nets.Recogniser(len(ALPHABET) + 1)
     init = None
     if args.init:
         # Fine-tuning a previous run's recogniser (its WORK/rec-ema.pt): the card records which one, by hash.
-        init = train.load_init(rec, Path(args.init))
+        # An ONNX start (a release's weights) unfolds its BatchNorms on training crops of every source.
+        sample = np.concatenate([a.rec[:1024] for a, _ in rec_sources])
+        init = train.load_init(rec, Path(args.init), normalise(sample, REC_INPUT))
         _log(f"recogniser initialised from {args.init} (step {init['step']}, sha256 {init['sha256'][:12]})")
     kind = nets.KindNet(len(LABELS))
     # The classifier first: it is short, so a recogniser run stopped early still ships both models.
@@ -134,8 +151,6 @@ def build_and_train(args: argparse.Namespace) -> dict:
     rec, rec_run = train.train_recogniser(rec, rec_sources, args.rec_steps, args.seed, batch=args.batch, log=_log,
                                           stop_after=args.rec_stop_after or None,
                                           checkpoint=work / "rec-ema.pt", stop_file=work / "STOP", lr=args.lr)
-
-    from plate_reader.layout import normalise
 
     version = args.version or export.default_version(Path(args.out))
     diffs = export.write(rec, kind, Path(args.out), version, _commit(),
@@ -148,7 +163,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "data": {"synthetic_train": len(syn), "synthetic_eval": len(syn_eval), "ccpd_train_photos":
                  len(split["train"]), "ccpd_test_photos": len(split["test"]), "ccpd_train_crops": len(real),
                  "real_copies": args.real_copies, "real_share": args.real_share, "real_swap": args.real_swap,
-                 "extra_synthetic": len(extra) if extra else 0, "extra_style": args.extra_style,
+                 "extra_synthetic": args.extra_synthetic if extra else 0, "extra_style": args.extra_style,
+                 "extra_total": len(extra) if extra else 0,
                  "extra_share": args.extra_share if extra else 0.0,
                  "gate_crops": len(gate) if gate else 0, "build_seconds": round(t_data, 1)},
         "params": {"rec": sum(p.numel() for p in rec.parameters()),
@@ -165,6 +181,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
     held_out = {"ccpd_test": real_test, "ccpd_test_jittered": real_test_jit,
                 "ccpd_test_province_swapped": real_test_swap, "synthetic_heldout": syn_eval,
                 f"synthetic_heldout_style{data.DATA_VERSION}": syn_eval_new}
+    if syn_unseen is not None:
+        held_out["synthetic_heldout_unseen_fonts"] = syn_unseen
     if gate is not None and len(gate):
         held_out["gate_crops_seen_in_training"] = gate
     metrics["eval"] = {k: evaluate.figures(out, a) for k, a in held_out.items()}
@@ -178,6 +196,20 @@ def build_and_train(args: argparse.Namespace) -> dict:
     _log(f"done in {metrics['wall_seconds'] / 60:.1f} min: " + json.dumps(
         {k: {kk: vv for kk, vv in v.items() if kk in ("exact", "kind_acc")} for k, v in metrics["eval"].items()}))
     return metrics
+
+
+def extra_styles(value: str | int) -> list[int]:
+    """``--extra-style``'s styles: ``5`` or ``5,6``; each one known to the augmenter, none twice."""
+    from plate_reader.training import augment
+
+    try:
+        styles = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"--extra-style {value!r}: styles are numbers, e.g. 5 or 5,6") from None
+    bad = [st for st in styles if st not in augment.STYLES]
+    if not styles or bad or len(set(styles)) != len(styles):
+        raise SystemExit(f"--extra-style {value!r}: give distinct styles among {augment.STYLES}")
+    return styles
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="start the recogniser from a previous run's checkpoint (its WORK/rec-ema.pt): fine-tuning")
     b.add_argument("--extra-synthetic", type=int, default=0,
                    help="more synthetic crops, rendered in --extra-style on their own seed")
-    b.add_argument("--extra-style", type=int, default=5, help="augmentation style of the extra crops")
+    b.add_argument("--extra-style", default="5",
+                   help="augmentation style of the extra crops; several, comma-separated (5,6): each gets "
+                        "--extra-synthetic crops and an even part of --extra-share")
     b.add_argument("--extra-share", type=float, default=0.45, help="share of each batch drawn from them")
     b.add_argument("--notes", default="", help="a paragraph for the card's run notes")
     b.add_argument("--batch", type=int, default=64)

@@ -72,8 +72,8 @@ def _init(bank: glyphs.GlyphBank) -> None:
     _BANK = bank
 
 
-def _chunk(args: tuple[int, int, int, float, int]) -> Arrays:
-    seed, chunk, n, hard, style = args
+def _chunk(args: tuple[int, int, int, float, int, float | None]) -> Arrays:
+    seed, chunk, n, hard, style, font_share = args
     rng = np.random.default_rng([seed, chunk])
     weights = KIND_WEIGHTS_5 if style >= 5 else KIND_WEIGHTS
     kinds = list(weights)
@@ -81,7 +81,8 @@ def _chunk(args: tuple[int, int, int, float, int]) -> Arrays:
     recs, kinds_v, texts, labels = [], [], [], []
     for _ in range(n):
         kind = str(rng.choice(kinds, p=p / p.sum()))
-        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6)
+        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6,
+                                    font_share=render.FONT_PLATES if font_share is None else font_share)
         # Easy and hard crops mixed: a model that only ever sees worst cases learns clean plates slowly.
         crop = augment.camera_crop(plate.image, rng, hard * float(rng.uniform(0.4, 1.1)), style)
         r, k = views(crop, plate.double)
@@ -93,14 +94,16 @@ def _chunk(args: tuple[int, int, int, float, int]) -> Arrays:
 
 
 def synthetic(bank: glyphs.GlyphBank, n: int, seed: int, hard: float = 1.0, workers: int = 2,
-              cache: Path | None = None, style: int = 4) -> Arrays:
+              cache: Path | None = None, style: int = 4, font_share: float | None = None) -> Arrays:
     """``n`` rendered samples in augmentation ``style``. With ``cache``, each chunk is kept there, so a larger
     run with the same seed reuses the chunks a smaller one already rendered (chunk c is the same whatever ``n``
-    is)."""
+    is). ``font_share`` (style 6): the share of plates drawn in one of the bank's fonts (render.FONT_PLATES);
+    the cache keys a chunk by it, and by the bank's font sets, so the unseen-font set never meets another."""
     if style not in augment.STYLES:
         raise ValueError(f"unknown augmentation style {style} (known: {augment.STYLES})")
-    jobs = [(seed, c, min(CHUNK, n - c * CHUNK), hard, style) for c in range((n + CHUNK - 1) // CHUNK)]
-    paths = {j: Path(cache) / f"chunk-v{style}-{seed}-{j[1]}-{j[2]}-{hard}.npz" for j in jobs} if cache else {}
+    jobs = [(seed, c, min(CHUNK, n - c * CHUNK), hard, style, font_share) for c in range((n + CHUNK - 1) // CHUNK)]
+    tag = "" if font_share is None else f"-f{font_share}-" + "+".join(n[5:] for n in glyphs.font_sets(bank))
+    paths = {j: Path(cache) / f"chunk-v{style}-{seed}-{j[1]}-{j[2]}-{hard}{tag}.npz" for j in jobs} if cache else {}
     done = {j: Arrays.load(p) for j, p in paths.items() if p.exists()}
     todo = [j for j in jobs if j not in done]
     cv2.setNumThreads(1)

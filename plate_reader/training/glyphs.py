@@ -36,6 +36,17 @@ SYSTEM_FONTS: dict[str, tuple[str, bool]] = {  # name: (path, has the CJK plate 
     "liberation-sans-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf", False),
     "liberation-narrow-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSansNarrow-Bold.ttf", False),
 }
+# Fonts no training run draws with, for the held-out set that measures transfer to unseen character shapes
+# (Debian's fonts-droid-fallback, fonts-arphic-gbsn00lp, fonts-arphic-gkai00mp, fonts-freefont-ttf). Not Noto.
+HELD_OUT_FONTS: dict[str, tuple[str, bool]] = {
+    "droid-fallback": ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", True),
+    "arphic-gbsn00lp": ("/usr/share/fonts/truetype/arphic-gbsn00lp/gbsn00lp.ttf", True),
+    "arphic-gkai00mp": ("/usr/share/fonts/truetype/arphic-gkai00mp/gkai00mp.ttf", True),
+    "freefont-sans-bold": ("/usr/share/fonts/truetype/freefont/FreeSansBold.ttf", False),
+}
+HELD_OUT_PACKAGES = "fonts-droid-fallback fonts-arphic-gbsn00lp fonts-arphic-gkai00mp fonts-freefont-ttf"
+TRAINING_PACKAGES = ("fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming fonts-dejavu-core "
+                     "fonts-liberation2")
 FONT_LATIN = "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789"
 
 # wzh191920's folder names are pinyin; the ambiguous pairs were checked by eye against the images.
@@ -91,8 +102,10 @@ _YYQ_NAME = re.compile(r"^(140|220_up|220_down|220|green)_(.)\.jpg$")
 _SET_OF = {"140": "single", "220_up": "up", "220_down": "down", "220": "down", "green": "green"}
 
 
-def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0, fonts: bool = False) -> GlyphBank:
-    """The bank; ``fonts`` adds the ``font:<name>`` sets (style 6) and fails if none of SYSTEM_FONTS is found."""
+def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0, fonts: bool = False,
+         font_table: dict[str, tuple[str, bool]] | None = None) -> GlyphBank:
+    """The bank; ``fonts`` adds the ``font:<name>`` sets (style 6) of ``font_table`` (SYSTEM_FONTS; HELD_OUT_FONTS
+    for the unseen-font evaluation set) and fails if none of them is found."""
     bank = GlyphBank()
     yyq = folder(extracted, YYQ)
     for path in sorted((yyq / "font_model").glob("*.jpg")):
@@ -145,7 +158,7 @@ def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0, fonts: boo
     if ttf.exists():
         _add_ttf(bank, ttf)
     if fonts:
-        _add_system_fonts(bank)
+        _add_system_fonts(bank, SYSTEM_FONTS if font_table is None else font_table)
     return bank
 
 
@@ -153,13 +166,13 @@ def font_sets(bank: GlyphBank) -> list[str]:
     return sorted(name for name in bank.sets if name.startswith("font:"))
 
 
-def _add_system_fonts(bank: GlyphBank) -> None:
+def _add_system_fonts(bank: GlyphBank, table: dict[str, tuple[str, bool]]) -> None:
     from PIL import ImageFont
 
     from plate_reader import plates
 
     cjk = plates.PROVINCES + plates.SUFFIXES
-    for name, (path, has_cjk) in SYSTEM_FONTS.items():
+    for name, (path, has_cjk) in table.items():
         assert "noto" not in path.lower(), "Noto is the evaluation renderers' font"
         if not Path(path).exists():
             continue
@@ -169,9 +182,8 @@ def _add_system_fonts(bank: GlyphBank) -> None:
             for stroke in (0, 4):
                 _add_drawn(bank, f"font:{name}", font, ch, (200, 200), (30, 20), stroke)
     if not font_sets(bank):
-        raise FileNotFoundError("none of the system fonts of glyphs.SYSTEM_FONTS is installed (apt-get install "
-                                "fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming "
-                                "fonts-dejavu-core fonts-liberation2)")
+        packages = HELD_OUT_PACKAGES if table is HELD_OUT_FONTS else TRAINING_PACKAGES
+        raise FileNotFoundError(f"none of the fonts {', '.join(table)} is installed (apt-get install {packages})")
 
 
 def _add_drawn(bank: GlyphBank, name: str, font, ch: str, canvas: tuple[int, int], at: tuple[int, int],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plate_reader.training.render import PROVINCE_JIN, PROVINCE_VARIETY
+from plate_reader.training.render import FONT_PLATES, PROVINCE_JIN, PROVINCE_VARIETY
 from plate_reader.training.sources import SOURCES
 
 
@@ -20,6 +20,9 @@ def _eval_rows(metrics: dict) -> list[str]:
              "ccpd_test_province_swapped": "CCPD held-out photos, every province swapped (province_swap.py), "
                                            "2 jittered crops each",
              "synthetic_heldout_style5": "own renderer, held-out seed, augmentation style 5 (harder)",
+             "synthetic_heldout_unseen_fonts": "own renderer, held-out seed, style 6 with every plate drawn in a font "
+                                               "no run trains on (Droid Sans Fallback, AR PL SungtiL GB, AR PL "
+                                               "KaitiM GB, FreeSans Bold)",
              "gate_crops_seen_in_training": "gate crops (SEEN in training: a fit check, not a test)"}
     rows = ["| set | n | exact (greedy CTC, no grammar) | province slot wrong | kind/colour accuracy |",
             "|---|---|---|---|---|"]
@@ -91,6 +94,8 @@ LINEAGE = {STAGE_1[2]: [STAGE_1], STAGE_2[2]: [STAGE_1, STAGE_2]}
 
 def _init_name(metrics: dict) -> str:
     init = metrics["train"]["rec"].get("init") or {}
+    if init.get("format") == "onnx":
+        return "init-rec.onnx"
     stages = LINEAGE.get(init.get("sha256", ""))
     return stages[-1][1] if stages else "stage1-rec-ema.pt"
 
@@ -118,6 +123,8 @@ def _lineage(metrics: dict) -> list[str]:
     init = metrics["train"]["rec"].get("init")
     if not init:
         return []
+    if init.get("format") == "onnx":
+        return _onnx_lineage(metrics, init)
     stages = LINEAGE.get(init["sha256"])
     head = ("This recogniser was **fine-tuned** from an earlier run's recogniser (`--init`): "
             f"`{init['path']}` after {init['step']:,} of {init['steps']:,} steps, sha256 `{init['sha256']}`. ")
@@ -138,6 +145,47 @@ def _lineage(metrics: dict) -> list[str]:
         lines += [f"Stage {i} (`{version}`; its checkpoint's sha256 `{sha}`):", "", "```", cmd,
                   f"cp /tmp/cleangate-train/rec-ema.pt {name}", "```", ""]
     return [*lines, f"Stage {n} (this model):", ""]
+
+
+STYLE_5 = ("cut from the plate as above (no loose crops with car body round the plate): half the holder frames "
+           "with a dealer's strip 12–22% of the plate's height under the plate, mud splashes on the lower plate "
+           "(50%), rotation σ 6° and stronger shear and perspective, gamma-dark night (γ 1.3–2.1), IR fill light "
+           "(mostly grey, bright), blooming over-exposure, JPEG q25–85 on 90% of crops")
+STYLE_6 = (f"style 5's camera, with {100 * FONT_PLATES:.0f}% of the plates drawn in one system font each where it "
+           "has the character (WenQuanYi Zen Hei and Micro Hei, AR PL UKai and UMing, DejaVu Sans Bold and "
+           "Condensed Bold, Liberation Sans Bold and Narrow Bold; Debian's fonts-wqy-zenhei, fonts-wqy-microhei, "
+           "fonts-arphic-ukai, fonts-arphic-uming, fonts-dejavu-core, fonts-liberation2, drawn at run time and "
+           "never committed; never Noto, the evaluation renderers' font), plain and with a 4 px stroke")
+
+
+def _extra_text(d: dict) -> str:
+    if not d.get("extra_synthetic"):
+        return ""
+    styles = [int(v) for v in str(d["extra_style"]).split(",")]
+    each = d["extra_synthetic"]
+    share = 100 * d["extra_share"] / len(styles)
+    parts = []
+    for st in styles:
+        how = {5: STYLE_5, 6: STYLE_6}.get(st, f"augmentation style {st}")
+        parts.append(f" **Style {st}** ({each:,} extra crops, {share:.1f}% of each recogniser batch, their own "
+                     f"seed; double-row 30% and yellow-green 20% of them): {how}.")
+    return "".join(parts)
+
+
+def _onnx_lineage(metrics: dict, init: dict) -> list[str]:
+    """Fine-tuned from a release's ONNX file: the repository holds it, so one command rebuilds this model."""
+    commit, version = metrics["commit"], init.get("version") or "the previous release"
+    return [
+        f"This recogniser was **fine-tuned** from the released recogniser `{version}` (`--init` with its ONNX "
+        f"file, sha256 `{init['sha256']}`, as committed at `{commit}`, the commit this run started from). The "
+        "export folds each BatchNorm into its convolution; `unfold.py` restores them, measuring each layer's "
+        f"statistics on {init.get('unfold_sample', 0):,} training crops, so that the network computes what the "
+        f"file computes (max |difference| {init.get('unfold_max_diff', 0):.1e}) and trains as the original did. "
+        f"How `{version}` itself was built is in its card (`git show {commit}:plate_reader/training/MODEL_CARD.md`). "
+        "To rebuild this model, take the file out of the repository and run the command below:",
+        "", "```", f"git show {commit}:plate_reader/weights/plate_rec.onnx > init-rec.onnx",
+        f"git show {commit}:plate_reader/weights/plate_rec.json > init-rec.json", "```", "",
+    ]
 
 
 def render(metrics: dict, args: argparse.Namespace) -> str:
@@ -211,13 +259,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "box round the corners, unrectified (a detector's box); 18–70 px high, rendered 3× and shrunk; "
         "easy and hard crops mixed (strength 0.4–1.1); motion or defocus blur; colour cast; night/IR "
         "(dark, desaturated), over-exposure, brightness/contrast; Gaussian noise; JPEG q30–90 (80% of crops); "
-        "±2 px shifts at training time." + (
-            f" **Style 5** (the {d['extra_synthetic']:,} extra crops, {100 * d['extra_share']:.0f}% of each "
-            "recogniser batch, own seed; double-row 30% and yellow-green 20% of them), cut from the plate as above "
-            "(no loose crops with car body round the plate): half the holder frames with a dealer's "
-            "strip 12–22% of the plate's height under the plate, mud splashes on the lower plate (50%), rotation "
-            "σ 6° and stronger shear and perspective, gamma-dark night (γ 1.3–2.1), IR fill light (mostly grey, "
-            "bright), blooming over-exposure, JPEG q25–85 on 90% of crops." if d.get("extra_synthetic") else ""),
+        "±2 px shifts at training time." + _extra_text(d),
         f"- **Real (CCPD)**: the 600 photos split by plate text (`ccpd_split.json`, salted hash, 20% of plates "
         f"held out): {d['ccpd_train_photos']} training photos → {d['ccpd_train_crops']:,} crops "
         f"({d['real_copies']} crops per photo, cut as the synthetic ones are and lightly degraded), drawn for {100 * d['real_share']:.0f}% "

@@ -170,15 +170,15 @@ def _stamp(canvas: np.ndarray, mask: np.ndarray, tight: bool, x: float, y: float
 
 
 def render_plate(bank: GlyphBank, rng: np.random.Generator, kind: str, text: str | None = None,
-                 variety: float = 0.35, fonts: bool = False) -> Plate:
+                 variety: float = 0.35, fonts: bool = False, font_share: float = FONT_PLATES) -> Plate:
     """A clean plate of this kind: background, rivet holes, glyphs at their GA 36 positions. ``fonts``
-    (augmentation style 6): FONT_PLATES of the plates take their characters from one of the bank's system
+    (augmentation style 6): ``font_share`` of the plates take their characters from one of the bank's system
     fonts (glyphs.SYSTEM_FONTS) where it has them. Without it the draws are those of styles 4 and 5."""
     text = text or random_text(rng, kind)
     font = None
     if fonts:
         names = font_sets(bank)
-        if names and rng.random() < FONT_PLATES:
+        if names and rng.random() < font_share:
             font = str(rng.choice(names))
     double = kind == "yellow_double"
     img = background(bank, kind, text, rng, double)

@@ -21,17 +21,29 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_init(model: nn.Module, path: Path) -> dict:
-    """Load a previous run's recogniser checkpoint (``train_recogniser``'s ``checkpoint``) into ``model``."""
+def load_init(model: nn.Module, path: Path, sample: np.ndarray | None = None) -> dict:
+    """Load a previous run's recogniser into ``model``: its checkpoint (``train_recogniser``'s ``checkpoint``)
+    or a released ONNX file (unfold.py: needs ``sample`` crops, normalised, to unfold the BatchNorms)."""
     import hashlib
+    import json
 
     raw = Path(path).read_bytes()
+    record = {"path": Path(path).name, "sha256": hashlib.sha256(raw).hexdigest()}
+    if Path(path).suffix == ".onnx":
+        from plate_reader.training import unfold
+
+        if sample is None:
+            raise ValueError("an ONNX start needs sample crops to unfold its BatchNorms")
+        diff = unfold.load_onnx(model, Path(path), sample)
+        spec = Path(path).with_suffix(".json")
+        version = json.loads(spec.read_text(encoding="utf-8")).get("version") if spec.exists() else None
+        return {**record, "format": "onnx", "version": version, "unfold_max_diff": diff,
+                "unfold_sample": len(sample), "step": None, "steps": None}
     state = torch.load(path, map_location="cpu", weights_only=True)
     # The EMA wrapper saves the plain module's keys plus its step counter.
     weights = {k: v for k, v in state["ema"].items() if k != "n_averaged"}
     model.load_state_dict(weights)
-    return {"path": Path(path).name, "sha256": hashlib.sha256(raw).hexdigest(), "step": state.get("step"),
-            "steps": state.get("steps")}
+    return {**record, "step": state.get("step"), "steps": state.get("steps")}
 
 
 def _batches(sources: list[tuple[Arrays, float]], batch: int, rng: np.random.Generator,
