@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plate_reader.training.glyphs import HELD_OUT_PACKAGES, TRAINING_PACKAGES
 from plate_reader.training.render import FONT_PLATES, PROVINCE_JIN, PROVINCE_VARIETY
 from plate_reader.training.sources import SOURCES
 
@@ -179,8 +180,9 @@ def _onnx_lineage(metrics: dict, init: dict) -> list[str]:
         f"This recogniser was **fine-tuned** from the released recogniser `{version}` (`--init` with its ONNX "
         f"file, sha256 `{init['sha256']}`, as committed at `{commit}`, the commit this run started from). The "
         "export folds each BatchNorm into its convolution; `unfold.py` restores them, measuring each layer's "
-        f"statistics on {init.get('unfold_sample', 0):,} training crops, so that the network computes what the "
-        f"file computes (max |difference| {init.get('unfold_max_diff', 0):.1e}) and trains as the original did. "
+        f"statistics on {init.get('unfold_sample', 0):,} training crops, so that training starts from the function "
+        f"the file computes (max |difference| {init.get('unfold_max_diff', 0):.1e}) with BatchNorm working as it did "
+        "when the file was trained. "
         f"How `{version}` itself was built is in its card (`git show {commit}:plate_reader/training/MODEL_CARD.md`). "
         "To rebuild this model, take the file out of the repository and run the command below:",
         "", "```", f"git show {commit}:plate_reader/weights/plate_rec.onnx > init-rec.onnx",
@@ -294,6 +296,8 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "```",
         "pip install -e '.[train]'            # torch==2.13.0 (CPU wheel), onnx",
         "apt-get install p7zip-full           # the wzh191920 character archives are 7z",
+        *([f"apt-get install {TRAINING_PACKAGES} \\", f"    {HELD_OUT_PACKAGES}   # style 6; the unseen-font set"]
+          if "6" in str(d.get("extra_style", "")).split(",") and d.get("extra_synthetic") else []),
         "```",
         "",
         *_lineage(metrics),
