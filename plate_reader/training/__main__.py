@@ -85,7 +85,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
 
     styles = extra_styles(args.extra_style) if args.extra_synthetic else []
     fonts = any(st >= 6 for st in styles)
-    bank = glyphs.load(extracted, seed=args.seed, fonts=fonts)
+    table = {**glyphs.SYSTEM_FONTS, **glyphs.MORE_FONTS} if any(st >= 7 for st in styles) else None
+    bank = glyphs.load(extracted, seed=args.seed, fonts=fonts, font_table=table)
     tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()
