@@ -208,6 +208,14 @@ def test_fine_tuning_from_a_released_onnx_file_with_two_extra_styles(cli, tree, 
     assert "a font no run trains on" in text
 
 
+@pytest.mark.parametrize("styles", ["5,9", "6,6", "five", ""])
+def test_extra_styles_are_checked_before_any_work(cli, tmp_path, styles):
+    with pytest.raises(SystemExit, match="--extra-style"):
+        cli.main(["build-and-train", "--sources", str(tmp_path / "none"), "--work", str(tmp_path / "w"),
+                  "--extra-synthetic", "10", "--extra-style", styles])
+    assert not (tmp_path / "w").exists()
+
+
 def test_unfolded_release_computes_what_its_onnx_file_computes(tree):
     """BatchNorm folded away by the export comes back: eval mode equals the file, training mode stays close."""
     torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
