@@ -60,6 +60,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
     from plate_reader.training import ccpd, data, evaluate, export, glyphs, model_card, nets, sources, train
     from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, REC_INPUT
 
+    # A mistyped style fails at once, not after the sources are extracted.
+    styles = extra_styles(args.extra_style) if args.extra_synthetic else []
     t_start = time.time()
     torch.set_num_threads(args.threads)
     train.seed_all(args.seed)
@@ -83,9 +85,9 @@ def build_and_train(args: argparse.Namespace) -> dict:
         ccpd.write_split(split, split_path)
     _log(f"CCPD: {len(split['train'])} train / {len(split['test'])} test photos (split by plate)")
 
-    styles = extra_styles(args.extra_style) if args.extra_synthetic else []
     fonts = any(st >= 6 for st in styles)
-    bank = glyphs.load(extracted, seed=args.seed, fonts=fonts)
+    table = {**glyphs.SYSTEM_FONTS, **glyphs.MORE_FONTS} if any(st >= 7 for st in styles) else None
+    bank = glyphs.load(extracted, seed=args.seed, fonts=fonts, font_table=table)
     tag = f"v{data.CCPD_STYLE}"
     # The held-out synthetic seed is far from the training one: chunk seeds (seed, c) never meet.
     t = time.time()

@@ -79,10 +79,13 @@ def _chunk(args: tuple[int, int, int, float, int, float | None]) -> Arrays:
     kinds = list(weights)
     p = np.array([weights[k] for k in kinds])
     recs, kinds_v, texts, labels = [], [], [], []
+    # Style 6 draws in SYSTEM_FONTS only, whatever else the bank holds (so its data stay as they were made);
+    # style 7 in every training font, on more plates; an explicit ``font_share`` in all the bank's fonts.
+    names = glyphs.font_sets(_BANK, glyphs.SYSTEM_FONTS) if style == 6 and font_share is None else None
+    share = font_share if font_share is not None else (render.FONT_PLATES_7 if style >= 7 else render.FONT_PLATES)
     for _ in range(n):
         kind = str(rng.choice(kinds, p=p / p.sum()))
-        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6,
-                                    font_share=render.FONT_PLATES if font_share is None else font_share)
+        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6, font_share=share, font_names=names)
         # Easy and hard crops mixed: a model that only ever sees worst cases learns clean plates slowly.
         crop = augment.camera_crop(plate.image, rng, hard * float(rng.uniform(0.4, 1.1)), style)
         r, k = views(crop, plate.double)

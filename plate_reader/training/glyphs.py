@@ -36,6 +36,23 @@ SYSTEM_FONTS: dict[str, tuple[str, bool]] = {  # name: (path, has the CJK plate 
     "liberation-sans-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSans-Bold.ttf", False),
     "liberation-narrow-bold": ("/usr/share/fonts/truetype/liberation2/LiberationSansNarrow-Bold.ttf", False),
 }
+# Augmentation style 7 draws in these too (more shapes of the same characters: Kai, Hei, Ming and Mincho CJK
+# fonts and five Latin ones): Debian's fonts-lxgw-wenkai, fonts-cwtex-heib, fonts-babelstone-han, fonts-hanazono,
+# fonts-lato, fonts-cantarell, fonts-crosextra-carlito, fonts-hack, fonts-jetbrains-mono. Not Noto, and none of
+# HELD_OUT_FONTS.
+MORE_FONTS: dict[str, tuple[str, bool]] = {
+    "lxgw-wenkai-bold": ("/usr/share/fonts/truetype/lxgw-wenkai/LXGWWenKai-Bold.ttf", True),
+    "cwtex-heib": ("/usr/share/fonts/truetype/cwtex/cwheib.ttf", True),
+    "babelstone-han": ("/usr/share/fonts/truetype/babelstone/BabelStoneHan.ttf", True),
+    "hanazono-min-a": ("/usr/share/fonts/truetype/hanazono/HanaMinA.ttf", True),
+    "lato-black": ("/usr/share/fonts/truetype/lato/Lato-Black.ttf", False),
+    "cantarell-extrabold": ("/usr/share/fonts/opentype/cantarell/Cantarell-ExtraBold.otf", False),
+    "carlito-bold": ("/usr/share/fonts/truetype/crosextra/Carlito-Bold.ttf", False),
+    "hack-bold": ("/usr/share/fonts/truetype/hack/Hack-Bold.ttf", False),
+    "jetbrains-mono-extrabold": ("/usr/share/fonts/truetype/jetbrains-mono/JetBrainsMono-ExtraBold.ttf", False),
+}
+MORE_PACKAGES = ("fonts-lxgw-wenkai fonts-cwtex-heib fonts-babelstone-han fonts-hanazono fonts-lato fonts-cantarell "
+                 "fonts-crosextra-carlito fonts-hack fonts-jetbrains-mono")
 # Fonts no training run draws with, for the held-out set that measures transfer to unseen character shapes
 # (Debian's fonts-droid-fallback, fonts-arphic-gbsn00lp, fonts-arphic-gkai00mp, fonts-freefont-ttf). Not Noto.
 HELD_OUT_FONTS: dict[str, tuple[str, bool]] = {
@@ -48,6 +65,7 @@ HELD_OUT_PACKAGES = "fonts-droid-fallback fonts-arphic-gbsn00lp fonts-arphic-gka
 TRAINING_PACKAGES = ("fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming fonts-dejavu-core "
                      "fonts-liberation2")
 FONT_LATIN = "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789"
+assert not set(HELD_OUT_FONTS) & (set(SYSTEM_FONTS) | set(MORE_FONTS)), "a held-out font is trained on"
 
 # wzh191920's folder names are pinyin; the ambiguous pairs were checked by eye against the images.
 WZH_PROVINCES = {
@@ -162,8 +180,9 @@ def load(extracted: Path, max_real_per_char: int = 60, seed: int = 0, fonts: boo
     return bank
 
 
-def font_sets(bank: GlyphBank) -> list[str]:
-    return sorted(name for name in bank.sets if name.startswith("font:"))
+def font_sets(bank: GlyphBank, table: dict[str, tuple[str, bool]] | None = None) -> list[str]:
+    """The bank's font sets (``font:<name>``), sorted; with ``table``, only those of its fonts."""
+    return sorted(name for name in bank.sets if name.startswith("font:") and (table is None or name[5:] in table))
 
 
 def _add_system_fonts(bank: GlyphBank, table: dict[str, tuple[str, bool]]) -> None:
@@ -182,7 +201,7 @@ def _add_system_fonts(bank: GlyphBank, table: dict[str, tuple[str, bool]]) -> No
             for stroke in (0, 4):
                 _add_drawn(bank, f"font:{name}", font, ch, (200, 200), (30, 20), stroke)
     if not font_sets(bank):
-        packages = HELD_OUT_PACKAGES if table is HELD_OUT_FONTS else TRAINING_PACKAGES
+        packages = HELD_OUT_PACKAGES if table is HELD_OUT_FONTS else TRAINING_PACKAGES + " " + MORE_PACKAGES
         raise FileNotFoundError(f"none of the fonts {', '.join(table)} is installed (apt-get install {packages})")
 
 

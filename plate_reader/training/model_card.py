@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plate_reader.training.glyphs import HELD_OUT_PACKAGES, TRAINING_PACKAGES
-from plate_reader.training.render import FONT_PLATES, PROVINCE_JIN, PROVINCE_VARIETY
+from plate_reader.training.glyphs import HELD_OUT_PACKAGES, MORE_PACKAGES, TRAINING_PACKAGES
+from plate_reader.training.render import FONT_PLATES, FONT_PLATES_7, PROVINCE_JIN, PROVINCE_VARIETY
 from plate_reader.training.sources import SOURCES
 
 
@@ -159,6 +159,13 @@ STYLE_6 = (f"style 5's camera, with {100 * FONT_PLATES:.0f}% of the plates drawn
            "never committed; never Noto, the evaluation renderers' font), plain and with a 4 px stroke")
 
 
+STYLE_7 = (f"style 6 with {100 * FONT_PLATES_7:.0f}% of the plates in a font, chosen among style 6's and nine more "
+           "(LXGW WenKai Bold, cwTeX HeiBold, BabelStone Han, HanaMin A; Lato Black, Cantarell ExtraBold, Carlito "
+           "Bold, Hack Bold, JetBrains Mono ExtraBold; Debian's fonts-lxgw-wenkai, fonts-cwtex-heib, "
+           "fonts-babelstone-han, fonts-hanazono, fonts-lato, fonts-cantarell, fonts-crosextra-carlito, fonts-hack, "
+           "fonts-jetbrains-mono)")
+
+
 def _extra_text(d: dict) -> str:
     if not d.get("extra_synthetic"):
         return ""
@@ -167,7 +174,7 @@ def _extra_text(d: dict) -> str:
     share = 100 * d["extra_share"] / len(styles)
     parts = []
     for st in styles:
-        how = {5: STYLE_5, 6: STYLE_6}.get(st, f"augmentation style {st}")
+        how = {5: STYLE_5, 6: STYLE_6, 7: STYLE_7}.get(st, f"augmentation style {st}")
         parts.append(f" **Style {st}** ({each:,} extra crops, {share:.1f}% of each recogniser batch, their own "
                      f"seed; double-row 30% and yellow-green 20% of them): {how}.")
     return "".join(parts)
@@ -188,6 +195,14 @@ def _onnx_lineage(metrics: dict, init: dict) -> list[str]:
         "", "```", f"git show {commit}:plate_reader/weights/plate_rec.onnx > init-rec.onnx",
         f"git show {commit}:plate_reader/weights/plate_rec.json > init-rec.json", "```", "",
     ]
+
+
+def _font_packages(d: dict) -> list[str]:
+    styles = [int(v) for v in str(d.get("extra_style", "")).split(",") if v] if d.get("extra_synthetic") else []
+    if not any(st >= 6 for st in styles):
+        return []
+    more = f" {MORE_PACKAGES}" if any(st >= 7 for st in styles) else ""
+    return [f"apt-get install {TRAINING_PACKAGES}{more} \\", f"    {HELD_OUT_PACKAGES}   # styles 6/7; the unseen-font set"]
 
 
 def render(metrics: dict, args: argparse.Namespace) -> str:
@@ -296,8 +311,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "```",
         "pip install -e '.[train]'            # torch==2.13.0 (CPU wheel), onnx",
         "apt-get install p7zip-full           # the wzh191920 character archives are 7z",
-        *([f"apt-get install {TRAINING_PACKAGES} \\", f"    {HELD_OUT_PACKAGES}   # style 6; the unseen-font set"]
-          if "6" in str(d.get("extra_style", "")).split(",") and d.get("extra_synthetic") else []),
+        *_font_packages(d),
         "```",
         "",
         *_lineage(metrics),

@@ -208,6 +208,14 @@ def test_fine_tuning_from_a_released_onnx_file_with_two_extra_styles(cli, tree, 
     assert "a font no run trains on" in text
 
 
+@pytest.mark.parametrize("styles", ["5,9", "6,6", "five", ""])
+def test_extra_styles_are_checked_before_any_work(cli, tmp_path, styles):
+    with pytest.raises(SystemExit, match="--extra-style"):
+        cli.main(["build-and-train", "--sources", str(tmp_path / "none"), "--work", str(tmp_path / "w"),
+                  "--extra-synthetic", "10", "--extra-style", styles])
+    assert not (tmp_path / "w").exists()
+
+
 def test_unfolded_release_computes_what_its_onnx_file_computes(tree):
     """BatchNorm folded away by the export comes back: eval mode equals the file, training mode stays close."""
     torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
@@ -284,6 +292,29 @@ def test_style6_draws_plates_in_system_fonts_and_leaves_styles_4_and_5_alone(tre
     assert 0.2 * len(made) <= len(drawn) <= 0.5 * len(made), len(drawn)
     assert {p.font for p in drawn} == set(names)
     assert not any(p.font for p in (render.render_plate(fonts, rng, "blue") for _ in range(40)))
+
+
+def test_style7_draws_more_fonts_on_more_plates_and_leaves_style_6_alone(tree):
+    from plate_reader.training import data
+
+    if not (_fonts_installed(glyphs.SYSTEM_FONTS) and _fonts_installed(glyphs.MORE_FONTS)):
+        pytest.skip("the style-6/7 fonts are not installed (scripts/test installs them as root)")
+    six = glyphs.load(tree, fonts=True)
+    seven = glyphs.load(tree, fonts=True, font_table={**glyphs.SYSTEM_FONTS, **glyphs.MORE_FONTS})
+    assert set(glyphs.font_sets(six)) < set(glyphs.font_sets(seven))
+    assert glyphs.font_sets(seven, glyphs.SYSTEM_FONTS) == glyphs.font_sets(six)
+    # Style 6's chunks are the same whichever bank renders them: its data can be rebuilt as it was made.
+    a = data.synthetic(six, 30, 9, workers=1, style=6)
+    b = data.synthetic(seven, 30, 9, workers=1, style=6)
+    assert (a.rec == b.rec).all() and a.texts == b.texts
+    rng = np.random.default_rng(13)
+    names = glyphs.font_sets(seven)
+    made = [render.render_plate(seven, rng, kind, fonts=True, font_share=render.FONT_PLATES_7)
+            for kind in render.KINDS for _ in range(60)]
+    drawn = [p for p in made if p.font]
+    assert 0.4 * len(made) <= len(drawn) <= 0.6 * len(made), len(drawn)
+    assert {p.font for p in drawn} == set(names)
+    assert not {p.font for p in drawn} & {f"font:{n}" for n in glyphs.HELD_OUT_FONTS}
 
 
 def test_gate_crops_export_folder_is_read(tmp_path, tree):
