@@ -154,22 +154,25 @@ STYLE_5 = ("cut from the plate as above (no loose crops with car body round the 
            "(mostly grey, bright), blooming over-exposure, JPEG q25–85 on 90% of crops")
 STYLE_6 = (f"style 5's camera, with {100 * FONT_PLATES:.0f}% of the plates drawn in one system font each where it "
            "has the character (WenQuanYi Zen Hei and Micro Hei, AR PL UKai and UMing, DejaVu Sans Bold and "
-           "Condensed Bold, Liberation Sans Bold and Narrow Bold; Debian's fonts-wqy-zenhei, fonts-wqy-microhei, "
-           "fonts-arphic-ukai, fonts-arphic-uming, fonts-dejavu-core, fonts-liberation2, drawn at run time and "
-           "never committed; never Noto, the evaluation renderers' font), plain and with a 4 px stroke")
+           f"Condensed Bold, Liberation Sans Bold and Narrow Bold; Debian's {', '.join(TRAINING_PACKAGES.split())}, "
+           "drawn at run time and never committed; never Noto, the evaluation renderers' font), plain and with a 4 px "
+           "stroke")
 
 
 STYLE_7 = (f"style 6 with {100 * FONT_PLATES_7:.0f}% of the plates in a font, chosen among style 6's and nine more "
            "(LXGW WenKai Bold, cwTeX HeiBold, BabelStone Han, HanaMin A; Lato Black, Cantarell ExtraBold, Carlito "
-           "Bold, Hack Bold, JetBrains Mono ExtraBold; Debian's fonts-lxgw-wenkai, fonts-cwtex-heib, "
-           "fonts-babelstone-han, fonts-hanazono, fonts-lato, fonts-cantarell, fonts-crosextra-carlito, fonts-hack, "
-           "fonts-jetbrains-mono)")
+           f"Bold, Hack Bold, JetBrains Mono ExtraBold; Debian's {', '.join(MORE_PACKAGES.split())})")
+
+
+def _extra_styles(d: dict) -> list[int]:
+    """The run's extra styles, as ``--extra-style`` gave them (``5`` or ``5,6``); none without extra data."""
+    return [int(v) for v in str(d.get("extra_style", "")).split(",") if v] if d.get("extra_synthetic") else []
 
 
 def _extra_text(d: dict) -> str:
-    if not d.get("extra_synthetic"):
+    styles = _extra_styles(d)
+    if not styles:
         return ""
-    styles = [int(v) for v in str(d["extra_style"]).split(",")]
     each = d["extra_synthetic"]
     share = 100 * d["extra_share"] / len(styles)
     parts = []
@@ -198,7 +201,7 @@ def _onnx_lineage(metrics: dict, init: dict) -> list[str]:
 
 
 def _font_packages(d: dict) -> list[str]:
-    styles = [int(v) for v in str(d.get("extra_style", "")).split(",") if v] if d.get("extra_synthetic") else []
+    styles = _extra_styles(d)
     if not any(st >= 6 for st in styles):
         return []
     more = f" {MORE_PACKAGES}" if any(st >= 7 for st in styles) else ""
