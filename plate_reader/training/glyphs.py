@@ -65,7 +65,32 @@ HELD_OUT_PACKAGES = "fonts-droid-fallback fonts-arphic-gbsn00lp fonts-arphic-gka
 TRAINING_PACKAGES = ("fonts-wqy-zenhei fonts-wqy-microhei fonts-arphic-ukai fonts-arphic-uming fonts-dejavu-core "
                      "fonts-liberation2")
 FONT_LATIN = "ABCDEFGHJKLMNOPQRSTUVWXYZ0123456789"
+# The licence of each package's font files (its Debian copyright file, the ``Files: *`` stanza; the packaging's
+# own licence aside). The fonts are drawn at training time and never committed or shipped: the card lists them.
+FONT_LICENCES: dict[str, str] = {
+    "fonts-wqy-zenhei": "GPL-2 with font embedding exception; M+ FONTS License (its Latin glyphs)",
+    "fonts-wqy-microhei": "Apache-2.0 or GPL-3+ with font exception",
+    "fonts-arphic-ukai": "Arphic Public License",
+    "fonts-arphic-uming": "Arphic Public License",
+    "fonts-dejavu-core": "Bitstream Vera Fonts licence (DejaVu changes public domain)",
+    "fonts-liberation2": "SIL OFL 1.1",
+    "fonts-lxgw-wenkai": "SIL OFL 1.1",
+    "fonts-cwtex-heib": "GPL-2+",
+    "fonts-babelstone-han": "Arphic Public License and CC BY-SA 3.0 or 4.0",
+    "fonts-hanazono": "Hanazono Font License or SIL OFL 1.1",
+    "fonts-lato": "SIL OFL 1.1",
+    "fonts-cantarell": "SIL OFL 1.1",
+    "fonts-crosextra-carlito": "SIL OFL 1.1",
+    "fonts-hack": "MIT (Expat) and Bitstream Vera Fonts licence",
+    "fonts-jetbrains-mono": "Apache-2.0",
+    "fonts-droid-fallback": "Apache-2.0",
+    "fonts-arphic-gbsn00lp": "Arphic Public License",
+    "fonts-arphic-gkai00mp": "Arphic Public License",
+    "fonts-freefont-ttf": "GPL-3+ with font exception",
+}
 assert not set(HELD_OUT_FONTS) & (set(SYSTEM_FONTS) | set(MORE_FONTS)), "a held-out font is trained on"
+assert set(FONT_LICENCES) == set(f"{TRAINING_PACKAGES} {MORE_PACKAGES} {HELD_OUT_PACKAGES}".split()), \
+    "every font package needs its licence"
 
 # wzh191920's folder names are pinyin; the ambiguous pairs were checked by eye against the images.
 WZH_PROVINCES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plate_reader.training.glyphs import HELD_OUT_PACKAGES, MORE_PACKAGES, TRAINING_PACKAGES
+from plate_reader.training.glyphs import FONT_LICENCES, HELD_OUT_PACKAGES, MORE_PACKAGES, TRAINING_PACKAGES
 from plate_reader.training.render import FONT_PLATES, FONT_PLATES_7, PROVINCE_JIN, PROVINCE_VARIETY
 from plate_reader.training.sources import SOURCES
 
@@ -208,6 +208,22 @@ def _font_packages(d: dict) -> list[str]:
     return [f"apt-get install {TRAINING_PACKAGES}{more} \\", f"    {HELD_OUT_PACKAGES}   # styles 6/7; the unseen-font set"]
 
 
+def _font_rows(d: dict) -> list[str]:
+    """The Debian font packages a style-6/7 run draws with, and the unseen-font set's, with their fonts' licences."""
+    styles = _extra_styles(d)
+    if not any(st >= 6 for st in styles):
+        return []
+    uses = [(TRAINING_PACKAGES, "training (style 6" + (" and 7)" if any(st >= 7 for st in styles) else ")"))]
+    if any(st >= 7 for st in styles):
+        uses.append((MORE_PACKAGES, "training (style 7)"))
+    uses.append((HELD_OUT_PACKAGES, "the unseen-font held-out set only (never trained on)"))
+    rows = ["| Debian package | licence of its font files | used for |", "|---|---|---|"]
+    rows += [f"| {pkg} | {FONT_LICENCES[pkg]} | {use} |" for names, use in uses for pkg in names.split()]
+    return ["", "Fonts (drawn at training time from the machine's Debian packages; no font file is committed or "
+            "shipped, and nothing drawn with them leaves the training machine except the trained weights):", "",
+            *rows]
+
+
 def render(metrics: dict, args: argparse.Namespace) -> str:
     d, tr, lat, onnx = metrics["data"], metrics["train"], metrics["latency_ms_1_thread"], metrics["onnx"]
     src_rows = ["| repository | commit | licence | used for |", "|---|---|---|---|"]
@@ -260,6 +276,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "Snapshots were read at exactly these commits (`git archive <commit>`); nothing from them is committed "
         "here (no glyph image, no photo, no font). Not used, ever: the EasyPR photos (evaluation only, "
         "non-commercial licence) and `plate_reader/synth.py` (kept as an independent evaluation renderer).",
+        *_font_rows(d),
         "",
         f"- **Synthetic** ({d['synthetic_train']:,} training crops, {d['synthetic_eval']:,} held-out): "
         "`render.py` composes GA 36-2018 plates at 1 px/mm from the glyph images — blue; yellow single-row "

@@ -255,6 +255,26 @@ def test_card_of_a_stage_3_model_names_every_stage():
     assert "--real-swap 0.75" in text and "Province swap" in text
 
 
+def test_card_names_each_font_package_with_its_licence():
+    """A style-7 run draws in style 6's and 7's fonts and measures on the held-out fonts: each package, licence
+    and use appears once; a run without font styles lists none."""
+    import argparse
+    import copy
+
+    from plate_reader.training import model_card
+
+    metrics = copy.deepcopy(json.loads((SHIPPED / "metrics.json").read_text(encoding="utf-8")))
+    metrics["data"].update(extra_synthetic=100, extra_style="5,7", extra_share=0.45)
+    text = model_card.render(metrics, argparse.Namespace(workers=2))
+    for pkg, licence in glyphs.FONT_LICENCES.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {pkg} |"))
+        assert licence in row
+        held_out = pkg in glyphs.HELD_OUT_PACKAGES.split()
+        assert ("never trained on" in row) == held_out and ("style 7" in row) == (pkg in glyphs.MORE_PACKAGES)
+    metrics["data"].update(extra_style="5")
+    assert "| fonts-" not in model_card.render(metrics, argparse.Namespace(workers=2))
+
+
 def test_augmentation_styles_are_named():
     from plate_reader.training import data
 
