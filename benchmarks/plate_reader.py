@@ -313,6 +313,9 @@ def main() -> int:
                                           crops)
                 print(line)
                 print(time_alone("own kind classifier (plate_kind)", lambda c, r=r: r.kinds.classify([c]), crops)[0])
+                if r.recognizer.province is not None:
+                    print(time_alone("own recogniser + province classifier (plate_rec + plate_prov)",
+                                     lambda c, r=r: r.recognizer.probs_and_provinces([c]), crops)[0])
                 for k in ("own", "combined"):
                     if k in cells:
                         cells[k]["rec_ms"] = f"{rec_ms:.2f}"

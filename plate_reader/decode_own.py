@@ -1,5 +1,6 @@
 """The own and combined engines' decoding: the kind classifier (colour, double-row stitching), then the own
-recogniser under the GA 36 templates, with PP-OCRv4 as the second expert in ``combined`` (experts.py).
+recogniser under the GA 36 templates, its province slot joined by the province classifier where shipped
+(province_expert.py), with PP-OCRv4 as the second expert in ``combined`` (experts.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class OwnDecoding:
             if guess.double and not att.double:
                 images[att.parts[0]] = stitch_double_row(att.crop)
                 att.double = True
-        return self.recognizer.probs(images), images, {}
+        probs, provinces = self.recognizer.probs_and_provinces(images)
+        if not self.province_expert:
+            provinces = [None] * len(images)
+        return probs, images, {}, provinces
 
     def _own_penalty(self, kind: str, att: Attempt) -> float:
         if not self._trust(att.guess):
@@ -46,13 +50,18 @@ class OwnDecoding:
 
     def _decode_own(self, att: Attempt, texts) -> PlateRead | None:
         from .experts import combine
+        from .province_expert import apply_many
 
-        own, images, expert = texts
+        own, images, expert, provinces = texts
         k = att.parts[0]
         rec = self.recognizer
         templates, slots = (DOUBLE_TEMPLATES, DOUBLE_SLOTS) if att.double else (DECODE_TEMPLATES, DECODE_SLOTS)
+        labels = rec.province.labels if rec.province is not None else ()
         # Not text of plate length: skip the Viterbi work.
         first = rec.constrained_many(own[k], slots) if 4 <= len(rec.greedy(own[k]).text) <= 11 else None
+        if first is not None:
+            # The province classifier as the province slot's second expert (province_expert.py).
+            first = apply_many(first, provinces[k], labels, rec.chars, slots)
         read = self._own_best(att, templates, first, "own") if first is not None else None
         if self.expert is None or (read is not None and read.confidence >= self.expert_below):
             return read
@@ -63,7 +72,7 @@ class OwnDecoding:
             return None
         second = self.expert.constrained_many(expert[k], slots)
         if first is None:
-            first = rec.constrained_many(own[k], slots)
+            first = apply_many(rec.constrained_many(own[k], slots), provinces[k], labels, rec.chars, slots)
         return self._own_best(att, templates, [combine(a, b, rec.chars, self.expert.chars, rec.index)
                                                for a, b in zip(first, second, strict=True)], "combined") or read
 

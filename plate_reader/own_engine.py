@@ -1,5 +1,6 @@
 """The project's own plate models (plate_reader/weights, see MODEL_CARD.md there): a CTC recogniser over the plate
-alphabet and a plate-kind/colour classifier, both ONNX, run with onnxruntime on the rectified crop.
+alphabet, a plate-kind/colour classifier and (where shipped) a province classifier, all ONNX, run with
+onnxruntime on the rectified crop.
 
 The recogniser's output is decoded by the same GA 36 template Viterbi as PP-OCRv4's (``recognize.CTCDecoder``):
 its alphabet becomes the decoder's class list, so the grammar constrains every slot whichever model read it.
@@ -21,6 +22,7 @@ from .recognize import CTCDecoder
 
 REC_NAME = "plate_rec"
 KIND_NAME = "plate_kind"
+PROV_NAME = "plate_prov"
 # The classifier's labels and the colour each one means for the rules (plates.COLORS).
 LABEL_COLORS = {"blue": "blue", "yellow": "yellow", "yellow_double": "yellow", "green": "green",
                 "yellow_green": "yellow-green", "white": "white", "black": "black"}
@@ -89,6 +91,26 @@ class KindClassifier:
         return out
 
 
+class ProvinceClassifier:
+    """The province from the left columns of the recogniser's normalised input (no resize of its own)."""
+
+    def __init__(self, threads: int = 1, directory: Path | None = None) -> None:
+        self.session, self.meta = _load(Path(directory or weights_dir()), PROV_NAME, threads)
+        spec = self.meta["input"]
+        if spec.get("of") != REC_NAME:
+            raise ModelMissing(f"{PROV_NAME}.json: its input must be the recogniser's ('of': '{REC_NAME}')")
+        self.columns = int(spec["columns"])
+        self.labels: list[str] = list(self.meta["labels"])
+        self.version = str(self.meta.get("version", "unknown"))
+
+    def posteriors(self, rec_input: np.ndarray) -> np.ndarray:
+        """[N, labels] softmax for a batch of the recogniser's inputs ([N, 1, H, W], normalised)."""
+        x = np.ascontiguousarray(rec_input[..., :self.columns], dtype=np.float32)
+        logits = self.session.run(["logits"], {"image": x})[0]
+        z = np.exp(logits - logits.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+
 class OwnRecognizer(CTCDecoder):
     """The CTC recogniser: fixed input size (all crops of a call run as one batch), softmax out per crop."""
 
@@ -101,12 +123,27 @@ class OwnRecognizer(CTCDecoder):
         super().__init__(["<blank>"] + list(self.meta["alphabet"]), local_provinces, local_weight, junk="")
         self.version = str(self.meta.get("version", "unknown"))
         self.log_out = self.meta.get("output", "log_softmax") == "log_softmax"
+        # The province slot's second expert (province_expert.py), when the weights ship one.
+        folder = Path(directory or weights_dir())
+        self.province = ProvinceClassifier(threads, folder) if (folder / f"{PROV_NAME}.onnx").is_file() else None
 
     def probs(self, crops: Sequence[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
         """Per crop, T×C class probabilities. ``stretch`` is ignored: the model's input width is fixed."""
+        return self._probs(_batch(crops, self.meta["input"])) if crops else []
+
+    def probs_and_provinces(self, crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """``probs``, and per crop the province classifier's posterior over ``province.labels`` (None for every
+        crop when the weights folder has no province classifier), from the same input batch."""
         if not crops:
-            return []
-        out = self.session.run(["logits"], {"image": _batch(crops, self.meta["input"])})[0]
+            return [], []
+        x = _batch(crops, self.meta["input"])
+        provinces: list[np.ndarray | None] = [None] * len(crops)
+        if self.province is not None:
+            provinces = list(self.province.posteriors(x))
+        return self._probs(x), provinces
+
+    def _probs(self, x: np.ndarray) -> list[np.ndarray]:
+        out = self.session.run(["logits"], {"image": x})[0]
         if self.log_out:
             out = np.exp(out)
         else:
@@ -120,7 +157,8 @@ def versions(recognizer: OwnRecognizer | None, kinds: KindClassifier | None, *, 
     """The model versions a read used, for ``plate-reader read``'s JSON; with ``digests``, each ONNX file's
     sha256 (first 16 hex) too, as ``<name>_sha256`` (what a confidence map is fitted for)."""
     out = {}
-    for name, model in ((REC_NAME, recognizer), (KIND_NAME, kinds)):
+    province = recognizer.province if recognizer is not None else None
+    for name, model in ((REC_NAME, recognizer), (KIND_NAME, kinds), (PROV_NAME, province)):
         if model is not None:
             out[name] = model.version
             if digests:

@@ -85,7 +85,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
                  color_source: str = "fused", crop_as_crop: bool = True, expert_below: float | None = None,
-                 calibrated: bool = True) -> None:
+                 calibrated: bool = True, province_expert: bool = True) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -126,6 +126,9 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         self.expert_below = self.thresholds.expert_below if expert_below is None else expert_below
         self.threads = threads
         self.province_prior = province_prior
+        # own/combined: the province classifier joins the province slot when the weights ship one (False: the
+        # recogniser alone there, as before it; the benchmarks compare the two).
+        self.province_expert = province_expert
         self.fallback = fallback
         self.stretch = stretch
         self.max_candidates = max_candidates
@@ -187,8 +190,12 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         they are the ones running (``plate-reader read`` reports it as "current" or "stale"); for the own and
         combined engines also the thresholds in use (``"thresholds"``, thresholds.py)."""
         models = self.fingerprint
-        out = {path: {"fitted_for": m.models, "current": not stale(m, {k: models[k] for k in m.models
-                                                                        if k in models})}
+        # The own path of a combined reader never runs PP-OCRv4: its map is fitted for the own models alone. Any
+        # other model this reader runs that a map was not fitted for (a province classifier shipped since)
+        # makes it stale.
+        out = {path: {"fitted_for": m.models, "current": not stale(m, models if path == self.engine else
+                                                                   {k: v for k, v in models.items()
+                                                                    if not k.startswith("ppocr")})}
                for path, m in self._maps.items()}
         if self.kinds is not None:
             # The colour-trust / expert thresholds: "current" when derived for these models, else the fallback.

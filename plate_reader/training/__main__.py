@@ -58,7 +58,7 @@ def build_and_train(args: argparse.Namespace) -> dict:
     import torch
 
     from plate_reader.training import ccpd, data, evaluate, export, glyphs, model_card, nets, sources, train
-    from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, REC_INPUT
+    from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, PROV_INPUT, PROV_LABELS, REC_INPUT
 
     # A mistyped style fails at once, not after the sources are extracted.
     styles = extra_styles(args.extra_style) if args.extra_synthetic else []
@@ -154,10 +154,17 @@ def build_and_train(args: argparse.Namespace) -> dict:
                                           stop_after=args.rec_stop_after or None,
                                           checkpoint=work / "rec-ema.pt", stop_file=work / "STOP", lr=args.lr)
 
+    # The province classifier last, on the recogniser's mix of crops: trained after it, it leaves the
+    # recogniser's and the classifier's random draws (and so their weights) as they were without it.
+    prov, prov_run = None, None
+    if args.prov_steps:
+        prov = nets.ProvinceNet(len(PROV_LABELS), PROV_INPUT["columns"])
+        prov_run = train.train_province(prov, rec_sources, args.prov_steps, args.seed, log=_log)
+
     version = args.version or export.default_version(Path(args.out))
     diffs = export.write(rec, kind, Path(args.out), version, _commit(),
                          normalise(real_test.rec[:4] if len(real_test) else syn.rec[:4], REC_INPUT),
-                         normalise(syn_eval.kind[:4], KIND_INPUT))
+                         normalise(syn_eval.kind[:4], KIND_INPUT), prov=prov)
     out = Path(args.out)
     metrics = {
         "seed": args.seed, "threads": args.threads, "version": version,
@@ -174,7 +181,8 @@ def build_and_train(args: argparse.Namespace) -> dict:
         "train": {"rec": {**rec_run, "lr": args.lr, "init": init}, "kind": kind_run},
         "notes": args.notes,
         "onnx": {"rec_bytes": (out / "plate_rec.onnx").stat().st_size,
-                 "kind_bytes": (out / "plate_kind.onnx").stat().st_size, **diffs},
+                 "kind_bytes": (out / "plate_kind.onnx").stat().st_size,
+                 **{k: v for k, v in diffs.items() if not k.startswith("prov")}},
         "latency_ms_1_thread": {
             "rec": evaluate.latency_ms(out / "plate_rec.onnx", (1, REC_INPUT["height"], REC_INPUT["width"])),
             "kind": evaluate.latency_ms(out / "plate_kind.onnx", (3, KIND_INPUT["height"], KIND_INPUT["width"]))},
@@ -188,6 +196,16 @@ def build_and_train(args: argparse.Namespace) -> dict:
     if gate is not None and len(gate):
         held_out["gate_crops_seen_in_training"] = gate
     metrics["eval"] = {k: evaluate.figures(out, a) for k, a in held_out.items()}
+    if prov is not None:
+        # Its own block: a province classifier may be paired with a recogniser from another run (the card's
+        # figures say which one it was measured with).
+        metrics["prov"] = {
+            "version": version, "commit": metrics["commit"], "seed": args.seed, "train": prov_run,
+            "params": sum(p.numel() for p in prov.parameters()), "bytes": (out / "plate_prov.onnx").stat().st_size,
+            "max_diff": diffs["prov_max_diff"], "recogniser": version,
+            "latency_ms_1_thread": evaluate.latency_ms(out / "plate_prov.onnx",
+                                                       (1, PROV_INPUT["height"], PROV_INPUT["columns"])),
+            "eval": {k: {"n": len(a), **evaluate.template_figures(out, a)} for k, a in held_out.items()}}
     if args.baseline:
         metrics["baseline"] = baseline_figures(Path(args.baseline), held_out)
     metrics["wall_seconds"] = round(time.time() - t_start, 1)
@@ -242,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="end the recogniser's schedule early at this step (0: run all --rec-steps); a run stopped "
                         "by creating WORK/STOP is reproduced with this")
     b.add_argument("--kind-steps", type=int, default=1200)
+    b.add_argument("--prov-steps", type=int, default=3000,
+                   help="the province classifier's steps (0: no province classifier is trained or shipped)")
     b.add_argument("--lr", type=float, default=3e-3, help="the recogniser's peak learning rate (one-cycle)")
     b.add_argument("--init", default="",
                    help="start the recogniser from a previous run's checkpoint (its WORK/rec-ema.pt): fine-tuning")

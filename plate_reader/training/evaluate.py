@@ -56,6 +56,42 @@ def figures(weights: Path, arrays: Arrays) -> dict:
     return out
 
 
+def template_figures(weights: Path, arrays: Arrays) -> dict:
+    """Through the reader's GA 36 template decoder (``recognize.py``): exact rate and province slot wrong, with the
+    recogniser alone and with the province classifier joining the province slot (``province_expert.py``); and
+    the classifier alone. Empty when ``weights`` has no province classifier."""
+    from plate_reader.own_engine import OwnRecognizer
+    from plate_reader.province_expert import apply_many
+    from plate_reader.reads import DECODE_SLOTS, DOUBLE_SLOTS
+
+    rec = OwnRecognizer(1, directory=Path(weights))
+    if rec.province is None or not len(arrays):
+        return {}
+    x = normalise(arrays.rec, REC_INPUT).astype(np.float32)
+    probs = np.concatenate([np.exp(rec.session.run(["logits"], {"image": x[i:i + 256]})[0])
+                            for i in range(0, len(x), 256)])
+    post = np.concatenate([rec.province.posteriors(x[i:i + 256]) for i in range(0, len(x), 256)])
+    labels, double = rec.province.labels, LABELS.index("yellow_double")
+
+    def best(reads) -> str:
+        ok = [r for r in reads if r is not None]
+        return max(ok, key=lambda r: r.score).text if ok else ""
+
+    alone, joined = [], []
+    for i in range(len(arrays)):
+        slots = DOUBLE_SLOTS if arrays.labels[i] == double else DECODE_SLOTS
+        reads = rec.constrained_many(probs[i], slots)
+        alone.append(best(reads))
+        joined.append(best(apply_many(reads, post[i], labels, rec.chars, slots)))
+    truth = arrays.texts
+    pairs = [(t[0], labels[int(k)]) for t, k in zip(truth, post.argmax(1), strict=True) if t and t[0] in plates.PROVINCES]
+    return {"template_exact": round(float(np.mean([a == t for a, t in zip(alone, truth, strict=True)])), 4),
+            "template_exact_prov": round(float(np.mean([a == t for a, t in zip(joined, truth, strict=True)])), 4),
+            "template_province_err": province_figures(truth, alone)["province_err"],
+            "template_province_err_prov": province_figures(truth, joined)["province_err"],
+            "classifier_province_err": round(sum(a != b for a, b in pairs) / len(pairs), 4) if pairs else None}
+
+
 def province_figures(truth: list[str], reads: list[str]) -> dict:
     """The province slot alone: how often it is wrong, and how many of the wrong reads are 皖 (CCPD's prior).
 

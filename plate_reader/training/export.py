@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, REC_INPUT
+from plate_reader.training.spec import ALPHABET, KIND_INPUT, LABELS, PROV_INPUT, PROV_LABELS, REC_INPUT
 
 
 def _export(model: torch.nn.Module, shape: tuple[int, ...], path: Path) -> None:
@@ -36,7 +36,9 @@ def check(model: torch.nn.Module, path: Path, x: np.ndarray, atol: float = 1e-3)
 
 
 def write(rec: torch.nn.Module, kind: torch.nn.Module, out: Path, version: str, commit: str,
-          samples_rec: np.ndarray, samples_kind: np.ndarray) -> dict:
+          samples_rec: np.ndarray, samples_kind: np.ndarray, prov: torch.nn.Module | None = None) -> dict:
+    """The ONNX files and their json; ``prov`` (the province classifier) is optional: without it any older
+    ``plate_prov`` files in ``out`` are removed, so a folder never pairs a recogniser with another run's."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "__init__.py").touch()
@@ -51,8 +53,20 @@ def write(rec: torch.nn.Module, kind: torch.nn.Module, out: Path, version: str, 
         "name": "cleangate-plate-kind", "version": version, "input": KIND_INPUT, "labels": list(LABELS),
         "output": "logits", "trained": trained,
     }, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return {"rec_max_diff": check(rec, out / "plate_rec.onnx", samples_rec),
-            "kind_max_diff": check(kind, out / "plate_kind.onnx", samples_kind)}
+    diffs = {"rec_max_diff": check(rec, out / "plate_rec.onnx", samples_rec),
+             "kind_max_diff": check(kind, out / "plate_kind.onnx", samples_kind)}
+    if prov is None:
+        for name in ("plate_prov.onnx", "plate_prov.json"):
+            (out / name).unlink(missing_ok=True)
+        return diffs
+    cols = PROV_INPUT["columns"]
+    _export(prov, (PROV_INPUT["channels"], PROV_INPUT["height"], cols), out / "plate_prov.onnx")
+    (out / "plate_prov.json").write_text(json.dumps({
+        "name": "cleangate-plate-province", "version": version, "input": PROV_INPUT, "labels": list(PROV_LABELS),
+        "output": "logits", "trained": trained,
+    }, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    diffs["prov_max_diff"] = check(prov, out / "plate_prov.onnx", np.ascontiguousarray(samples_rec[..., :cols]))
+    return diffs
 
 
 def default_version(out: Path | None = None) -> str:

@@ -33,6 +33,50 @@ def _eval_rows(metrics: dict) -> list[str]:
     return rows
 
 
+def _prov_section(metrics: dict) -> list[str]:
+    """The province classifier (``metrics["prov"]``): its file, training, figures and how it was made."""
+    pv = metrics.get("prov")
+    if not pv:
+        return []
+    from plate_reader.training.spec import PROV_INPUT, PROV_LABELS
+
+    lat, run = pv["latency_ms_1_thread"], pv["train"]
+    rows = ["## Province classifier", "",
+            "| file | what | parameters | size | time per crop, 1 onnxruntime thread, batch 1 (median / p95) |",
+            "|---|---|---|---|---|",
+            f"| `plate_reader/weights/plate_prov.onnx` + `.json` (version `{pv['version']}`) | the province from "
+            f"the left {PROV_INPUT['columns']} columns of the recogniser's own input (gray {PROV_INPUT['height']}×"
+            f"{PROV_INPUT['columns']}: the first character of every layout, the stitched double-row top row "
+            f"included), {len(PROV_LABELS)} logits (31 provinces, other) | {pv['params']:,} | "
+            f"{pv['bytes'] / 1e6:.2f} MB | {lat['median']} / {lat['p95']} ms |", "",
+            "The reader multiplies its posterior into the province slot of every template read "
+            "(`plate_reader/province_expert.py`): the slot's CTC distribution times the classifier's, renormalised, "
+            "the slot's probability scaled by how sure the recogniser is that a character is there. The province "
+            "is the slot the recogniser misreads most (the tables above); the other slots are left alone. "
+            f"onnxruntime vs torch: max |difference| {pv['max_diff']:.1e}.", "",
+            f"Trained with seed {pv['seed']} at commit `{pv['commit']}`: 5 conv blocks + 2 dense layers, on the "
+            "recogniser's own mix of training crops (their left columns, shifted ±2 px as the recogniser's are), "
+            f"cross-entropy with label smoothing 0.05, AdamW + one-cycle LR 0.002, batch {run['batch']}, "
+            f"{run['steps']:,} steps ({run['crops_seen']:,} crops seen) in {run['seconds'] / 60:.1f} min. It never "
+            "sees the recogniser's outputs, so it pairs with any recogniser trained on the same data.", "",
+            f"Measured with the recogniser `{pv['recogniser']}` through the reader's GA 36 template decoder "
+            "(`recognize.py`; best template by score, no colour evidence): exact reads with the recogniser alone "
+            "and with the classifier joining the province slot, the province slot wrong both ways, and the "
+            "classifier alone:", "",
+            "| set | n | exact, recogniser | exact, + province classifier | province wrong, recogniser | "
+            "province wrong, + classifier | province wrong, classifier alone |", "|---|---|---|---|---|---|---|"]
+    for key, f in pv["eval"].items():
+        if "template_exact" in f:
+            rows.append(f"| {key} | {f['n']} | {_pct(f['template_exact'])} | {_pct(f['template_exact_prov'])} | "
+                        f"{_pct(f['template_province_err'])} | {_pct(f['template_province_err_prov'])} | "
+                        f"{_pct(f['classifier_province_err'])} |")
+    if pv.get("command"):
+        rows += ["", "Rebuild:", "", "```", pv["command"], "```"]
+    if pv.get("notes"):
+        rows += ["", pv["notes"]]
+    return [*rows, ""]
+
+
 def _baseline_rows(metrics: dict) -> list[str]:
     """This model next to the previous weights, both read in this run on the same held-out crops."""
     base = metrics.get("baseline")
@@ -231,7 +275,8 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
                  for s in SOURCES]
     errors = metrics["eval"]["ccpd_test"].get("errors", [])
     lines = [
-        "# Model card: cleangate plate recogniser and plate-kind classifier",
+        "# Model card: cleangate plate recogniser, plate-kind classifier and province classifier"
+        if metrics.get("prov") else "# Model card: cleangate plate recogniser and plate-kind classifier",
         "",
         f"Version `{metrics['version']}`, trained from commit `{metrics['commit']}` with seed {metrics['seed']} "
         f"on {metrics['threads']} CPU threads. Written by `python -m plate_reader.training build-and-train`; "
@@ -345,6 +390,7 @@ def render(metrics: dict, args: argparse.Namespace) -> str:
         "`--gate-crops <export folder>` (repeatable).",
         "",
         *(["## Run notes (this model)", "", metrics["notes"], ""] if metrics.get("notes") else []),
+        *_prov_section(metrics),
     ]
     return "\n".join(lines)
 

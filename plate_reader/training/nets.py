@@ -58,3 +58,29 @@ class KindNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class ProvinceNet(nn.Module):
+    """The province from the left of the recogniser's input (1x32xW gray, W = spec.PROV_INPUT's width).
+
+    A classifier, not a reader: the first character of every layout lies in that strip (the double-row plate's
+    top row too, once stitched), so the whole strip is its receptive field and the dense layer keeps where each
+    stroke is, which a 31-way choice among complex glyphs needs and the CTC reader's column-wise steps do not
+    give it.
+    """
+
+    def __init__(self, n_labels: int, width: int = 48) -> None:
+        super().__init__()
+        if width % 8:
+            raise ValueError("the strip's width must be a multiple of 8")
+        self.features = nn.Sequential(
+            *_block(1, 32), nn.MaxPool2d(2),                       # 16 x W/2
+            *_block(32, 64), nn.MaxPool2d(2),                      # 8 x W/4
+            *_block(64, 96), *_block(96, 96), nn.MaxPool2d(2),     # 4 x W/8
+            *_block(96, 128),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 4 * (width // 8), 192),
+                                  nn.ReLU(inplace=True), nn.Linear(192, n_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -1,4 +1,4 @@
-"""The two models' input specs, alphabet and labels: what the exported json files say (MODELS-CONTRACT.md)."""
+"""The models' input specs, alphabet and labels: what the exported json files say (MODELS-CONTRACT.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ LABELS: tuple[str, ...] = KINDS
 REC_INPUT = {"height": 32, "width": 128, "channels": 1, "color": "gray", "mean": [0.5], "std": [0.5]}
 KIND_INPUT = {"height": 40, "width": 80, "channels": 3, "color": "bgr", "mean": [0.5, 0.5, 0.5],
               "std": [0.5, 0.5, 0.5]}
+# The province classifier reads the left columns of the recogniser's own (normalised) input: no second resize.
+PROV_LABELS: tuple[str, ...] = tuple(plates.PROVINCES) + ("other",)
+PROV_INPUT = {"of": "plate_rec", "columns": 48, "height": REC_INPUT["height"], "width": 48, "channels": 1}
+
+
+def province_label(text: str) -> int:
+    """The classifier's label of a plate text: its province, or "other" (使 plates, no text)."""
+    return PROV_LABELS.index(text[0]) if text and text[0] in plates.PROVINCES else len(PROV_LABELS) - 1
 
 
 def encode(text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""Training loops for the recogniser (CTC) and the kind classifier; fixed seeds, a fixed number of steps."""
+"""Training loops: the recogniser (CTC), the kind classifier, the province classifier; fixed seeds and steps."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from plate_reader.layout import normalise
 from plate_reader.training.data import Arrays
-from plate_reader.training.spec import KIND_INPUT, LABELS, REC_INPUT, encode, greedy
+from plate_reader.training.spec import (
+    KIND_INPUT,
+    LABELS,
+    PROV_INPUT,
+    REC_INPUT,
+    encode,
+    greedy,
+    province_label,
+)
 
 
 def seed_all(seed: int) -> None:
@@ -155,4 +163,35 @@ def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int
     return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
 
 
-__all__ = ["seed_all", "train_recogniser", "train_kind", "greedy", "LABELS"]
+def train_province(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 128,
+                   lr: float = 2e-3, log: Callable[[str], None] = print) -> dict:
+    """The province classifier on the recogniser's crops (their left PROV_INPUT columns), the recogniser's mix."""
+    cols = PROV_INPUT["columns"]
+    rng = np.random.default_rng([seed, 3])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
+    labels = {id(a): np.array([province_label(t) for t in a.texts], dtype=np.int64) for a, _ in sources}
+    model.train()
+    t0, seen, avg = time.time(), 0, None
+    gen = _batches(sources, batch, rng)
+    for step in range(steps):
+        parts = next(gen)
+        # Shifted before the strip is cut, as the localiser's jitter moves the province within it.
+        x = np.concatenate([_shift(a.rec[i], rng)[:, :, :cols] for a, i in parts])
+        y = torch.from_numpy(np.concatenate([labels[id(a)][i] for a, i in parts]))
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(normalise(x, REC_INPUT))), y,
+                                           label_smoothing=0.05)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        seen += len(y)
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"prov step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
+    model.eval()
+    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+
+
+__all__ = ["seed_all", "train_recogniser", "train_kind", "train_province", "greedy", "LABELS"]

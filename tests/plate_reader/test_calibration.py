@@ -83,6 +83,23 @@ def test_thresholds_are_derived_on_tunable_data_for_the_shipped_models_and_maps(
     assert 0.0 <= entries["combined"]["expert_below"] <= 1.01
 
 
+def test_a_map_fitted_for_another_set_of_models_is_reported_stale(tmp_path):
+    """The shipped maps are fitted for the recogniser, the kind classifier and the province classifier: a folder
+    without the province classifier reads differently, and ``calibration`` says its maps do not fit it."""
+    import shutil
+
+    from plate_reader.own_engine import weights_dir
+
+    for name in ("plate_rec", "plate_kind"):
+        for ext in ("onnx", "json"):
+            shutil.copy(weights_dir() / f"{name}.{ext}", tmp_path / f"{name}.{ext}")
+    for engine in ("own", "combined"):
+        reader = PlateReader(engine=engine, threads=1, weights=tmp_path)
+        assert "plate_prov" not in reader.models
+        assert not any(info["current"] for path, info in reader.calibration.items() if path != "thresholds")
+        assert not reader.calibration["thresholds"]["current"]
+
+
 def test_save_map_replaces_one_engine_and_keeps_the_others(tmp_path):
     path = tmp_path / "calibration.json"
     path.write_text(MAPS_FILE.read_text(encoding="utf-8"), encoding="utf-8")

@@ -42,7 +42,7 @@ def _frame(text: str, color: str, double: bool = False):
 
 
 def test_models_ship_in_the_package_and_load():
-    for name in ("plate_rec", "plate_kind"):
+    for name in ("plate_rec", "plate_kind", "plate_prov"):
         onnx, meta = weights_dir() / f"{name}.onnx", weights_dir() / f"{name}.json"
         assert onnx.is_file() and meta.is_file()
         assert onnx.stat().st_size <= 5 * 1024 * 1024  # issue 13: small (<= 5 MB)
@@ -51,6 +51,7 @@ def test_models_ship_in_the_package_and_load():
     # The alphabet covers every character the GA 36 templates allow (O only as the authority letter).
     assert set(plates.PROVINCES + plates.LETTERS + plates.DIGITS + "挂学警港澳领使") <= set(rec.chars)
     assert KindClassifier().labels == ["blue", "yellow", "yellow_double", "green", "yellow_green", "white", "black"]
+    assert rec.province is not None and rec.province.labels == [*plates.PROVINCES, "other"]
 
 
 def test_wheel_carries_the_weights_and_the_engine_loads_from_it(tmp_path):
@@ -60,7 +61,8 @@ def test_wheel_carries_the_weights_and_the_engine_loads_from_it(tmp_path):
                     str(wheel_dir), str(ROOT)], check=True, capture_output=True, timeout=600)
     wheel = next(wheel_dir.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ("plate_rec.onnx", "plate_rec.json", "plate_kind.onnx", "plate_kind.json"):
+    for f in ("plate_rec.onnx", "plate_rec.json", "plate_kind.onnx", "plate_kind.json", "plate_prov.onnx",
+              "plate_prov.json"):
         assert f"plate_reader/weights/{f}" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)
@@ -74,7 +76,7 @@ def test_wheel_carries_the_weights_and_the_engine_loads_from_it(tmp_path):
                          text=True, timeout=300, cwd=tmp_path)
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["file"].startswith(str(target))  # the installed copy, not the source tree
-    assert got["plate"] == "晋L12345" and set(got["models"]) == {"plate_rec", "plate_kind"}
+    assert got["plate"] == "晋L12345" and set(got["models"]) == {"plate_rec", "plate_kind", "plate_prov"}
 
 
 def test_combined_engine_decodes_through_the_grammar(combined, own):
@@ -88,7 +90,32 @@ def test_combined_engine_decodes_through_the_grammar(combined, own):
         template = next(t for t in plates.TEMPLATES if t.kind == r.kind and plates._fits(r.plate, t))
         assert all(c in s for c, s in zip(r.plate, template.slots, strict=True))
         assert len(r.char_probs) == len(r.plate) and all(0.0 <= p <= 1.0 for p in r.char_probs)
-    assert combined.models.keys() == {"plate_rec", "plate_kind", "ppocr_rec"}
+    assert combined.models.keys() == {"plate_rec", "plate_kind", "plate_prov", "ppocr_rec"}
+
+
+def test_the_province_classifier_names_the_province_and_joins_the_read(own):
+    """The shipped province classifier on plates of the evaluation renderer (Noto font, which training never
+    draws in), one per layout and province, and the reader with it and without it."""
+    rec = own.recognizer
+    rng = random.Random(13)
+    cases = [(f"{p}{'L' if p != '晋' else 'K'}{rng.randrange(10000, 99999)}", color, double)
+             for p, color, double in [("晋", "blue", False), ("冀", "yellow", False), ("豫", "yellow", True),
+                                      ("陕", "blue", False), ("鲁", "yellow", True), ("京", "blue", False)]]
+    crops = [cv2.resize(render_plate(t, c, d), (176, 88) if d else (220, 64)) for t, c, d in cases]
+    from plate_reader.layout import stitch_double_row
+
+    views = [stitch_double_row(c) if d else c for c, (_, _, d) in zip(crops, cases, strict=True)]
+    probs, posteriors = rec.probs_and_provinces(views)
+    assert len(probs) == len(posteriors) == len(cases)
+    named = [rec.province.labels[int(q.argmax())] for q in posteriors]
+    assert sum(n == t[0] for n, (t, _, _) in zip(named, cases, strict=True)) >= 5, named
+    assert all(abs(float(q.sum()) - 1.0) < 1e-4 for q in posteriors)
+    alone = PlateReader(engine="own", threads=1, province_expert=False)
+    with_it = [own.read(c).plate for c in crops]
+    without = [alone.read(c).plate for c in crops]
+    right = sum(r == t for r, (t, _, _) in zip(with_it, cases, strict=True))
+    assert right >= 5 and right >= sum(r == t for r, (t, _, _) in zip(without, cases, strict=True)) - 1, (with_it,
+                                                                                                          without)
 
 
 def test_combined_agrees_where_both_experts_agree(combined):

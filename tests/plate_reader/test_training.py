@@ -114,7 +114,7 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     rc = cli.main(["build-and-train", "--extracted", str(tree), "--work", str(tmp_path / "work"),
                    "--out", str(out), "--split", str(tmp_path / "split.json"), "--card", str(card),
                    "--synthetic", "60", "--eval-synthetic", "28", "--real-copies", "2", "--rec-steps", "3",
-                   "--kind-steps", "3", "--batch", "16", "--workers", "1", "--threads", "1",
+                   "--kind-steps", "3", "--prov-steps", "3", "--batch", "16", "--workers", "1", "--threads", "1",
                    "--baseline", str(SHIPPED)])
     assert rc == 0
     split = json.loads((tmp_path / "split.json").read_text(encoding="utf-8"))
@@ -124,13 +124,20 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     assert rec_spec["alphabet"] == list(spec.ALPHABET) and rec_spec["blank"] == 0
     assert rec_spec["layout"] == "stitched" and rec_spec["output"] == "log_softmax"
     assert kind_spec["labels"] == ["blue", "yellow", "yellow_double", "green", "yellow_green", "white", "black"]
-    for name, js, classes in (("plate_rec", rec_spec, len(spec.ALPHABET) + 1), ("plate_kind", kind_spec, 7)):
+    prov_spec = json.loads((out / "plate_prov.json").read_text(encoding="utf-8"))
+    assert prov_spec["labels"] == [*plates.PROVINCES, "other"] and prov_spec["input"]["of"] == "plate_rec"
+    for name, js, classes in (("plate_rec", rec_spec, len(spec.ALPHABET) + 1), ("plate_kind", kind_spec, 7),
+                              ("plate_prov", prov_spec, 32)):
         sess = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
         assert [i.name for i in sess.get_inputs()] == ["image"]
         inp = js["input"]
         x = np.zeros((3, inp["channels"], inp["height"], inp["width"]), np.float32)
         y = sess.run(["logits"], {"image": x})[0]
         assert y.shape[0] == 3 and y.shape[-1] == classes
+    # The reader loads the three from the folder and names them.
+    from plate_reader.reader import PlateReader
+
+    assert set(PlateReader("own", weights=out).models) == {"plate_rec", "plate_kind", "plate_prov"}
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["eval"]["synthetic_heldout"]["n"] == 28
     assert metrics["eval"]["ccpd_test"]["n"] == len(split["test"]) > 0
@@ -146,6 +153,13 @@ def test_build_and_train_end_to_end_exports_loadable_models(cli, tree, tmp_path)
     text = card.read_text(encoding="utf-8")
     assert "62e63cc59f33b1a6d96669ff827e0083d5f97548" in text and "CCPD held-out" in text
     assert f"Against the previous weights (`{base['version']}`)" in text
+    # The province classifier's figures: through the template decoder with and without it, and alone.
+    prov = metrics["prov"]
+    assert prov["train"]["steps"] == 3 and prov["recogniser"] == metrics["version"] == prov["version"]
+    fig = prov["eval"]["ccpd_test_province_swapped"]
+    assert {"template_exact", "template_exact_prov", "classifier_province_err"} <= set(fig)
+    assert fig["n"] == swapped["n"] and 0.0 <= fig["template_exact_prov"] <= 1.0
+    assert "## Province classifier" in text and "plate_prov.onnx" in text and "exact, + province classifier" in text
 
 
 def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path):
@@ -156,15 +170,20 @@ def test_fine_tuning_starts_from_a_previous_run_and_says_so(cli, tree, tmp_path)
               "--eval-synthetic", "12", "--real-copies", "1", "--kind-steps", "2", "--batch", "8", "--workers", "1",
               "--threads", "1"]
     assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "s1"), "--out", str(tmp_path / "o1"),
-                     "--card", "", "--rec-steps", "3"]) == 0
+                     "--card", "", "--rec-steps", "3", "--prov-steps", "2"]) == 0
+    assert (tmp_path / "o1" / "plate_prov.onnx").is_file()
     stage1 = tmp_path / "s1" / "rec-ema.pt"
     assert stage1.exists(), "a run shorter than the checkpoint interval still leaves its checkpoint"
     digest = hashlib.sha256(stage1.read_bytes()).hexdigest()
     card = tmp_path / "CARD.md"
-    assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "s2"), "--out", str(tmp_path / "o2"),
+    # Stage 2 written over stage 1's folder without a province classifier: stage 1's is removed with it, so a
+    # folder never pairs one run's recogniser with another's province classifier.
+    assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "s2"), "--out", str(tmp_path / "o1"),
                      "--card", str(card), "--rec-steps", "2", "--init", str(stage1), "--lr", "1e-3",
-                     "--extra-synthetic", "20"]) == 0
-    metrics = json.loads((tmp_path / "o2" / "metrics.json").read_text(encoding="utf-8"))
+                     "--extra-synthetic", "20", "--prov-steps", "0"]) == 0
+    assert not (tmp_path / "o1" / "plate_prov.onnx").exists() and not (tmp_path / "o1" / "plate_prov.json").exists()
+    metrics = json.loads((tmp_path / "o1" / "metrics.json").read_text(encoding="utf-8"))
+    assert "prov" not in metrics
     assert metrics["train"]["rec"]["init"]["sha256"] == digest and metrics["train"]["rec"]["init"]["step"] == 3
     assert metrics["train"]["rec"]["lr"] == 1e-3
     assert metrics["data"]["extra_synthetic"] == 20 and metrics["data"]["extra_style"] == "5"
@@ -188,7 +207,7 @@ def test_fine_tuning_from_a_released_onnx_file_with_two_extra_styles(cli, tree, 
         pytest.skip("the style-6 or held-out fonts are not installed (scripts/test installs them as root)")
     common = ["--extracted", str(tree), "--split", str(tmp_path / "split.json"), "--synthetic", "40",
               "--eval-synthetic", "12", "--real-copies", "1", "--kind-steps", "2", "--batch", "8", "--workers", "1",
-              "--threads", "1", "--rec-steps", "2", "--extra-synthetic", "20"]
+              "--threads", "1", "--rec-steps", "2", "--extra-synthetic", "20", "--prov-steps", "2"]
     release = SHIPPED / "plate_rec.onnx"
     card = tmp_path / "CARD.md"
     assert cli.main(["build-and-train", *common, "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
