@@ -136,20 +136,17 @@ def train_recogniser(model: nn.Module, sources: list[tuple[Arrays, float]], step
                        "ema_decay": ema_decay, "seconds": round(time.time() - t0, 1)}
 
 
-def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 64,
-               lr: float = 3e-3, log: Callable[[str], None] = print) -> dict:
-    rng = np.random.default_rng([seed, 2])
+def _train_classifier(name: str, model: nn.Module, gen, steps: int, rng: np.random.Generator, lr: float,
+                      batch_xy: Callable, log: Callable[[str], None]) -> dict:
+    """Cross-entropy (label smoothing 0.05) on a one-cycle schedule; ``batch_xy(parts, rng)`` gives a batch's
+    normalised inputs and labels from ``gen``'s index draws."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
     model.train()
     t0, seen, avg = time.time(), 0, None
-    gen = _batches(sources, batch, rng, keep=lambda a: a.labels >= 0)
     for step in range(steps):
-        parts = next(gen)
-        x = np.concatenate([_shift(a.kind[i], rng) for a, i in parts])
-        y = torch.from_numpy(np.concatenate([a.labels[i] for a, i in parts]))
-        loss = nn.functional.cross_entropy(model(torch.from_numpy(normalise(x, KIND_INPUT))), y,
-                                           label_smoothing=0.05)
+        x, y = batch_xy(next(gen), rng)
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y), label_smoothing=0.05)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -158,9 +155,21 @@ def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int
         avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
         if step % 100 == 0 or step == steps - 1:
             el = time.time() - t0
-            log(f"kind step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
+            log(f"{name} step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
     model.eval()
-    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+    return {"steps": steps, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+
+
+def train_kind(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 64,
+               lr: float = 3e-3, log: Callable[[str], None] = print) -> dict:
+    rng = np.random.default_rng([seed, 2])
+
+    def batch_xy(parts, rng):
+        x = np.concatenate([_shift(a.kind[i], rng) for a, i in parts])
+        return normalise(x, KIND_INPUT), np.concatenate([a.labels[i] for a, i in parts])
+
+    gen = _batches(sources, batch, rng, keep=lambda a: a.labels >= 0)
+    return {"batch": batch, **_train_classifier("kind", model, gen, steps, rng, lr, batch_xy, log)}
 
 
 def train_province(model: nn.Module, sources: list[tuple[Arrays, float]], steps: int, seed: int, batch: int = 128,
@@ -168,30 +177,15 @@ def train_province(model: nn.Module, sources: list[tuple[Arrays, float]], steps:
     """The province classifier on the recogniser's crops (their left PROV_INPUT columns), the recogniser's mix."""
     cols = PROV_INPUT["columns"]
     rng = np.random.default_rng([seed, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.15)
     labels = {id(a): np.array([province_label(t) for t in a.texts], dtype=np.int64) for a, _ in sources}
-    model.train()
-    t0, seen, avg = time.time(), 0, None
-    gen = _batches(sources, batch, rng)
-    for step in range(steps):
-        parts = next(gen)
+
+    def batch_xy(parts, rng):
         # Shifted before the strip is cut, as the localiser's jitter moves the province within it.
         x = np.concatenate([_shift(a.rec[i], rng)[:, :, :cols] for a, i in parts])
-        y = torch.from_numpy(np.concatenate([labels[id(a)][i] for a, i in parts]))
-        loss = nn.functional.cross_entropy(model(torch.from_numpy(normalise(x, REC_INPUT))), y,
-                                           label_smoothing=0.05)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        seen += len(y)
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        if step % 100 == 0 or step == steps - 1:
-            el = time.time() - t0
-            log(f"prov step {step + 1}/{steps} loss {avg:.3f} {seen / max(el, 1e-6):.0f} crops/s {el / 60:.1f} min")
-    model.eval()
-    return {"steps": steps, "batch": batch, "crops_seen": seen, "seconds": round(time.time() - t0, 1)}
+        return normalise(x, REC_INPUT), np.concatenate([labels[id(a)][i] for a, i in parts])
+
+    gen = _batches(sources, batch, rng)
+    return {"batch": batch, **_train_classifier("prov", model, gen, steps, rng, lr, batch_xy, log)}
 
 
 __all__ = ["seed_all", "train_recogniser", "train_kind", "train_province", "greedy", "LABELS"]
