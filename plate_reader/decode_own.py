@@ -36,9 +36,10 @@ class OwnDecoding:
             if guess.double and not att.double:
                 images[att.parts[0]] = stitch_double_row(att.crop)
                 att.double = True
-        probs, provinces = self.recognizer.probs_and_provinces(images)
-        if not self.province_expert:
-            provinces = [None] * len(images)
+        if self.province_expert:
+            probs, provinces = self.recognizer.probs_and_provinces(images)
+        else:  # the province classifier is not run at all
+            probs, provinces = self.recognizer.probs(images), [None] * len(images)
         return probs, images, {}, provinces
 
     def _own_penalty(self, kind: str, att: Attempt) -> float:

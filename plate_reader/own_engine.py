@@ -129,7 +129,7 @@ class OwnRecognizer(CTCDecoder):
 
     def probs(self, crops: Sequence[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
         """Per crop, T×C class probabilities. ``stretch`` is ignored: the model's input width is fixed."""
-        return self._probs(_batch(crops, self.meta["input"])) if crops else []
+        return self.probs_from_input(_batch(crops, self.meta["input"])) if crops else []
 
     def probs_and_provinces(self, crops: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """``probs``, and per crop the province classifier's posterior over ``province.labels`` (None for every
@@ -140,9 +140,10 @@ class OwnRecognizer(CTCDecoder):
         provinces: list[np.ndarray | None] = [None] * len(crops)
         if self.province is not None:
             provinces = list(self.province.posteriors(x))
-        return self._probs(x), provinces
+        return self.probs_from_input(x), provinces
 
-    def _probs(self, x: np.ndarray) -> list[np.ndarray]:
+    def probs_from_input(self, x: np.ndarray) -> list[np.ndarray]:
+        """``probs`` of an already prepared, normalised input batch ([N, 1, H, W])."""
         out = self.session.run(["logits"], {"image": x})[0]
         if self.log_out:
             out = np.exp(out)

@@ -31,10 +31,20 @@ def apply(read: TextRead | None, posterior: np.ndarray | None, labels: Sequence[
     product; its probability is the product's posterior times how sure the recogniser is that a character is
     there at all (as ``experts.combine`` does), so a crop with no plate on it stays unsure.
     """
-    if read is None or posterior is None or not read.slot_probs or not slots or slots[0] != plates.PROVINCES:
+    if posterior is None:
+        return read
+    return _apply(read, _by_label(posterior, labels), chars, slots)
+
+
+def _by_label(posterior: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    return dict(zip(labels, np.asarray(posterior, dtype=np.float64).tolist(), strict=True))
+
+
+def _apply(read: TextRead | None, by_label: dict[str, float], chars: Sequence[str],
+           slots: Sequence[str]) -> TextRead | None:
+    if read is None or not read.slot_probs or not slots or slots[0] != plates.PROVINCES:
         return read
     idx, pr = read.slot_probs[0]
-    by_label = dict(zip(labels, np.asarray(posterior, dtype=np.float64).tolist(), strict=True))
     q = np.array([by_label.get(chars[int(k)], 0.0) for k in idx], dtype=np.float64)
     joint = np.asarray(pr, dtype=np.float64) * np.maximum(q, _EPS)
     total = float(joint.sum())
@@ -51,5 +61,8 @@ def apply(read: TextRead | None, posterior: np.ndarray | None, labels: Sequence[
 
 def apply_many(reads: Sequence[TextRead | None], posterior: np.ndarray | None, labels: Sequence[str],
                chars: Sequence[str], slot_lists: Sequence[Sequence[str]]) -> list[TextRead | None]:
-    """``apply`` to each template's read of one crop."""
-    return [apply(r, posterior, labels, chars, slots) for r, slots in zip(reads, slot_lists, strict=True)]
+    """``apply`` to each template's read of one crop (the posterior looked up by character once for all)."""
+    if posterior is None:
+        return list(reads)
+    by_label = _by_label(posterior, labels)
+    return [_apply(r, by_label, chars, slots) for r, slots in zip(reads, slot_lists, strict=True)]

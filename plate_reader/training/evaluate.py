@@ -68,8 +68,7 @@ def template_figures(weights: Path, arrays: Arrays) -> dict:
     if rec.province is None or not len(arrays):
         return {}
     x = normalise(arrays.rec, REC_INPUT).astype(np.float32)
-    probs = np.concatenate([np.exp(rec.session.run(["logits"], {"image": x[i:i + 256]})[0])
-                            for i in range(0, len(x), 256)])
+    probs = [p for i in range(0, len(x), 256) for p in rec.probs_from_input(x[i:i + 256])]
     post = np.concatenate([rec.province.posteriors(x[i:i + 256]) for i in range(0, len(x), 256)])
     labels, double = rec.province.labels, LABELS.index("yellow_double")
 
