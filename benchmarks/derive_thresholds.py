@@ -1,10 +1,10 @@
-"""Derive the own/combined engines' two thresholds (plate_reader/thresholds.py) for the weights this checkout ships.
+"""Derive the own/combined engines' thresholds (plate_reader/thresholds.py) for the weights this checkout ships.
 
     nice -n 10 .venv/bin/python -m benchmarks.derive_thresholds [--write] [--limit N] [--per-kind N]
 
 ``color_trust`` (own and combined: the kind classifier's colour stands when it is at least this sure, else the
-crop's HSV colour) and ``expert_below`` (combined: PP-OCRv4 is asked only about crops the own models read below
-it) are measured per candidate value on data we may tune on:
+crop's HSV colour), ``expert_below`` (combined: PP-OCRv4 is asked only about crops the own models read below
+it) and ``expert_crops`` (combined: about at most this many crops of one read) are measured per candidate value on data we may tune on:
 
 - the CCPD **train** split (plate_reader/training/ccpd_split.json "train", photos as benchmarks/ccpd.py reads them
   from the pinned snapshot), each whole photo plus calibrate_confidence's degraded copies; all blue plates;
@@ -15,9 +15,10 @@ it) are measured per candidate value on data we may tune on:
 Never read here: the EasyPR photos, the CCPD test split, plate_reader/synth.py and synth_hard.py.
 
 For each candidate: right colours and exact reads (colour_trust, own engine); exact reads, mean time per read and
-the crops PP-OCRv4 was asked about (expert_below, combined engine, at the chosen colour_trust). The rules that
-pick the values are ``thresholds.choose_color_trust`` / ``choose_expert_below`` (most right colours; the
-smallest expert_below within 0.5 points of asking always on each set). With ``--write`` both are stored in
+the crops PP-OCRv4 was asked about (expert_below, combined engine, at the chosen colour_trust; expert_crops at
+both chosen values). The rules that pick the values are ``thresholds.choose_color_trust`` / ``choose_expert_below``
+/ ``choose_expert_crops`` (most right colours; the smallest expert_below within 0.5 points of asking always on
+each set; the smallest cap within 0.5 points of no cap on each set). With ``--write`` all are stored in
 plate_reader/calibration.json ``thresholds`` for the models they were derived for, with this provenance.
 
 A read's outcome depends on a threshold only through the comparisons it makes with it, so each frame is first
@@ -52,6 +53,7 @@ from plate_reader.thresholds import (  # noqa: E402
     Row,
     choose_color_trust,
     choose_expert_below,
+    choose_expert_crops,
     save_entries,
 )
 
@@ -61,6 +63,7 @@ STYLE = 5
 EXTRACTED = Path("/tmp/cleangate-train/extracted")
 COLOR_CANDIDATES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)  # 0: always the model; 1.01: HSV only
 EXPERT_CANDIDATES = (0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.01)  # 0: never ask PP-OCRv4; 1.01: always
+CAP_CANDIDATES = (1, 2, 3, 4, 6, 8, 0)  # PP-OCRv4 crops per read at most; 0: no cap
 KIND_COLOR = {"blue": "blue", "yellow": "yellow", "yellow_double": "yellow", "green": "green",
               "yellow_green": "yellow-green", "white": "white", "black": "black"}
 
@@ -198,6 +201,46 @@ def sweep(reader: PlateReader, items: Sequence[Item], attr: str, candidates: Seq
     return [Row(v, n, exact[i], color[i], round(ms[i] / max(1, n), 1), expert[i]) for i, v in enumerate(values)], ran
 
 
+def sweep_cap(reader: PlateReader, items: Sequence[Item], candidates: Sequence[int], calls: list[int],
+              check: int = 0) -> tuple[list[Row], int]:
+    """``sweep`` for ``expert_crops``: a read whose uncapped run asked PP-OCRv4 about u crops is the same
+    computation under any cap >= u, so only the caps below u are read afresh (checked on the first ``check``
+    items, as ``sweep`` does)."""
+    values = list(candidates)
+    k = len(values)
+    exact, color, ms, expert = [0] * k, [0] * k, [0.0] * k, [0] * k
+    ran = 0
+
+    def run(item: Item, cap: int) -> tuple[PlateRead, float, int]:
+        reader.expert_crops = cap
+        before = calls[0]
+        t = time.perf_counter()
+        r = reader.read_crop(item.image) if item.crop else reader.read(item.image)
+        return r, (time.perf_counter() - t) * 1000, calls[0] - before
+
+    for n_item, item in enumerate(items):
+        free = run(item, 0)
+        ran += 1
+        for i, cap in enumerate(values):
+            if cap == 0 or cap >= free[2]:
+                got = free
+                if n_item < check and cap:
+                    fresh = run(item, cap)
+                    if not _same(fresh[0], free[0]) or fresh[2] != free[2]:
+                        raise RuntimeError(f"expert_crops={cap}: a read the cap does not reach differs from the "
+                                           f"uncapped one ({free[0].plate} / {fresh[0].plate})")
+            else:
+                got = run(item, cap)
+                ran += 1
+            r, t_ms, n_exp = got
+            exact[i] += r.plate == item.plate
+            color[i] += r.color == item.color
+            ms[i] += t_ms
+            expert[i] += n_exp
+    n = len(items)
+    return [Row(v, n, exact[i], color[i], round(ms[i] / max(1, n), 1), expert[i]) for i, v in enumerate(values)], ran
+
+
 def _pct(k: int, n: int) -> str:
     return f"{100.0 * k / max(1, n):5.1f}%"
 
@@ -213,13 +256,14 @@ def color_table(sets: dict[str, list[Row]]) -> str:
     return "\n".join(lines)
 
 
-def expert_table(sets: dict[str, list[Row]]) -> str:
+def expert_table(sets: dict[str, list[Row]], what: str = "expert_below") -> str:
     names = list(sets)
-    lines = ["expert_below | " + " | ".join(f"{s}: exact, ms/read, PP-OCRv4 crops/read" for s in names)]
+    lines = [f"{what} | " + " | ".join(f"{s}: exact, ms/read, PP-OCRv4 crops/read" for s in names)]
     for i, row in enumerate(sets[names[0]]):
         cells = [f"{r.exact}/{r.n} {_pct(r.exact, r.n)}, {r.ms:6.1f} ms, {r.expert / max(1, r.n):.2f}"
                  for r in (sets[s][i] for s in names)]
-        lines.append(f"{row.value:12.2f} | " + " | ".join(cells))
+        value = f"{row.value:12.2f}" if what == "expert_below" else f"{int(row.value) or 'no cap':>12}"
+        lines.append(value + " | " + " | ".join(cells))
     return "\n".join(lines)
 
 
@@ -287,7 +331,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     expert_below = choose_expert_below(list(expert.values()))
     print(f"\ncombined engine (color_trust {color_trust}), per expert_below candidate:\n" + expert_table(expert))
     print(f"chosen expert_below = {expert_below} (smallest within {EXPERT_TOLERANCE} points of asking always "
-          "on each set)")
+          "on each set)", flush=True)
+
+    comb.expert_below = expert_below
+    cap: dict[str, list[Row]] = {}
+    for name, items in data.items():
+        cap[name], ran = sweep_cap(comb, items, CAP_CANDIDATES, calls, check=args.check)
+        print(f"  expert_crops on {name}: {ran} reads run for {len(items)} x {len(CAP_CANDIDATES)}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    expert_crops = choose_expert_crops(list(cap.values()))
+    print(f"\ncombined engine (color_trust {color_trust}, expert_below {expert_below}), per expert_crops "
+          "candidate:\n" + expert_table(cap, "expert_crops"))
+    print(f"chosen expert_crops = {expert_crops or 'no cap'} (smallest cap within {EXPERT_TOLERANCE} points of no "
+          "cap on each set)")
     print(f"total {time.perf_counter() - started:.0f} s")
 
     if args.write:
@@ -300,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rule": {"color_trust": "most right colours summed over both sets; ties: most exact reads, then the "
                                     "higher value (thresholds.choose_color_trust)",
                      "expert_below": f"smallest value within {EXPERT_TOLERANCE} points of asking always on each "
-                                     "set (thresholds.choose_expert_below)"},
+                                     "set (thresholds.choose_expert_below)",
+                     "expert_crops": f"smallest cap within {EXPERT_TOLERANCE} points of no cap on each set, at the "
+                                     "chosen expert_below (thresholds.choose_expert_crops)"},
             "maps": maps_digest(), "code_commit": _commit(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
             "command": "python -m benchmarks.derive_thresholds"
                        + (f" --limit {args.limit}" if args.limit != 120 else "")
@@ -310,9 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "own": {"models": PlateReader("own", threads=1).fingerprint, "color_trust": color_trust,
                     "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()}}},
             "combined": {"models": PlateReader("combined", threads=1).fingerprint, "color_trust": color_trust,
-                         "expert_below": expert_below,
+                         "expert_below": expert_below, "expert_crops": expert_crops,
                          "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()},
-                                     "expert_table": {s: _rows(r) for s, r in expert.items()}}},
+                                     "expert_table": {s: _rows(r) for s, r in expert.items()},
+                                     "cap_table": {s: _rows(r) for s, r in cap.items()}}},
         }
         save_entries(entries)
         print(f"written: plate_reader/calibration.json thresholds.own / .combined (models {entries['combined']['models']})")

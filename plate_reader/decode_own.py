@@ -42,6 +42,21 @@ class OwnDecoding:
             probs, provinces = self.recognizer.probs(images), [None] * len(images)
         return probs, images, {}, provinces
 
+    def _spend_expert(self) -> bool:
+        """Take one of this read's PP-OCRv4 crops (``expert_crops``; 0: no cap); False when none is left.
+
+        At ~20x the own recogniser's cost a crop, the expert is what made combined's slow frames slow: a frame
+        whose search tries many candidates asked it about each of them. The search reaches the best-scored
+        candidates first, so a cap spends the expert where the plate most likely is."""
+        state = self._per_read
+        left = getattr(state, "expert_left", 0)
+        if not self.expert_crops:
+            return True
+        if left <= 0:
+            return False
+        state.expert_left = left - 1
+        return True
+
     def _own_penalty(self, kind: str, att: Attempt) -> float:
         if not self._trust(att.guess):
             return 0.0 if kinds_ok(kind, att.color) else COLOR_MISMATCH_PENALTY
@@ -68,6 +83,8 @@ class OwnDecoding:
             return read
         # PP-OCRv4 as the second expert (on this crop only, once): both reads of each template are combined.
         if k not in expert:
+            if not self._spend_expert():
+                return read  # this read's PP-OCRv4 crops are spent: the own read stands
             expert[k] = self.expert.probs([images[k]], stretch=self.stretch)[0]
         if not 4 <= len(self.expert.greedy(expert[k]).text) <= 11 and read is None:
             return None

@@ -85,7 +85,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
                  fallback_below: float = FALLBACK_BELOW, ensemble_below: float = ENSEMBLE_BELOW,
                  local_provinces: str = "", local_weight: float = 4.0, weights: Path | None = None,
                  color_source: str = "fused", crop_as_crop: bool = True, expert_below: float | None = None,
-                 calibrated: bool = True, province_expert: bool = True) -> None:
+                 calibrated: bool = True, province_expert: bool = True, expert_crops: int | None = None) -> None:
         engine = _ALIASES.get(engine, engine)
         self.recognizer = self.paddle = self.kinds = self.expert = None
         if engine in ("ppocr", "combined"):
@@ -124,6 +124,12 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         self.thresholds = thresholds_for(engine, self.fingerprint) if self.kinds is not None else FALLBACK
         self.color_trust = self.thresholds.color_trust
         self.expert_below = self.thresholds.expert_below if expert_below is None else expert_below
+        # combined: at most this many crops of one read are shown to PP-OCRv4 (0: no cap); state per read and
+        # thread (``_per_read``), since one reader serves several gates' threads at once.
+        self.expert_crops = self.thresholds.expert_crops if expert_crops is None else int(expert_crops)
+        if self.expert_crops < 0:
+            raise ValueError("expert_crops must be >= 0 (0: no cap)")
+        self._per_read = threading.local()
         self.threads = threads
         self.province_prior = province_prior
         # own/combined: the province classifier joins the province slot when the weights ship one (False: the
@@ -223,6 +229,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
         ensemble): about half the work on the dev photos (mean 60 vs 110 ms), for a live caller that already knows
         the vehicle in view and only needs to see that it is still there."""
         frame = decode_image(image) if isinstance(image, (bytes, bytearray, memoryview)) else as_bgr(image)
+        self._per_read.expert_left = self.expert_crops
         # Every read of the onnx engine is kept (with its attempt) for the per-character ensemble.
         reads: Sink | None = [] if self.ensemble and self.paddle is None and not quick else None
         crop_read = None
@@ -258,6 +265,7 @@ class PlateReader(CropPaths, Ensemble, OwnDecoding, PpocrDecoding, TextDecoding)
     def read_crop(self, crop: np.ndarray) -> PlateRead:
         """Read an already cut-out plate (e.g. a camera's own plate thumbnail), loose or tight."""
         crop = as_bgr(crop)
+        self._per_read.expert_left = self.expert_crops
         r = self._read_crop(crop)
         return self._finish(self._as_crop(r, crop), classify_color(crop) if r is None else "unknown")
 

@@ -1,8 +1,9 @@
-"""The own/combined engines' two decision thresholds, stored as data beside the confidence maps.
+"""The own/combined engines' decision thresholds, stored as data beside the confidence maps.
 
 ``color_trust``: the kind classifier's colour is taken when it is at least this sure, else the crop's HSV colour.
 ``expert_below`` (combined only): PP-OCRv4 is asked only about crops the own models read below this confidence
-(on the reference scale, so it moves when the own map is refitted). Both depend on the weights, so like the maps
+(on the reference scale, so it moves when the own map is refitted). ``expert_crops`` (combined only): and about
+at most this many crops of one read (0: no cap), the first the search reaches. All three depend on the weights, so like the maps
 they are derived for one set of model files — by ``benchmarks/derive_thresholds.py --write``, on data we may
 tune on (the CCPD train split and a synthetic set from the training renderer; never EasyPR) — and stored in
 ``calibration.json`` under ``"thresholds"`` per engine, with the model versions and file digests they were
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 # The fallback values (reader.py's constants before the derivation; they were set on the EasyPR dev half).
 FALLBACK_COLOR_TRUST = 0.7
 FALLBACK_EXPERT_BELOW = 0.9
+# No cap on the crops of one read shown to PP-OCRv4: how combined read before the cap was derived.
+FALLBACK_EXPERT_CROPS = 0
 ENGINES = ("own", "combined")
 # The entries live beside the maps (read at each lookup, so a test can point it at a copy).
 THRESHOLDS_FILE = MAPS_FILE
@@ -42,11 +45,13 @@ class Thresholds:
     source: str  # "calibration.json" (a derived entry for these models) or "fallback"
     models: dict[str, str] = field(default_factory=dict)  # what the entry was derived for ({} for the fallback)
     derived: dict[str, Any] = field(default_factory=dict)  # provenance: data, sizes, table, command
+    expert_crops: int = FALLBACK_EXPERT_CROPS  # combined: PP-OCRv4 crops per read at most (0: no cap)
 
     def info(self) -> dict[str, Any]:
         """What ``PlateReader.calibration`` reports for the thresholds."""
         return {"fitted_for": self.models, "current": self.source != "fallback", "source": self.source,
-                "color_trust": self.color_trust, "expert_below": self.expert_below}
+                "color_trust": self.color_trust, "expert_below": self.expert_below,
+                "expert_crops": self.expert_crops}
 
 
 FALLBACK = Thresholds(FALLBACK_COLOR_TRUST, FALLBACK_EXPERT_BELOW, "fallback")
@@ -72,7 +77,8 @@ def thresholds_for(engine: str, models: dict[str, str], path: Path | None = None
                     "(re-derive: python -m benchmarks.derive_thresholds --write)", engine, entry.get("models"), models)
         return FALLBACK
     return Thresholds(float(entry["color_trust"]), float(entry.get("expert_below", FALLBACK_EXPERT_BELOW)),
-                      "calibration.json", dict(entry["models"]), dict(entry.get("derived", {})))
+                      "calibration.json", dict(entry["models"]), dict(entry.get("derived", {})),
+                      int(entry.get("expert_crops", FALLBACK_EXPERT_CROPS)))
 
 
 def save_entries(entries: dict[str, dict[str, Any]], path: Path | None = None) -> None:
@@ -129,3 +135,18 @@ def choose_expert_below(sets: Sequence[Sequence[Row]], tolerance: float = EXPERT
                for rows in sets):
             return values[i]
     return values[always]  # unreachable: "always" is within tolerance of itself
+
+
+def choose_expert_crops(sets: Sequence[Sequence[Row]], tolerance: float = EXPERT_TOLERANCE) -> int:
+    """The smallest cap on a read's PP-OCRv4 crops whose exact-read rate is within ``tolerance`` points of no
+    cap (the candidate 0, which must be measured) on every data set; 0 when no cap is."""
+    values = [int(r.value) for r in sets[0]]
+    if any([int(r.value) for r in rows] != values for rows in sets):
+        raise ValueError("every data set must measure the same candidates")
+    if 0 not in values:
+        raise ValueError("the candidates must include no cap (0)")
+    free = values.index(0)
+    for i in sorted((i for i, v in enumerate(values) if v > 0), key=values.__getitem__):
+        if all(_pct(rows[i].exact, rows[i].n) >= _pct(rows[free].exact, rows[free].n) - tolerance for rows in sets):
+            return values[i]
+    return 0
