@@ -97,9 +97,9 @@ def main() -> int:
     if args.limit and args.limit < len(names):
         names = [names[i * len(names) // args.limit] for i in range(args.limit)]
     read_photo = photo_source(args.ccpd)
-    # combined: always ask PP-OCRv4, so every fitted read is a combined read.
+    # combined: always ask PP-OCRv4, with no cap on a read's crops, so every fitted read is a combined read.
     reader = PlateReader(engine=args.engine, threads=1, calibrated=False,
-                         expert_below=1.01 if args.engine == "combined" else 0.9)
+                         expert_below=1.01 if args.engine == "combined" else 0.9, expert_crops=0)
     models = reader.fingerprint
     raw: list[float] = []
     right: list[bool] = []
