@@ -21,6 +21,12 @@ both chosen values). The rules that pick the values are ``thresholds.choose_colo
 each set; the smallest cap within 0.5 points of no cap on each set). With ``--write`` all are stored in
 plate_reader/calibration.json ``thresholds`` for the models they were derived for, with this provenance.
 
+The cap is stored only with ``--apply-cap``. Its sets are whole CCPD photos of one blue plate and tight synthetic
+crops, where the search tries few candidates; on 2026-12-02 the cap they chose (1) lost, in one run against no cap,
+3 of 112 EasyPR report photos and 2.3 points on the hard synthetic crops (loose crops: many candidates), while it
+halved combined's p95 frame time. Until a tunable set with loose crops and busy scenes derives it, readers keep
+no cap and the table stays on record (``derived.cap_table``, ``cap_choice``).
+
 A read's outcome depends on a threshold only through the comparisons it makes with it, so each frame is first
 read at the lowest candidate while recording the values compared (the classifier's probabilities, the own reads'
 confidences); the next candidate is read afresh only when one of those values lies between the two, else the
@@ -293,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", type=int, default=10,
                     help="the first N items of each set are also read afresh at every candidate, to check reuse")
     ap.add_argument("--write", action="store_true", help="store the chosen values in plate_reader/calibration.json")
+    ap.add_argument("--apply-cap", action="store_true",
+                    help="store the chosen expert_crops too (without it: measured and recorded, readers keep no cap)")
     args = ap.parse_args(argv)
 
     try:
@@ -362,16 +370,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "maps": maps_digest(), "code_commit": _commit(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
             "command": "python -m benchmarks.derive_thresholds"
                        + (f" --limit {args.limit}" if args.limit != 120 else "")
-                       + (f" --per-kind {args.per_kind}" if args.per_kind != 100 else "") + " --write",
+                       + (f" --per-kind {args.per_kind}" if args.per_kind != 100 else "") + " --write"
+                       + (" --apply-cap" if args.apply_cap else ""),
         }
         entries = {
             "own": {"models": PlateReader("own", threads=1).fingerprint, "color_trust": color_trust,
                     "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()}}},
             "combined": {"models": PlateReader("combined", threads=1).fingerprint, "color_trust": color_trust,
-                         "expert_below": expert_below, "expert_crops": expert_crops,
+                         "expert_below": expert_below, **({"expert_crops": expert_crops} if args.apply_cap else {}),
                          "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()},
                                      "expert_table": {s: _rows(r) for s, r in expert.items()},
-                                     "cap_table": {s: _rows(r) for s, r in cap.items()}}},
+                                     "cap_table": {s: _rows(r) for s, r in cap.items()},
+                                     "cap_choice": expert_crops, "cap_applied": args.apply_cap}},
         }
         save_entries(entries)
         print(f"written: plate_reader/calibration.json thresholds.own / .combined (models {entries['combined']['models']})")
