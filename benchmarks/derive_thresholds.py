@@ -133,6 +133,23 @@ def synthetic_items(per_kind: int, extracted: Path) -> list[Item]:
     return items
 
 
+def loose_items(per_kind: int, extracted: Path) -> list[Item]:
+    """The synthetic set's plates with car body round them (``augment.loosen``), read as frames: what the PP-OCRv4
+    cap is for, a search that tries several candidates. On its own random stream ([SEED, 1])."""
+    from plate_reader.training import augment, glyphs, render
+
+    bank = glyphs.load(extracted, seed=GLYPH_SEED)
+    rng = np.random.default_rng([SEED, 1])
+    items = []
+    for kind in render.KINDS:
+        for _ in range(per_kind):
+            plate = render.render_plate(bank, rng, kind)
+            crop = augment.camera_crop(augment.loosen(plate.image, rng), rng, float(rng.uniform(0.4, 1.1)),
+                                       style=STYLE)
+            items.append(Item(crop, plate.text, KIND_COLOR[kind], False))
+    return items
+
+
 def _probe_colour(reader: PlateReader, seen: list[float]) -> None:
     """Record every probability the kind classifier's colour is compared with color_trust on."""
     classify = reader.kinds.classify
@@ -288,6 +305,52 @@ def _rows(rows: list[Row]) -> list[dict]:
             for r in rows]
 
 
+def derive_cap(comb: PlateReader, data: dict[str, list[Item]], calls: list[int], check: int,
+               started: float) -> dict[str, list[Row]]:
+    cap: dict[str, list[Row]] = {}
+    for name, items in data.items():
+        cap[name], ran = sweep_cap(comb, items, CAP_CANDIDATES, calls, check=check)
+        print(f"  expert_crops on {name}: {ran} reads run for {len(items)} x {len(CAP_CANDIDATES)}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    return cap
+
+
+def _cap_record(cap: dict[str, list[Row]], choice: int, args: argparse.Namespace, n_loose: int) -> dict:
+    return {"cap_table": {s: _rows(r) for s, r in cap.items()}, "cap_choice": choice, "cap_applied": args.apply_cap,
+            "cap_data": f"the two sets above and {n_loose} loose crops: their plates ({args.loose_per_kind} per "
+                        f"kind) with car body round them (augment.loosen), seed [{SEED}, 1], read as frames"}
+
+
+def _cap_only(args: argparse.Namespace, data: dict[str, list[Item]], started: float) -> int:
+    """expert_crops alone, at the stored (current) combined thresholds; the entry's other fields are kept."""
+    from plate_reader.thresholds import load_entries
+
+    comb = PlateReader("combined", threads=1)
+    info = comb.thresholds
+    if info.source == "fallback":
+        raise SystemExit("--cap-only needs current combined thresholds: run without it first")
+    calls = [0]
+    _probe_expert(comb, [], calls)
+    cap = derive_cap(comb, data, calls, args.check, started)
+    choice = choose_expert_crops(list(cap.values()))
+    print(f"\ncombined engine (color_trust {info.color_trust}, expert_below {info.expert_below}), per expert_crops "
+          "candidate:\n" + expert_table(cap, "expert_crops"))
+    print(f"chosen expert_crops = {choice or 'no cap'} (smallest cap within {EXPERT_TOLERANCE} points of no cap on "
+          f"each set); total {time.perf_counter() - started:.0f} s")
+    if args.write:
+        entry = dict(load_entries()["combined"])
+        entry.pop("expert_crops", None)
+        if args.apply_cap:
+            entry["expert_crops"] = choice
+        entry["derived"] = {**entry["derived"], **_cap_record(cap, choice, args, len(data["loose"])),
+                            "cap_command": "python -m benchmarks.derive_thresholds --cap-only --write"
+                                           + (" --apply-cap" if args.apply_cap else "")}
+        save_entries({"combined": entry})
+        print("written: plate_reader/calibration.json thresholds.combined (expert_crops"
+              + (f" = {choice})" if args.apply_cap else " measured, not applied)"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=120,
@@ -299,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", type=int, default=10,
                     help="the first N items of each set are also read afresh at every candidate, to check reuse")
     ap.add_argument("--write", action="store_true", help="store the chosen values in plate_reader/calibration.json")
+    ap.add_argument("--loose-per-kind", type=int, default=60, help="loose synthetic crops per plate kind (the cap's "
+                    "third set)")
+    ap.add_argument("--cap-only", action="store_true",
+                    help="derive only expert_crops, at the stored color_trust / expert_below (which must be current)")
     ap.add_argument("--apply-cap", action="store_true",
                     help="store the chosen expert_crops too (without it: measured and recorded, readers keep no cap)")
     args = ap.parse_args(argv)
@@ -310,10 +377,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: {e}; nothing derived", file=sys.stderr)
         return 0
     data = {"ccpd": ccpd, "synthetic": synth}
+    loose = loose_items(args.loose_per_kind, args.extracted)
     print(f"data: CCPD train {photos} photos x {1 + len(DEGRADE)} = {len(ccpd)} frames (blue); synthetic "
-          f"{len(synth)} crops ({args.per_kind} per kind, seed {SEED}, style {STYLE})", flush=True)
+          f"{len(synth)} crops ({args.per_kind} per kind, seed {SEED}, style {STYLE}); for the cap also "
+          f"{len(loose)} loose crops ({args.loose_per_kind} per kind, car body round the plate, read as frames)",
+          flush=True)
 
     started = time.perf_counter()
+    if args.cap_only:
+        return _cap_only(args, {**data, "loose": loose}, started)
     own = PlateReader("own", threads=1)
     seen: list[float] = []
     _probe_colour(own, seen)
@@ -342,11 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           "on each set)", flush=True)
 
     comb.expert_below = expert_below
-    cap: dict[str, list[Row]] = {}
-    for name, items in data.items():
-        cap[name], ran = sweep_cap(comb, items, CAP_CANDIDATES, calls, check=args.check)
-        print(f"  expert_crops on {name}: {ran} reads run for {len(items)} x {len(CAP_CANDIDATES)}, "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+    cap = derive_cap(comb, {**data, "loose": loose}, calls, args.check, started)
     expert_crops = choose_expert_crops(list(cap.values()))
     print(f"\ncombined engine (color_trust {color_trust}, expert_below {expert_below}), per expert_crops "
           "candidate:\n" + expert_table(cap, "expert_crops"))
@@ -380,8 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "expert_below": expert_below, **({"expert_crops": expert_crops} if args.apply_cap else {}),
                          "derived": {**derived, "color_table": {s: _rows(r) for s, r in colour.items()},
                                      "expert_table": {s: _rows(r) for s, r in expert.items()},
-                                     "cap_table": {s: _rows(r) for s, r in cap.items()},
-                                     "cap_choice": expert_crops, "cap_applied": args.apply_cap}},
+                                     **_cap_record(cap, expert_crops, args, len(loose))}},
         }
         save_entries(entries)
         print(f"written: plate_reader/calibration.json thresholds.own / .combined (models {entries['combined']['models']})")

@@ -118,6 +118,18 @@ def crop_quad(quad: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, f
     return padded, (w * (1 + 2 * px)) / max(1.0, h * (1 + 2 * py))
 
 
+def loosen(plate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The clean plate with car body round it (6-18% of its width each side, 8-22% of its height above and
+    below): the loose crop a camera's plate thumbnail or a detector's box leaves, before ``camera_crop``. Not part
+    of any training style; the reader's loose-crop tests and the threshold derivation draw with it."""
+    h, w = plate.shape[:2]
+    left, right = (int(w * rng.uniform(0.06, 0.18)) for _ in range(2))
+    top, bottom = (int(h * rng.uniform(0.08, 0.22)) for _ in range(2))
+    body = _scene((w + left + right, h + top + bottom), rng)
+    body[top:top + h, left:left + w] = plate
+    return body
+
+
 def camera_crop(plate: np.ndarray, rng: np.random.Generator, hard: float = 1.0, style: int = 4) -> np.ndarray:
     """A localiser's crop of this clean plate as a camera saw it (BGR uint8, a few tens of pixels high)."""
     out_h = int(rng.integers(18, 70))

@@ -35,19 +35,6 @@ def _bank():
     return glyphs.load(extracted, seed=20261201)
 
 
-def loosen(plate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The clean plate with car body round it (6-18% of its width each side, 8-22% of its height above and
-    below), drawn by the training renderer's scene maker."""
-    from plate_reader.training import augment
-
-    h, w = plate.shape[:2]
-    left, right = (int(w * rng.uniform(0.06, 0.18)) for _ in range(2))
-    top, bottom = (int(h * rng.uniform(0.08, 0.22)) for _ in range(2))
-    body = augment._scene((w + left + right, h + top + bottom), rng)
-    body[top:top + h, left:left + w] = plate
-    return body
-
-
 def loose_crops(bank, kind: str, n: int, seed: int = SEED) -> list[tuple[str, str, np.ndarray]]:
     from plate_reader.training import augment, render
 
@@ -55,7 +42,7 @@ def loose_crops(bank, kind: str, n: int, seed: int = SEED) -> list[tuple[str, st
     out = []
     for _ in range(n):
         plate = render.render_plate(bank, rng, kind)
-        crop = augment.camera_crop(loosen(plate.image, rng), rng, float(rng.uniform(0.4, 1.1)), style=5)
+        crop = augment.camera_crop(augment.loosen(plate.image, rng), rng, float(rng.uniform(0.4, 1.1)), style=5)
         out.append((plate.text, LABEL_COLORS[kind], crop))
     return out
 
