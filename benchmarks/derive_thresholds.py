@@ -184,14 +184,33 @@ def _same(a: PlateRead, b: PlateRead) -> bool:
     return (a.plate, a.color, a.confidence, a.box) == (b.plate, b.color, b.confidence, b.box)
 
 
+class _Tally:
+    """Per candidate value: exact reads, right colours, summed ms and PP-OCRv4 crops over a set's items."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = list(values)
+        k = len(self.values)
+        self.exact, self.color, self.ms, self.expert = [0] * k, [0] * k, [0.0] * k, [0] * k
+
+    def add(self, i: int, item: Item, got: tuple[PlateRead, float, int]) -> None:
+        r, t_ms, n_exp = got
+        self.exact[i] += r.plate == item.plate
+        self.color[i] += r.color == item.color
+        self.ms[i] += t_ms
+        self.expert[i] += n_exp
+
+    def rows(self, n: int) -> list[Row]:
+        return [Row(v, n, self.exact[i], self.color[i], round(self.ms[i] / max(1, n), 1), self.expert[i])
+                for i, v in enumerate(self.values)]
+
+
 def sweep(reader: PlateReader, items: Sequence[Item], attr: str, candidates: Sequence[float],
           seen: list[float], calls: list[int] | None = None, check: int = 0) -> tuple[list[Row], int]:
     """Per candidate, the rows of ``Row``; and how many reads actually ran. The first ``check`` items are also
     read afresh at every candidate, and a reused read that differs stops the derivation (the reader has grown a
     comparison with the threshold that the probes do not see)."""
     values = sorted(candidates)
-    k = len(values)
-    exact, color, ms, expert = [0] * k, [0] * k, [0.0] * k, [0] * k
+    tally = _Tally(values)
     ran = 0
 
     def run(item: Item, v: float) -> tuple[PlateRead, float, int]:
@@ -215,13 +234,8 @@ def sweep(reader: PlateReader, items: Sequence[Item], attr: str, candidates: Seq
                 if not _same(fresh[0], last[0]) or fresh[2] != last[2]:
                     raise RuntimeError(f"{attr}={v}: a reused read differs from a fresh one ({last[0].plate} / "
                                        f"{fresh[0].plate}): the probes miss a comparison with {attr}")
-            r, t_ms, n_exp = last
-            exact[i] += r.plate == item.plate
-            color[i] += r.color == item.color
-            ms[i] += t_ms
-            expert[i] += n_exp
-    n = len(items)
-    return [Row(v, n, exact[i], color[i], round(ms[i] / max(1, n), 1), expert[i]) for i, v in enumerate(values)], ran
+            tally.add(i, item, last)
+    return tally.rows(len(items)), ran
 
 
 def sweep_cap(reader: PlateReader, items: Sequence[Item], candidates: Sequence[int], calls: list[int],
@@ -230,8 +244,7 @@ def sweep_cap(reader: PlateReader, items: Sequence[Item], candidates: Sequence[i
     computation under any cap >= u, so only the caps below u are read afresh (checked on the first ``check``
     items, as ``sweep`` does)."""
     values = list(candidates)
-    k = len(values)
-    exact, color, ms, expert = [0] * k, [0] * k, [0.0] * k, [0] * k
+    tally = _Tally(values)
     ran = 0
 
     def run(item: Item, cap: int) -> tuple[PlateRead, float, int]:
@@ -255,13 +268,8 @@ def sweep_cap(reader: PlateReader, items: Sequence[Item], candidates: Sequence[i
             else:
                 got = run(item, cap)
                 ran += 1
-            r, t_ms, n_exp = got
-            exact[i] += r.plate == item.plate
-            color[i] += r.color == item.color
-            ms[i] += t_ms
-            expert[i] += n_exp
-    n = len(items)
-    return [Row(v, n, exact[i], color[i], round(ms[i] / max(1, n), 1), expert[i]) for i, v in enumerate(values)], ran
+            tally.add(i, item, got)
+    return tally.rows(len(items)), ran
 
 
 def _pct(k: int, n: int) -> str:
