@@ -83,7 +83,7 @@ def test_thresholds_are_derived_on_tunable_data_for_the_shipped_models_and_maps(
     assert 0.0 <= entries["combined"]["expert_below"] <= 1.01
     # The PP-OCRv4 cap: measured with the others (its table on record); a reader caps only when it was applied.
     comb, derived = entries["combined"], entries["combined"]["derived"]
-    assert {"ccpd", "synthetic", "loose"} <= set(derived["cap_table"]) and derived["cap_choice"] >= 0
+    assert {"ccpd", "synthetic", "loose", "loose_fonts"} <= set(derived["cap_table"]) and derived["cap_choice"] >= 0
     assert _reader("combined").expert_crops == (comb["expert_crops"] if derived["cap_applied"] else 0)
 
 
