@@ -316,13 +316,19 @@ def _rows(rows: list[Row]) -> list[dict]:
 
 
 def derive_cap(comb: PlateReader, data: dict[str, list[Item]], calls: list[int], check: int,
-               started: float) -> dict[str, list[Row]]:
+               started: float) -> tuple[dict[str, list[Row]], int]:
+    """The cap's table on each set and the rule's choice (printed), at the reader's color_trust / expert_below."""
     cap: dict[str, list[Row]] = {}
     for name, items in data.items():
         cap[name], ran = sweep_cap(comb, items, CAP_CANDIDATES, calls, check=check)
         print(f"  expert_crops on {name}: {ran} reads run for {len(items)} x {len(CAP_CANDIDATES)}, "
               f"{time.perf_counter() - started:.0f} s", flush=True)
-    return cap
+    choice = choose_expert_crops(list(cap.values()))
+    print(f"\ncombined engine (color_trust {comb.color_trust}, expert_below {comb.expert_below}), per expert_crops "
+          "candidate:\n" + expert_table(cap, "expert_crops"))
+    print(f"chosen expert_crops = {choice or 'no cap'} (smallest cap within {EXPERT_TOLERANCE} points of no cap on "
+          f"each set); total {time.perf_counter() - started:.0f} s", flush=True)
+    return cap, choice
 
 
 def _cap_record(cap: dict[str, list[Row]], choice: int, args: argparse.Namespace, n_loose: int) -> dict:
@@ -343,12 +349,7 @@ def _cap_only(args: argparse.Namespace, data: dict[str, list[Item]], started: fl
         raise SystemExit("--cap-only needs current combined thresholds: run without it first")
     calls = [0]
     _probe_expert(comb, [], calls)
-    cap = derive_cap(comb, data, calls, args.check, started)
-    choice = choose_expert_crops(list(cap.values()))
-    print(f"\ncombined engine (color_trust {info.color_trust}, expert_below {info.expert_below}), per expert_crops "
-          "candidate:\n" + expert_table(cap, "expert_crops"))
-    print(f"chosen expert_crops = {choice or 'no cap'} (smallest cap within {EXPERT_TOLERANCE} points of no cap on "
-          f"each set); total {time.perf_counter() - started:.0f} s")
+    cap, choice = derive_cap(comb, data, calls, args.check, started)
     if args.write:
         entry = dict(load_entries()["combined"])
         entry.pop("expert_crops", None)
@@ -427,13 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           "on each set)", flush=True)
 
     comb.expert_below = expert_below
-    cap = derive_cap(comb, {**data, **loose}, calls, args.check, started)
-    expert_crops = choose_expert_crops(list(cap.values()))
-    print(f"\ncombined engine (color_trust {color_trust}, expert_below {expert_below}), per expert_crops "
-          "candidate:\n" + expert_table(cap, "expert_crops"))
-    print(f"chosen expert_crops = {expert_crops or 'no cap'} (smallest cap within {EXPERT_TOLERANCE} points of no "
-          "cap on each set)")
-    print(f"total {time.perf_counter() - started:.0f} s")
+    cap, expert_crops = derive_cap(comb, {**data, **loose}, calls, args.check, started)
 
     if args.write:
         derived = {

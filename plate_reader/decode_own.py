@@ -48,10 +48,10 @@ class OwnDecoding:
         At ~20x the own recogniser's cost a crop, the expert is what made combined's slow frames slow: a frame
         whose search tries many candidates asked it about each of them. The search reaches the best-scored
         candidates first, so a cap spends the expert where the plate most likely is."""
-        state = self._per_read
-        left = getattr(state, "expert_left", 0)
         if not self.expert_crops:
             return True
+        state = self._per_read
+        left = getattr(state, "expert_left", 0)
         if left <= 0:
             return False
         state.expert_left = left - 1

@@ -3,8 +3,8 @@
 ``color_trust``: the kind classifier's colour is taken when it is at least this sure, else the crop's HSV colour.
 ``expert_below`` (combined only): PP-OCRv4 is asked only about crops the own models read below this confidence
 (on the reference scale, so it moves when the own map is refitted). ``expert_crops`` (combined only): and about
-at most this many crops of one read (0: no cap), the first the search reaches. All three depend on the weights, so like the maps
-they are derived for one set of model files — by ``benchmarks/derive_thresholds.py --write``, on data we may
+at most this many crops of one read (0: no cap), the first the search reaches. All three depend on the weights,
+so like the maps they are derived for one set of model files — by ``benchmarks/derive_thresholds.py --write``, on data we may
 tune on (the CCPD train split and a synthetic set from the training renderer; never EasyPR) — and stored in
 ``calibration.json`` under ``"thresholds"`` per engine, with the model versions and file digests they were
 derived for. A reader uses its engine's entry only when those match the models it runs; otherwise it falls back
@@ -107,13 +107,28 @@ def _pct(k: int, n: int) -> float:
     return 100.0 * k / max(1, n)
 
 
+def _candidates(sets: Sequence[Sequence[Row]]) -> list[float]:
+    """The candidate values the sets measured; every set must measure the same ones."""
+    values = [r.value for r in sets[0]]
+    if any([r.value for r in rows] != values for rows in sets):
+        raise ValueError("every data set must measure the same candidates")
+    return values
+
+
+def _smallest_within(sets: Sequence[Sequence[Row]], order: Sequence[int], ref: int, tolerance: float) -> int | None:
+    """The first index of ``order`` whose exact-read rate is within ``tolerance`` points of index ``ref``'s on
+    every set (None if none is)."""
+    for i in order:
+        if all(_pct(rows[i].exact, rows[i].n) >= _pct(rows[ref].exact, rows[ref].n) - tolerance for rows in sets):
+            return i
+    return None
+
+
 def choose_color_trust(sets: Sequence[Sequence[Row]]) -> float:
     """The candidate with the most right colours, summed over the data sets (each set's rows hold the same
     candidates); ties go to the most exact reads, then to the highest value — trust the classifier over the crop's
     HSV colour only as far as measured to help."""
-    values = [r.value for r in sets[0]]
-    if any([r.value for r in rows] != values for rows in sets):
-        raise ValueError("every data set must measure the same candidates")
+    values = _candidates(sets)
 
     def key(i: int) -> tuple[int, int, float]:
         return (sum(rows[i].color for rows in sets), sum(rows[i].exact for rows in sets), values[i])
@@ -124,29 +139,20 @@ def choose_color_trust(sets: Sequence[Sequence[Row]]) -> float:
 def choose_expert_below(sets: Sequence[Sequence[Row]], tolerance: float = EXPERT_TOLERANCE) -> float:
     """The smallest candidate whose exact-read rate is within ``tolerance`` points of asking PP-OCRv4 about every
     crop (the largest candidate, > 1) on every data set: what asking always gains, for the fewest expert calls."""
-    values = [r.value for r in sets[0]]
-    if any([r.value for r in rows] != values for rows in sets):
-        raise ValueError("every data set must measure the same candidates")
+    values = _candidates(sets)
     always = max(range(len(values)), key=values.__getitem__)
     if values[always] <= 1.0:
         raise ValueError("the candidates must include asking always (a value above 1)")
-    for i in sorted(range(len(values)), key=values.__getitem__):
-        if all(_pct(rows[i].exact, rows[i].n) >= _pct(rows[always].exact, rows[always].n) - tolerance
-               for rows in sets):
-            return values[i]
-    return values[always]  # unreachable: "always" is within tolerance of itself
+    # "always" is within tolerance of itself: some index is found.
+    return values[_smallest_within(sets, sorted(range(len(values)), key=values.__getitem__), always, tolerance)]
 
 
 def choose_expert_crops(sets: Sequence[Sequence[Row]], tolerance: float = EXPERT_TOLERANCE) -> int:
     """The smallest cap on a read's PP-OCRv4 crops whose exact-read rate is within ``tolerance`` points of no
     cap (the candidate 0, which must be measured) on every data set; 0 when no cap is."""
-    values = [int(r.value) for r in sets[0]]
-    if any([int(r.value) for r in rows] != values for rows in sets):
-        raise ValueError("every data set must measure the same candidates")
+    values = [int(v) for v in _candidates(sets)]
     if 0 not in values:
         raise ValueError("the candidates must include no cap (0)")
-    free = values.index(0)
-    for i in sorted((i for i, v in enumerate(values) if v > 0), key=values.__getitem__):
-        if all(_pct(rows[i].exact, rows[i].n) >= _pct(rows[free].exact, rows[free].n) - tolerance for rows in sets):
-            return values[i]
-    return 0
+    capped = sorted((i for i, v in enumerate(values) if v > 0), key=values.__getitem__)
+    i = _smallest_within(sets, capped, values.index(0), tolerance)
+    return 0 if i is None else values[i]
