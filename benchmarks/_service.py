@@ -19,10 +19,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = Path(os.environ.get("CLEANGATE_EASYPR_DIR", ROOT.parent / "shared" / "data" / "plates" / "easypr"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(span: int = 1) -> int:
+    """A loopback port p free now, with p+1 .. p+span-1 free too (the two-tier demo serves on --port and
+    --port + 1: the OS's pick alone says nothing of the next port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port + span > 65536:
+                continue
+            try:
+                for extra in range(1, span):
+                    with socket.socket() as t:
+                        t.bind(("127.0.0.1", port + extra))
+            except OSError:
+                continue
+            return port
 
 
 class Service:

@@ -24,7 +24,7 @@ def _get(url: str, token: str) -> dict:
 
 def test_two_tier_demo_uploads_and_stops_cleanly():
     data = Path(tempfile.mkdtemp(prefix="cg-2tier-"))
-    port = free_port()
+    port = free_port(span=2)  # the platform on port, the site on port + 1
     log = open(data / "out.log", "w+")  # noqa: SIM115 - read while the child writes
     proc = subprocess.Popen([sys.executable, "-m", "gate_service", "serve", "--demo-two-tier", "--port", str(port),
                              "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT,
