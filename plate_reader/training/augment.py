@@ -18,8 +18,9 @@ PAD_X, PAD_Y = 0.06, 0.14
 # blooming over-exposure and harder JPEG. Its crops are cut from the plate as style 4's are (crop_quad): loose crops
 # with car body round the plate are not among them. Style 6 crops are style 5's of plates that may be drawn in a
 # system font (render.render_plate ``fonts``): the camera side is the same. Style 7 is style 6 with more fonts
-# (glyphs.MORE_FONTS) on more of the plates (render.FONT_PLATES_7).
-STYLES = (4, 5, 6, 7)
+# (glyphs.MORE_FONTS) on more of the plates (render.FONT_PLATES_7). Style 8 is style 7 whose double-row plates
+# take the single-row glyph variety in both rows (render.render_plate ``rows_variety``).
+STYLES = (4, 5, 6, 7, 8)
 
 
 def _frame_and_bolts(img: np.ndarray, rng: np.random.Generator, scale: float = 1.0,

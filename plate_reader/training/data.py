@@ -85,7 +85,8 @@ def _chunk(args: tuple[int, int, int, float, int, float | None]) -> Arrays:
     share = font_share if font_share is not None else (render.FONT_PLATES_7 if style >= 7 else render.FONT_PLATES)
     for _ in range(n):
         kind = str(rng.choice(kinds, p=p / p.sum()))
-        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6, font_share=share, font_names=names)
+        plate = render.render_plate(_BANK, rng, kind, fonts=style >= 6, font_share=share, font_names=names,
+                                    rows_variety=style >= 8)
         # Easy and hard crops mixed: a model that only ever sees worst cases learns clean plates slowly.
         crop = augment.camera_crop(plate.image, rng, hard * float(rng.uniform(0.4, 1.1)), style)
         r, k = views(crop, plate.double)
