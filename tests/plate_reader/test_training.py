@@ -356,6 +356,42 @@ def test_style7_draws_more_fonts_on_more_plates_and_leaves_style_6_alone(tree):
     assert not {p.font for p in drawn} & {f"font:{n}" for n in glyphs.HELD_OUT_FONTS}
 
 
+class _CountingBank(glyphs.GlyphBank):
+    """A bank that counts the glyph sets the renderer draws from, slot by slot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn: list[str] = []
+        for name, tight in (("single", False), ("up", False), ("down", False), ("real", True)):
+            for ch in spec.ALPHABET:
+                self.add(name, ch, np.ones((20, 20), np.float32), tight=tight)
+
+    def pick(self, rng, name, ch):
+        self.drawn.append(name)
+        return super().pick(rng, name, ch)
+
+
+def test_style8_gives_double_row_plates_the_single_row_glyph_variety():
+    from plate_reader.training import data
+
+    def share_real(kind: str, rows_variety: bool) -> float:
+        bank, rng = _CountingBank(), np.random.default_rng(21)
+        for _ in range(300):
+            render.render_plate(bank, rng, kind, rows_variety=rows_variety)
+        return bank.drawn.count("real") / len(bank.drawn)
+
+    single, double, double8 = share_real("yellow", False), share_real("yellow_double", False), \
+        share_real("yellow_double", True)
+    # Styles 4-7: a third of the variety on double-row plates; style 8: as much as single-row plates get.
+    assert double < 0.5 * single
+    assert abs(double8 - single) < 0.25 * single
+    # The flag leaves single-row plates alone, draw for draw.
+    a = render.render_plate(_CountingBank(), np.random.default_rng(3), "blue").image
+    b = render.render_plate(_CountingBank(), np.random.default_rng(3), "blue", rows_variety=True).image
+    assert (a == b).all()
+    assert 8 in data.augment.STYLES
+
+
 def test_gate_crops_export_folder_is_read(tmp_path, tree):
     from plate_reader.training.data import gate_crops
 
