@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,21 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise SystemExit(f"{url} did not become healthy")
 
 
+def busy_ports(host: str, ports: tuple[int, ...]) -> list[int]:
+    """The ports a server could not bind now. Checked before anything starts: a site dying on a busy port once
+    the platform is up showed up as its traceback and the platform stopping, not as a reason."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As aiohttp binds: a port left in TIME_WAIT by a finished run is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
 def _put(url: str, token: str, body: dict) -> None:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT", headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
@@ -58,6 +74,12 @@ def run(settings: Settings) -> int:
     s_dir.mkdir(parents=True, exist_ok=True)
     host, p_port, s_port = settings.host, settings.port, settings.port + 1
     p_url, s_url = f"http://{host}:{p_port}", f"http://{host}:{s_port}"
+    busy = busy_ports(host, (p_port, s_port))
+    if busy:
+        print(f"[联网演示] 端口已被占用 port(s) in use: {', '.join(map(str, busy))}. 联网演示需要 --port 及 --port + 1 "
+              f"两个端口 (the demo serves the platform on --port and the site on --port + 1); 请换一个 --port.",
+              file=sys.stderr, flush=True)
+        return 2
     env = {**os.environ, "CLEANGATE_LOG_LEVEL": os.environ.get("CLEANGATE_LOG_LEVEL", "WARNING")}
     procs: list[subprocess.Popen] = []
 
@@ -97,6 +119,9 @@ def run(settings: Settings) -> int:
         procs.append(site)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
+        ended = next(name for name, p in zip(("平台 platform", "站点 site"), procs, strict=False) if p.poll() is not None)
+        print(f"[联网演示] {ended} 已退出 exited ({next(p.returncode for p in procs if p.poll() is not None)}); "
+              "停止演示 stopping the demo", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 0

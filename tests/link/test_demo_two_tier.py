@@ -63,3 +63,23 @@ def test_two_tier_demo_uploads_and_stops_cleanly():
     import shutil
 
     shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_tier_demo_refuses_a_busy_site_port_before_starting_anything():
+    import socket
+
+    data = Path(tempfile.mkdtemp(prefix="cg-2tier-busy-"))
+    port = free_port(span=2)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", port + 1))
+        held.listen()
+        out = subprocess.run([sys.executable, "-m", "gate_service", "serve", "--demo-two-tier", "--port", str(port),
+                              "--data-dir", str(data)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert f"port(s) in use: {port + 1}" in out.stderr and "端口已被占用" in out.stderr
+    assert "Traceback" not in out.stderr
+    # Nothing was started: no platform database was made.
+    assert not (data / "two-tier" / "platform" / "pg").exists()
+    import shutil
+
+    shutil.rmtree(data, ignore_errors=True)
